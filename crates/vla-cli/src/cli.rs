@@ -1,0 +1,182 @@
+//! Command-line grammar of `vla` (clap derive). One variant per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Language to action: a vision-language-action controller for robot arms.
+///
+/// Type a task, see an arm do it: in the built-in tabletop simulator or on a
+/// real arm over ROS 2 / ros2_control.
+#[derive(Debug, Parser)]
+#[command(name = "vla", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task closed-loop in the built-in tabletop simulator.
+    Sim(SimArgs),
+    /// Record expert demonstrations in the simulator.
+    Collect(CollectArgs),
+    /// Train a policy on recorded demonstrations.
+    Train(TrainArgs),
+    /// Measure a policy's task success on a task suite.
+    Eval(EvalArgs),
+    /// Inspect a URDF arm: forward and inverse kinematics.
+    #[command(subcommand)]
+    Kin(KinCommand),
+    /// The controller as a ROS 2 node (needs the `ros2` feature).
+    Run(RosArgs),
+    /// The simulator as a ROS 2 node (needs the `ros2` feature).
+    SimNode(RosArgs),
+}
+
+/// Arguments of `vla sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The task, in plain English, e.g. "put the red cube in the green bowl".
+    #[arg(long)]
+    pub task: String,
+    /// `scripted` for the built-in expert, or a policy directory.
+    #[arg(long, default_value = "policies/default")]
+    pub policy: String,
+    /// Number of episodes.
+    #[arg(long, default_value_t = 1)]
+    pub episodes: usize,
+    /// Random seed of the first episode.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a rerun recording to this file.
+    #[arg(long)]
+    pub rrd: Option<PathBuf>,
+}
+
+/// Arguments of `vla collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Task suite name (under sim/suites/) or file.
+    #[arg(long)]
+    pub suite: String,
+    /// Number of episodes.
+    #[arg(long)]
+    pub episodes: usize,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Arguments of `vla train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Directory written by `vla collect`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output policy directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Arguments of `vla eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// `scripted` or a policy directory.
+    #[arg(long)]
+    pub policy: String,
+    /// Task suite name (under sim/suites/) or file.
+    #[arg(long)]
+    pub suite: String,
+    /// `train` or `eval` split.
+    #[arg(long, default_value = "eval")]
+    pub split: String,
+    /// JSON-lines file of `{"goal": ..., "instruction": ...}` to evaluate instead of the templates.
+    #[arg(long)]
+    pub instructions: Option<PathBuf>,
+    /// Number of episodes.
+    #[arg(long, default_value_t = 50)]
+    pub episodes: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print a JSON summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vla kin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KinCommand {
+    /// Forward kinematics: joint positions → tip pose in the base frame.
+    Fk(FkArgs),
+    /// Inverse kinematics: tip pose in the base frame → joint positions.
+    Ik(IkArgs),
+}
+
+/// Which chain of which URDF.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// URDF file of the arm.
+    #[arg(long)]
+    pub urdf: PathBuf,
+    /// Base link (default: the URDF's root link).
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Tip link (default: the only leaf of the tree, or the end of the longest chain).
+    #[arg(long)]
+    pub tip: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `vla kin fk`.
+#[derive(Debug, Args)]
+pub struct FkArgs {
+    /// The chain.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Joint positions, comma separated, radians (metres for prismatic joints).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub joints: Vec<f64>,
+}
+
+/// Arguments of `vla kin ik`.
+#[derive(Debug, Args)]
+pub struct IkArgs {
+    /// The chain.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Target pose x,y,z,qx,qy,qz,qw (metres, base frame).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub target: Vec<f64>,
+    /// Starting joint positions (default: mid-range of each joint).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub seed: Option<Vec<f64>>,
+}
+
+/// Arguments of the ROS 2 nodes; ROS parameters come after `--ros-args`.
+#[derive(Debug, Args)]
+pub struct RosArgs {
+    /// Arguments passed through to ROS (e.g. `--ros-args -p policy:=...`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ros_args: Vec<String>,
+}
