@@ -270,40 +270,55 @@ impl Renderer {
         let light_from_camera: Matrix3<f64> =
             self.shadow.light_from_world * world_from_camera.rotation.to_rotation_matrix().matrix();
         let light_offset = self.shadow.light_from_world * world_from_camera.translation.vector;
+        // Light-space direction of the camera ray through pixel (x, y), scaled to
+        // unit camera z: row_start(y) + x * step.
+        let light_step = light_from_camera.column(0) / camera.fx_px;
         let (ambient, sun) = (lighting.ambient, lighting.sun_intensity);
         let lut_scale = (SRGB_LUT_SIZE - 1) as f32;
 
         let mut rgb = vec![0u8; width * height * 3];
         let mut depth_m = vec![f32::INFINITY; width * height];
-        for y in 0..height {
+        for (y, (rgb_row, depth_row)) in rgb
+            .chunks_exact_mut(3 * width)
+            .zip(depth_m.chunks_exact_mut(width))
+            .enumerate()
+        {
             let ray_y = self.ray_y[y];
-            for x in 0..width {
-                let i = y * width + x;
-                let id = self.primitive_index[i];
-                let out = &mut rgb[3 * i..3 * i + 3];
+            let light_row = light_from_camera * Vector3::new(self.ray_x[0], ray_y, 1.0);
+            let row = y * width..(y + 1) * width;
+            let pixels = rgb_row
+                .chunks_exact_mut(3)
+                .zip(depth_row.iter_mut())
+                .zip(&self.primitive_index[row.clone()])
+                .zip(&self.inv_depth[row.clone()])
+                .zip(&self.lambert[row])
+                .enumerate();
+            for (x, ((((out, depth), &id), &inv_depth), &lambert)) in pixels {
                 if id == NO_PRIMITIVE {
                     out.copy_from_slice(&self.background_rgb8);
                     continue;
                 }
-                let z = 1.0 / f64::from(self.inv_depth[i]);
-                depth_m[i] = z as f32;
-                let p = Vector3::new(self.ray_x[x] * z, ray_y * z, z);
-                let lambert = self.lambert[i].clamp(0.0, 1.0);
+                let z32 = 1.0 / inv_depth;
+                *depth = z32;
+                let z = f64::from(z32);
+                let lambert = lambert.clamp(0.0, 1.0);
                 let visible = if lambert > 0.0 && self.shadow.active {
-                    let p_in_light = light_from_camera * p + light_offset;
-                    self.shadow.visibility(&p_in_light, f64::from(lambert))
+                    let p_in_light = (light_row + light_step * x as f64) * z + light_offset;
+                    self.shadow.visibility(&p_in_light, lambert)
                 } else {
                     1.0
                 };
                 let info = &self.shading[id as usize];
                 let mut light = ambient + sun * lambert * visible;
                 if let (Some(rows), Some(tile)) = (&info.texture_rows, &self.texture) {
-                    let u = rows[0][0] * p.x + rows[0][1] * p.y + rows[0][2] * p.z + rows[0][3];
-                    let v = rows[1][0] * p.x + rows[1][1] * p.y + rows[1][2] * p.z + rows[1][3];
+                    let (px, py) = (self.ray_x[x] * z, ray_y * z);
+                    let u = rows[0][0] * px + rows[0][1] * py + rows[0][2] * z + rows[0][3];
+                    let v = rows[1][0] * px + rows[1][1] * py + rows[1][2] * z + rows[1][3];
                     light *= tile.sample(u, v);
                 }
                 for (o, a) in out.iter_mut().zip(info.albedo_linear) {
-                    let k = ((a * light).min(1.0) * lut_scale + 0.5) as usize;
+                    // Non-negative by construction; `as i32` is the cheap conversion.
+                    let k = ((a * light).min(1.0) * lut_scale + 0.5) as i32 as usize;
                     *o = self.srgb_lut[k.min(SRGB_LUT_SIZE - 1)];
                 }
             }

@@ -18,6 +18,25 @@ use crate::Primitive;
 const BIAS_TEXELS: f64 = 1.5;
 /// Largest slope-scaled bias, in texels.
 const MAX_SLOPE_BIAS_TEXELS: f64 = 4.0;
+/// Entries of the bias table over the cosine of incidence.
+const BIAS_STEPS: usize = 64;
+
+/// Depth bias in texels for a surface whose normal makes cosine
+/// `i / BIAS_STEPS` (the lower end of its bin) with the direction to the sun:
+/// constant plus the surface's depth slope, tan(incidence), capped.
+fn bias_table() -> Vec<f32> {
+    (0..=BIAS_STEPS)
+        .map(|i| {
+            let cos = i as f64 / BIAS_STEPS as f64;
+            let tan = if cos > 0.0 {
+                (1.0 - cos * cos).sqrt() / cos
+            } else {
+                f64::INFINITY
+            };
+            (BIAS_TEXELS + tan.min(MAX_SLOPE_BIAS_TEXELS)) as f32
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShadowMap {
@@ -32,6 +51,7 @@ pub(crate) struct ShadowMap {
     /// Whether anything casts a shadow this frame.
     pub(crate) active: bool,
     verts_in_light: Vec<Vector3<f64>>,
+    bias_texels: Vec<f32>,
 }
 
 impl ShadowMap {
@@ -39,6 +59,7 @@ impl ShadowMap {
         Self {
             side_px,
             depth_m: vec![f32::INFINITY; side_px * side_px],
+            bias_texels: bias_table(),
             ..Self::default()
         }
     }
@@ -129,19 +150,20 @@ impl ShadowMap {
     /// surface whose normal makes cosine `cos_incidence` (> 0) with the
     /// direction to the sun.
     #[inline]
-    pub(crate) fn visibility(&self, p_in_light: &Vector3<f64>, cos_incidence: f64) -> f32 {
+    pub(crate) fn visibility(&self, p_in_light: &Vector3<f64>, cos_incidence: f32) -> f32 {
         let sx = (p_in_light.x - self.x0_m) * self.inv_texel;
         let sy = (p_in_light.y - self.y0_m) * self.inv_texel;
         let n = self.side_px as f64;
         if !(sx >= 0.0 && sy >= 0.0 && sx < n - 1.0 && sy < n - 1.0) {
             return 1.0; // outside every caster's extent
         }
-        let tan = (1.0 - cos_incidence * cos_incidence).max(0.0).sqrt() / cos_incidence;
-        let bias = self.texel_m * (BIAS_TEXELS + tan.min(MAX_SLOPE_BIAS_TEXELS));
+        let bin = ((cos_incidence * BIAS_STEPS as f32) as usize).min(BIAS_STEPS);
+        let bias = self.texel_m * f64::from(self.bias_texels[bin]);
         let z = (p_in_light.z - bias) as f32;
-        let (fx, fy) = (sx.floor(), sy.floor());
-        let (wx, wy) = ((sx - fx) as f32, (sy - fy) as f32);
-        let i = fy as usize * self.side_px + fx as usize;
+        // sx, sy >= 0 here, so truncation is floor.
+        let (ix, iy) = (sx as i32 as usize, sy as i32 as usize);
+        let (wx, wy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
+        let i = iy * self.side_px + ix;
         let lit = |k: usize| if z <= self.depth_m[k] { 1.0f32 } else { 0.0 };
         let top = lit(i) * (1.0 - wx) + lit(i + 1) * wx;
         let bottom = lit(i + self.side_px) * (1.0 - wx) + lit(i + self.side_px + 1) * wx;
