@@ -29,8 +29,10 @@ const SRGB_LUT_SIZE: usize = 4096;
 pub struct RenderConfig {
     /// Colour where nothing is drawn, sRGB 0..=1.
     pub background_rgb: [f32; 3],
-    /// Side of the square sun shadow map, in texels (16..=4096).
-    pub shadow_map_px: u32,
+    /// Side of the square sun shadow map, in texels (16..=4096); `None`
+    /// matches the image: its larger side, at least 128. The map is fitted to
+    /// the casters' extent every frame; its cost grows with its area.
+    pub shadow_map_px: Option<u32>,
     /// Near clipping distance along the optical axis.
     pub near_clip_m: f64,
     /// Brightness pattern of every `Shape::Plane` (the table top).
@@ -41,7 +43,7 @@ impl Default for RenderConfig {
     fn default() -> Self {
         Self {
             background_rgb: [0.72, 0.74, 0.78],
-            shadow_map_px: 256,
+            shadow_map_px: None,
             near_clip_m: 0.01,
             plane_texture: Texture::Plain,
         }
@@ -57,11 +59,12 @@ impl RenderConfig {
                 self.background_rgb
             )));
         }
-        if !(16..=4096).contains(&self.shadow_map_px) {
-            return Err(RenderError::InvalidConfig(format!(
-                "shadow_map_px {} outside 16..=4096",
-                self.shadow_map_px
-            )));
+        if let Some(side_px) = self.shadow_map_px {
+            if !(16..=4096).contains(&side_px) {
+                return Err(RenderError::InvalidConfig(format!(
+                    "shadow_map_px {side_px} outside 16..=4096"
+                )));
+            }
         }
         if !(self.near_clip_m.is_finite() && self.near_clip_m > 0.0) {
             return Err(RenderError::InvalidConfig(format!(
@@ -87,9 +90,10 @@ pub struct RenderOutput {
 #[derive(Debug, Clone, Copy)]
 struct ShadingInfo {
     albedo_linear: [f32; 3],
-    /// For textured planes: the first two rows of `plane_from_camera` (3x4),
-    /// mapping a camera-space point to plane-local x and y.
-    texture_rows: Option<[[f64; 4]; 2]>,
+    /// For textured planes: the rows of `plane_from_camera` (3x4); the first
+    /// two map a camera-space point to plane-local x and y, the third's
+    /// rotation part is the plane normal in the camera frame.
+    texture_rows: Option<[[f64; 4]; 3]>,
 }
 
 /// Renders primitives to RGB and depth images. Keeps its buffers between calls.
@@ -146,7 +150,7 @@ impl Renderer {
             inv_depth: Vec::new(),
             primitive_index: Vec::new(),
             lambert: Vec::new(),
-            shadow: ShadowMap::new(config.shadow_map_px as usize),
+            shadow: ShadowMap::default(),
             vertices: Vec::new(),
             shading: Vec::new(),
             ray_x: Vec::new(),
@@ -196,6 +200,11 @@ impl Renderer {
         let sun_dir_in_world = lighting.sun_direction_in_world.normalize();
         let shadows = lighting.shadows && lighting.sun_intensity > 0.0;
         if shadows {
+            let side_px = self
+                .config
+                .shadow_map_px
+                .unwrap_or(camera.width_px.max(camera.height_px).clamp(128, 4096));
+            self.shadow.resize(side_px as usize);
             self.shadow
                 .build(&self.meshes, primitives, &sun_dir_in_world);
         } else {
@@ -212,6 +221,7 @@ impl Renderer {
                     Some([
                         [m[(0, 0)], m[(0, 1)], m[(0, 2)], m[(0, 3)]],
                         [m[(1, 0)], m[(1, 1)], m[(1, 2)], m[(1, 3)]],
+                        [m[(2, 0)], m[(2, 1)], m[(2, 2)], m[(2, 3)]],
                     ])
                 }
                 _ => None,
@@ -273,6 +283,7 @@ impl Renderer {
         // Light-space direction of the camera ray through pixel (x, y), scaled to
         // unit camera z: row_start(y) + x * step.
         let light_step = light_from_camera.column(0) / camera.fx_px;
+        let inv_focal_px = 2.0 / (camera.fx_px + camera.fy_px);
         let (ambient, sun) = (lighting.ambient, lighting.sun_intensity);
         let lut_scale = (SRGB_LUT_SIZE - 1) as f32;
 
@@ -311,10 +322,16 @@ impl Renderer {
                 let info = &self.shading[id as usize];
                 let mut light = ambient + sun * lambert * visible;
                 if let (Some(rows), Some(tile)) = (&info.texture_rows, &self.texture) {
-                    let (px, py) = (self.ray_x[x] * z, ray_y * z);
+                    let ray_x = self.ray_x[x];
+                    let (px, py) = (ray_x * z, ray_y * z);
                     let u = rows[0][0] * px + rows[0][1] * py + rows[0][2] * z + rows[0][3];
                     let v = rows[1][0] * px + rows[1][1] * py + rows[1][2] * z + rows[1][3];
-                    light *= tile.sample(u, v);
+                    // The pixel's footprint on the plane: z / f across the ray,
+                    // stretched by 1 / cos(incidence) along the plane.
+                    let ray_sq = ray_x * ray_x + ray_y * ray_y + 1.0;
+                    let n_dot_ray = rows[2][0] * ray_x + rows[2][1] * ray_y + rows[2][2];
+                    let footprint_m = z * inv_focal_px * ray_sq / n_dot_ray.abs();
+                    light *= tile.sample(u, v, footprint_m);
                 }
                 for (o, a) in out.iter_mut().zip(info.albedo_linear) {
                     // Non-negative by construction; `as i32` is the cheap conversion.

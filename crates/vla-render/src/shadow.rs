@@ -55,13 +55,13 @@ pub(crate) struct ShadowMap {
 }
 
 impl ShadowMap {
-    pub(crate) fn new(side_px: usize) -> Self {
-        Self {
-            side_px,
-            depth_m: vec![f32::INFINITY; side_px * side_px],
-            bias_texels: bias_table(),
-            ..Self::default()
+    /// Sets the map's side (keeping the allocation when it does not change).
+    pub(crate) fn resize(&mut self, side_px: usize) {
+        if self.bias_texels.is_empty() {
+            self.bias_texels = bias_table();
         }
+        self.side_px = side_px;
+        self.depth_m.resize(side_px * side_px, f32::INFINITY);
     }
 
     /// Renders the casters into the map for a sun travelling along `sun_dir` (unit).

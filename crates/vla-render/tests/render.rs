@@ -468,7 +468,7 @@ fn invalid_input_is_an_error_not_a_panic() {
     assert!(r.render(&scene, &good, &negative).is_err());
 
     assert!(Renderer::new(RenderConfig {
-        shadow_map_px: 0,
+        shadow_map_px: Some(0),
         ..RenderConfig::default()
     })
     .is_err());
@@ -482,4 +482,41 @@ fn invalid_input_is_an_error_not_a_panic() {
     ));
     // After all that the renderer still works.
     assert!(r.render(&scene, &good, &lighting).is_ok());
+}
+
+#[test]
+fn the_gripper_shadow_shows_on_the_table_in_the_demo_scene() {
+    // Table, arm and gripper only (the first 11 demo primitives), default sun.
+    let scene = &tabletop_primitives()[..11];
+    let camera = tabletop_camera(128, 128);
+    let lighting = Lighting::default();
+    let d = lighting.sun_direction_in_world;
+    let mut r = renderer();
+    let lit = r.render(scene, &camera, &lighting).unwrap();
+    let unshadowed = r
+        .render(
+            scene,
+            &camera,
+            &Lighting {
+                shadows: false,
+                ..lighting
+            },
+        )
+        .unwrap();
+    // Both fingers (primitives 9 and 10): follow the sunlight from their centre to the table.
+    for finger in &scene[9..11] {
+        let c = finger.world_from_shape.translation.vector;
+        let on_table = Point3::from(c + d * (c.z / -d.z));
+        let (u, v, depth) = camera.project(&on_table).unwrap();
+        let (rgb, seen_depth) = pixel(&lit, u, v);
+        assert!(
+            (f64::from(seen_depth) - depth).abs() < 0.01,
+            "table visible there"
+        );
+        let (bright_rgb, _) = pixel(&unshadowed, u, v);
+        assert!(
+            brightness(rgb) < 0.75 * brightness(bright_rgb),
+            "{rgb:?} vs {bright_rgb:?}"
+        );
+    }
 }
