@@ -106,7 +106,9 @@ pub struct Renderer {
     background_rgb8: [u8; 3],
     inv_depth: Vec<f32>,
     primitive_index: Vec<u16>,
-    lambert: Vec<f32>,
+    /// Lambert factor divided by depth (interpolated linearly in screen space;
+    /// the shading pass multiplies by depth once per pixel).
+    lambert_over_z: Vec<f32>,
     shadow: ShadowMap,
     vertices: Vec<ClipVertex>,
     shading: Vec<ShadingInfo>,
@@ -149,7 +151,7 @@ impl Renderer {
             background_rgb8: config.background_rgb.map(to_u8),
             inv_depth: Vec::new(),
             primitive_index: Vec::new(),
-            lambert: Vec::new(),
+            lambert_over_z: Vec::new(),
             shadow: ShadowMap::default(),
             vertices: Vec::new(),
             shading: Vec::new(),
@@ -194,8 +196,8 @@ impl Renderer {
         self.inv_depth.resize(pixels, 0.0);
         self.primitive_index.clear();
         self.primitive_index.resize(pixels, NO_PRIMITIVE);
-        self.lambert.clear();
-        self.lambert.resize(pixels, 0.0);
+        self.lambert_over_z.clear();
+        self.lambert_over_z.resize(pixels, 0.0);
 
         let sun_dir_in_world = lighting.sun_direction_in_world.normalize();
         let shadows = lighting.shadows && lighting.sun_intensity > 0.0;
@@ -248,7 +250,7 @@ impl Renderer {
                 index: index as u16,
                 inv_depth: &mut self.inv_depth,
                 primitive_index: &mut self.primitive_index,
-                lambert: &mut self.lambert,
+                lambert_over_z: &mut self.lambert_over_z,
             };
             for tri in &mesh.triangles {
                 let [a, b, c] = tri.map(|i| self.vertices[i as usize]);
@@ -302,9 +304,9 @@ impl Renderer {
                 .zip(depth_row.iter_mut())
                 .zip(&self.primitive_index[row.clone()])
                 .zip(&self.inv_depth[row.clone()])
-                .zip(&self.lambert[row])
+                .zip(&self.lambert_over_z[row])
                 .enumerate();
-            for (x, ((((out, depth), &id), &inv_depth), &lambert)) in pixels {
+            for (x, ((((out, depth), &id), &inv_depth), &lambert_over_z)) in pixels {
                 if id == NO_PRIMITIVE {
                     out.copy_from_slice(&self.background_rgb8);
                     continue;
@@ -312,7 +314,7 @@ impl Renderer {
                 let z32 = 1.0 / inv_depth;
                 *depth = z32;
                 let z = f64::from(z32);
-                let lambert = lambert.clamp(0.0, 1.0);
+                let lambert = (lambert_over_z * z32).clamp(0.0, 1.0);
                 let visible = if lambert > 0.0 && self.shadow.active {
                     let p_in_light = (light_row + light_step * x as f64) * z + light_offset;
                     self.shadow.visibility(&p_in_light, lambert)
@@ -376,7 +378,7 @@ struct Target<'a> {
     index: u16,
     inv_depth: &'a mut [f32],
     primitive_index: &'a mut [u16],
-    lambert: &'a mut [f32],
+    lambert_over_z: &'a mut [f32],
 }
 
 impl Target<'_> {
@@ -458,17 +460,16 @@ impl Target<'_> {
         let (depth_buf, index_buf, lambert_buf) = (
             &mut *self.inv_depth,
             &mut *self.primitive_index,
-            &mut *self.lambert,
+            &mut *self.lambert_over_z,
         );
         let index = self.index;
         raster_triangle(xy, self.width, self.height, |i, x, y| {
             let (xf, yf) = (x as f64, y as f64);
-            let iz = inv_depth.at(xf, yf);
-            let izf = iz as f32;
+            let izf = inv_depth.at(xf, yf) as f32;
             if izf > depth_buf[i] {
                 depth_buf[i] = izf;
                 index_buf[i] = index;
-                lambert_buf[i] = (shade_over_z.at(xf, yf) / iz) as f32;
+                lambert_buf[i] = shade_over_z.at(xf, yf) as f32;
             }
         });
     }
