@@ -186,12 +186,14 @@ impl TextureTile {
     }
 }
 
-/// `floor(t)` modulo `n` (a power of two); avoids a libm `floor` call.
+/// A multiple of every tile side: adding it makes texel coordinates positive,
+/// so truncation is `floor` (exact in `f64` for |t| < 2^28).
+const WRAP_OFFSET: f64 = (1u64 << 24) as f64;
+
+/// `floor(t)` modulo `n` (a power of two), without a libm call or a branch.
 #[inline(always)]
 fn wrap(t: f64, n: usize) -> usize {
-    let i = t as i64;
-    let floor = if (i as f64) > t { i - 1 } else { i };
-    (floor & (n as i64 - 1)) as usize
+    ((t + WRAP_OFFSET) as i64 & (n as i64 - 1)) as usize
 }
 
 #[cfg(test)]
