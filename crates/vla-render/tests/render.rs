@@ -520,3 +520,58 @@ fn the_gripper_shadow_shows_on_the_table_in_the_demo_scene() {
         );
     }
 }
+
+#[test]
+fn arbitrary_viewpoints_render_without_nan() {
+    // Cameras anywhere (inside objects, under the table, looking up, grazing),
+    // seeded so the test is reproducible.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let scene = tabletop_primitives();
+    let mut r = Renderer::new(RenderConfig {
+        plane_texture: Texture::WoodGrain {
+            ring_spacing_m: 0.01,
+            contrast: 0.5,
+            seed: 3,
+        },
+        ..RenderConfig::default()
+    })
+    .unwrap();
+    for _ in 0..200 {
+        let eye = Point3::new(
+            rng.gen_range(-1.0..1.5),
+            rng.gen_range(-1.0..1.0),
+            rng.gen_range(-0.3..1.0),
+        );
+        let target = Point3::new(
+            rng.gen_range(-1.0..1.5),
+            rng.gen_range(-1.0..1.0),
+            rng.gen_range(-0.3..1.0),
+        );
+        let size = rng.gen_range(1..48);
+        let cam = Camera::look_at(
+            eye,
+            target,
+            Vector3::z(),
+            rng.gen_range(0.2..2.5),
+            size,
+            size + 3,
+        );
+        let lighting = Lighting {
+            sun_direction_in_world: Vector3::new(
+                rng.gen_range(-1.0..1.0),
+                rng.gen_range(-1.0..1.0),
+                rng.gen_range(-1.0..0.1),
+            ),
+            ..Lighting::default()
+        };
+        match r.render(&scene, &cam, &lighting) {
+            Ok(out) => {
+                assert!(out.depth_m.iter().all(|d| *d >= 0.01 - 1e-6 && !d.is_nan()));
+                assert_eq!(out.rgb.data().len(), (size * (size + 3) * 3) as usize);
+            }
+            // Only a degenerate look-at (target straight above or below) may be refused.
+            Err(e) => assert!(matches!(e, RenderError::InvalidCamera(_)), "{e}"),
+        }
+    }
+}
