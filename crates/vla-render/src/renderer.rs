@@ -214,6 +214,7 @@ impl Renderer {
         }
 
         let camera_from_world = camera.world_from_camera.inverse();
+        let focal_px = camera.fx_px.max(camera.fy_px);
         self.shading.clear();
         for (index, prim) in primitives.iter().enumerate() {
             let camera_from_shape = camera_from_world * prim.world_from_shape;
@@ -232,7 +233,14 @@ impl Renderer {
                 albedo_linear: prim.rgb.map(srgb_to_linear),
                 texture_rows,
             });
-            let mesh = self.meshes.get(&prim.shape);
+            // Pixels per metre at the primitive's distance, for its level of detail.
+            let centre_z_m = camera_from_shape.translation.vector.z;
+            let px_per_m = if centre_z_m > self.config.near_clip_m {
+                focal_px / centre_z_m
+            } else {
+                f64::INFINITY
+            };
+            let mesh = self.meshes.get(&prim.shape, px_per_m);
             let sun_dir_in_shape = prim.world_from_shape.rotation.inverse() * sun_dir_in_world;
             pose_vertices(
                 mesh,

@@ -12,7 +12,7 @@ use nalgebra::{Matrix3, Vector3};
 
 use crate::mesh::MeshLibrary;
 use crate::raster::{raster_triangle, PlaneEq};
-use crate::Primitive;
+use crate::{Primitive, Shape};
 
 /// Constant depth bias, in shadow-map texels.
 const BIAS_TEXELS: f64 = 1.5;
@@ -82,26 +82,31 @@ impl ShadowMap {
         self.light_from_world =
             Matrix3::from_rows(&[lx.transpose(), ly.transpose(), lz.transpose()]);
 
-        // Casters' vertices in light space, and their extent.
-        self.verts_in_light.clear();
+        // The casters' extent in light space, from their bounding boxes (exact
+        // for spheres), so the level of detail can follow the texel size.
         let (mut min, mut max) = (
             Vector3::repeat(f64::INFINITY),
             Vector3::repeat(f64::NEG_INFINITY),
         );
         for prim in primitives.iter().filter(|p| p.casts_shadow) {
-            let mesh = meshes.get(&prim.shape);
-            let scale = Vector3::from(prim.shape.mesh_scale());
+            let centre = self.light_from_world * prim.world_from_shape.translation.vector;
+            if let Shape::Sphere { radius_m } = prim.shape {
+                min = min.inf(&centre.add_scalar(-radius_m));
+                max = max.sup(&centre.add_scalar(radius_m));
+                continue;
+            }
             let rot = self.light_from_world
                 * prim.world_from_shape.rotation.to_rotation_matrix().matrix();
-            let trans = self.light_from_world * prim.world_from_shape.translation.vector;
-            for p in &mesh.positions {
-                let q = rot * p.component_mul(&scale) + trans;
+            let half = Vector3::from(prim.shape.mesh_scale());
+            for corner in 0..8 {
+                let sign = |bit: usize| if corner & bit == 0 { -1.0 } else { 1.0 };
+                let local = Vector3::new(sign(1) * half.x, sign(2) * half.y, sign(4) * half.z);
+                let q = rot * local + centre;
                 min = min.inf(&q);
                 max = max.sup(&q);
-                self.verts_in_light.push(q);
             }
         }
-        self.active = !self.verts_in_light.is_empty();
+        self.active = min.x.is_finite();
         if !self.active {
             return;
         }
@@ -113,11 +118,19 @@ impl ShadowMap {
         self.y0_m = min.y - self.texel_m;
         self.depth_m.fill(f32::INFINITY);
 
-        let mut offset = 0;
         for prim in primitives.iter().filter(|p| p.casts_shadow) {
-            let mesh = meshes.get(&prim.shape);
-            let verts = &self.verts_in_light[offset..offset + mesh.positions.len()];
-            offset += mesh.positions.len();
+            let mesh = meshes.get(&prim.shape, self.inv_texel);
+            let scale = Vector3::from(prim.shape.mesh_scale());
+            let rot = self.light_from_world
+                * prim.world_from_shape.rotation.to_rotation_matrix().matrix();
+            let trans = self.light_from_world * prim.world_from_shape.translation.vector;
+            self.verts_in_light.clear();
+            self.verts_in_light.extend(
+                mesh.positions
+                    .iter()
+                    .map(|p| rot * p.component_mul(&scale) + trans),
+            );
+            let verts = &self.verts_in_light;
             for tri in &mesh.triangles {
                 let [a, b, c] = tri.map(|i| verts[i as usize]);
                 if mesh.closed {
