@@ -102,7 +102,7 @@ pub struct Renderer {
     config: RenderConfig,
     meshes: MeshLibrary,
     texture: Option<TextureTile>,
-    srgb_lut: Vec<u8>,
+    srgb_lut: Box<[u8; SRGB_LUT_SIZE]>,
     background_rgb8: [u8; 3],
     inv_depth: Vec<f32>,
     primitive_index: Vec<u16>,
@@ -140,9 +140,10 @@ impl Renderer {
     /// A renderer with the given settings; fails if they are out of range.
     pub fn new(config: RenderConfig) -> Result<Renderer, RenderError> {
         config.validate()?;
-        let srgb_lut = (0..SRGB_LUT_SIZE)
-            .map(|i| to_u8(linear_to_srgb(i as f32 / (SRGB_LUT_SIZE - 1) as f32)))
-            .collect();
+        let mut srgb_lut = Box::new([0u8; SRGB_LUT_SIZE]);
+        for (i, v) in srgb_lut.iter_mut().enumerate() {
+            *v = to_u8(linear_to_srgb(i as f32 / (SRGB_LUT_SIZE - 1) as f32));
+        }
         Ok(Renderer {
             config,
             meshes: MeshLibrary::new(),
@@ -344,9 +345,10 @@ impl Renderer {
                     light *= tile.sample(u, v, footprint_m);
                 }
                 for (o, a) in out.iter_mut().zip(info.albedo_linear) {
-                    // Non-negative by construction; `as i32` is the cheap conversion.
+                    // In 0..=4095 by construction (albedo and light are
+                    // non-negative); the mask lets the compiler drop the bounds check.
                     let k = ((a * light).min(1.0) * lut_scale + 0.5) as i32 as usize;
-                    *o = self.srgb_lut[k.min(SRGB_LUT_SIZE - 1)];
+                    *o = self.srgb_lut[k & (SRGB_LUT_SIZE - 1)];
                 }
             }
         }

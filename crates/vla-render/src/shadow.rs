@@ -177,9 +177,15 @@ impl ShadowMap {
         let (ix, iy) = (sx as i32 as usize, sy as i32 as usize);
         let (wx, wy) = ((sx - ix as f64) as f32, (sy - iy as f64) as f32);
         let i = iy * self.side_px + ix;
-        let lit = |k: usize| if z <= self.depth_m[k] { 1.0f32 } else { 0.0 };
-        let top = lit(i) * (1.0 - wx) + lit(i + 1) * wx;
-        let bottom = lit(i + self.side_px) * (1.0 - wx) + lit(i + self.side_px + 1) * wx;
+        let lit = |d: f32| if z <= d { 1.0f32 } else { 0.0 };
+        let (Some(near_row), Some(far_row)) = (
+            self.depth_m.get(i..i + 2),
+            self.depth_m.get(i + self.side_px..i + self.side_px + 2),
+        ) else {
+            return 1.0;
+        };
+        let top = lit(near_row[0]) * (1.0 - wx) + lit(near_row[1]) * wx;
+        let bottom = lit(far_row[0]) * (1.0 - wx) + lit(far_row[1]) * wx;
         top * (1.0 - wy) + bottom * wy
     }
 }
