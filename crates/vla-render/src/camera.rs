@@ -79,6 +79,14 @@ impl Camera {
         ]
     }
 
+    /// The projection matrix P, 3x4 row-major (`sensor_msgs/CameraInfo.p`) of
+    /// this monocular, distortion-free camera: `[K | 0]`.
+    pub fn projection_p(&self) -> [f64; 12] {
+        [
+            self.fx_px, 0.0, self.cx_px, 0.0, 0.0, self.fy_px, self.cy_px, 0.0, 0.0, 0.0, 1.0, 0.0,
+        ]
+    }
+
     /// Pixel coordinates `(u, v)` and z-depth (metres along the optical axis)
     /// of a world point, or `None` when the point is not in front of the camera
     /// or falls outside the image (`u` in `[-0.5, width - 0.5)`, same for `v`).

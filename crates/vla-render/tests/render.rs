@@ -72,6 +72,11 @@ fn intrinsics_follow_the_field_of_view_and_centre() {
     assert!((k[0] - f).abs() < 1e-9 && (k[4] - f).abs() < 1e-9);
     assert_eq!([k[2], k[5], k[8]], [79.5, 59.5, 1.0]);
     assert_eq!([k[1], k[3], k[6], k[7]], [0.0; 4]);
+    let p = cam.projection_p();
+    assert_eq!(
+        [p[0], p[2], p[5], p[6], p[10]],
+        [k[0], k[2], k[4], k[5], 1.0]
+    );
     let (u, v, d) = cam.project(&Point3::origin()).unwrap();
     assert!((u - 79.5).abs() < 1e-9 && (v - 59.5).abs() < 1e-9);
     assert!((d - 1.25f64.sqrt()).abs() < 1e-9);
