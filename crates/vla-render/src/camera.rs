@@ -9,6 +9,7 @@ use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaterni
 use serde::{Deserialize, Serialize};
 use vla_core::observation::MAX_IMAGE_SIDE_PX;
 
+use crate::scene::UNIT_QUATERNION_TOLERANCE;
 use crate::RenderError;
 
 /// A pinhole camera: pose, image size and intrinsics (no distortion).
@@ -139,7 +140,7 @@ impl Camera {
         if !(t.iter().all(|v| v.is_finite()) && q.coords.iter().all(|v| v.is_finite())) {
             return bad("pose is not finite".into());
         }
-        if (q.norm() - 1.0).abs() > 1e-6 {
+        if (q.norm() - 1.0).abs() > UNIT_QUATERNION_TOLERANCE {
             return bad(format!(
                 "rotation quaternion is not unit (norm {})",
                 q.norm()
