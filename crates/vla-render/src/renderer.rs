@@ -167,8 +167,13 @@ impl Renderer {
     }
 
     /// Replaces the plane texture (e.g. per episode, from domain randomisation).
+    /// Baking a wood grain takes a few milliseconds, so change it per episode,
+    /// not per frame; setting the texture already in use costs nothing.
     pub fn set_plane_texture(&mut self, texture: Texture) -> Result<(), RenderError> {
         texture.validate()?;
+        if texture == self.config.plane_texture {
+            return Ok(());
+        }
         self.texture = TextureTile::bake(&texture);
         self.config.plane_texture = texture;
         Ok(())
