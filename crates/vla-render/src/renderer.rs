@@ -8,7 +8,7 @@
 //! visibility), converted to 8-bit sRGB through a lookup table. Buffers live in
 //! the renderer and are reused; only the two output images are allocated.
 
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::{Matrix3, Vector3, Vector4};
 use serde::{Deserialize, Serialize};
 use vla_core::{PixelEncoding, RgbFrame};
 
@@ -221,6 +221,7 @@ impl Renderer {
 
         let camera_from_world = camera.world_from_camera.inverse();
         let focal_px = camera.fx_px.max(camera.fy_px);
+        let frustum = view_frustum(camera, self.config.near_clip_m);
         self.shading.clear();
         for (index, prim) in primitives.iter().enumerate() {
             let camera_from_shape = camera_from_world * prim.world_from_shape;
@@ -239,8 +240,17 @@ impl Renderer {
                 albedo_linear: prim.rgb.map(srgb_to_linear),
                 texture_rows,
             });
+            // Skip primitives whose bounding sphere lies wholly outside the view.
+            let centre = camera_from_shape.translation.vector;
+            let radius_m = Vector3::from(prim.shape.mesh_scale()).norm();
+            if frustum
+                .iter()
+                .any(|plane| plane.xyz().dot(&centre) + plane.w < -radius_m)
+            {
+                continue;
+            }
             // Pixels per metre at the primitive's distance, for its level of detail.
-            let centre_z_m = camera_from_shape.translation.vector.z;
+            let centre_z_m = centre.z;
             let px_per_m = if centre_z_m > self.config.near_clip_m {
                 focal_px / centre_z_m
             } else {
@@ -360,6 +370,25 @@ impl Renderer {
         let rgb = RgbFrame::new(camera.width_px, camera.height_px, PixelEncoding::Rgb8, rgb)?;
         Ok(RenderOutput { rgb, depth_m })
     }
+}
+
+/// The view frustum as planes `(n, d)` with unit `n`, in the camera frame:
+/// a point `p` is inside when `n . p + d >= 0` for all five (near plane and
+/// the four planes through the image border, half a pixel out).
+fn view_frustum(camera: &Camera, near_m: f64) -> [Vector4<f64>; 5] {
+    let (w, h) = (f64::from(camera.width_px), f64::from(camera.height_px));
+    let side = |nx: f64, ny: f64, nz: f64| {
+        let n = Vector3::new(nx, ny, nz).normalize();
+        Vector4::new(n.x, n.y, n.z, 0.0)
+    };
+    [
+        Vector4::new(0.0, 0.0, 1.0, -near_m),
+        // u >= -0.5  <=>  fx x + (cx + 0.5) z >= 0, and so on.
+        side(camera.fx_px, 0.0, camera.cx_px + 0.5),
+        side(-camera.fx_px, 0.0, w - 0.5 - camera.cx_px),
+        side(0.0, camera.fy_px, camera.cy_px + 0.5),
+        side(0.0, -camera.fy_px, h - 0.5 - camera.cy_px),
+    ]
 }
 
 /// Writes the camera-space vertices of `prim` (with their signed Lambert

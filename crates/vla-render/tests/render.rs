@@ -580,3 +580,31 @@ fn arbitrary_viewpoints_render_without_nan() {
         }
     }
 }
+
+#[test]
+fn an_object_mostly_outside_the_view_still_shows_its_visible_part() {
+    // A large box whose centre projects left of the image; its right part
+    // enters the view. Looking straight down from 1 m.
+    let cam = top_down_camera(1.0, 64);
+    let (u_edge, _, _) = cam.project(&Point3::new(0.0, 0.0, 0.0)).unwrap();
+    let metres_per_px = 1.0 / cam.fx_px;
+    // With up = +x in the image, +y world is image left.
+    let half_view_m = (u_edge + 0.5) * metres_per_px;
+    let centre_y = half_view_m + 0.05;
+    let slab = Primitive {
+        world_from_shape: at(0.0, centre_y, 0.05),
+        shape: Shape::Box {
+            half_extents_m: [0.1, 0.2, 0.05],
+        },
+        rgb: [0.9, 0.1, 0.1],
+        casts_shadow: true,
+    };
+    assert!(cam.project(&Point3::new(0.0, centre_y, 0.1)).is_none());
+    let out = renderer().render(&[slab], &cam, &flat_light()).unwrap();
+    // The slab reaches 0.15 m into the view: the left image columns show its top.
+    let (rgb, depth) = pixel(&out, 0.0, 31.5);
+    assert!(rgb[0] > 200 && rgb[1] < 40, "{rgb:?}");
+    assert!((depth - 0.9).abs() < 1e-3, "{depth}");
+    let (_, far_depth) = pixel(&out, 63.0, 31.5);
+    assert!(far_depth.is_infinite());
+}
