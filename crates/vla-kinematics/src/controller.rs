@@ -351,6 +351,9 @@ pub fn controller_step(
             && chain.within_limits(l.positions_rad)
     });
     let measured_ok = q_measured.len() == n && q_measured.iter().all(|v| v.is_finite());
+    // An invalid IK configuration is reported below; until then use the defaults.
+    let solver = IkSolver::new(config.ik.clone()).unwrap_or_default();
+    let position_only = solver.position_only(chain);
     let mut measured = q_measured.to_vec();
     chain.clamp_to_limits(&mut measured);
 
@@ -431,8 +434,6 @@ pub fn controller_step(
     };
 
     // 3. Target.
-    let solver = IkSolver::new(config.ik.clone()).unwrap_or_default();
-    let position_only = solver.position_only(chain);
     let mut jac = Matrix6xX::zeros(n);
     let Ok(base_from_tip) = chain.fk_with_jacobian(&q_start, &mut jac) else {
         return reject("start joints could not be evaluated".into());
