@@ -20,6 +20,7 @@
 use std::path::Path;
 
 use nalgebra::{Isometry3, Matrix6xX, Unit, UnitQuaternion, Vector3};
+use vla_core::JointState;
 
 use crate::limits::JointLimits;
 use crate::model::{JointKind, RobotModel};
@@ -234,6 +235,23 @@ impl Chain {
             }
         }
         Ok(())
+    }
+
+    /// This chain's joint positions picked by name out of a measured joint
+    /// state (which may list more joints, in any order, e.g. ROS `/joint_states`).
+    pub fn positions_from_state(&self, state: &JointState) -> Result<Vec<f64>, KinError> {
+        self.joint_names
+            .iter()
+            .map(|name| {
+                state
+                    .position_of(name)
+                    .ok_or_else(|| KinError::UnknownJoint {
+                        joint: name.clone(),
+                        scope: "the joint state".into(),
+                        available: state.names().join(", "),
+                    })
+            })
+            .collect()
     }
 
     /// Forward kinematics: the tip's pose in the base frame (`base_from_tip`).

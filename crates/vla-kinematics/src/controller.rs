@@ -45,7 +45,7 @@ use std::fmt;
 
 use nalgebra::{DMatrix, Isometry3, Matrix6xX, Translation3, UnitQuaternion};
 use serde::{Deserialize, Serialize};
-use vla_core::Action;
+use vla_core::{Action, JointCommand};
 
 use crate::chain::Chain;
 use crate::ik::{IkConfig, IkSolver};
@@ -290,6 +290,16 @@ pub struct StepResult {
 }
 
 impl StepResult {
+    /// The command as a [`JointCommand`] for `chain`'s joints at `stamp_secs`.
+    pub fn to_joint_command(&self, chain: &Chain, stamp_secs: f64) -> JointCommand {
+        JointCommand {
+            names: chain.joint_names().to_vec(),
+            positions_rad: self.command.clone(),
+            velocities_rad_s: self.velocities_rad_s.clone(),
+            stamp_secs,
+        }
+    }
+
     /// This result as the `last` argument of the next [`controller_step`].
     pub fn as_last(&self) -> LastCommand<'_> {
         LastCommand {

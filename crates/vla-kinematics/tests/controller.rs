@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use nalgebra::Vector3;
 use proptest::prelude::*;
-use vla_core::Action;
+use vla_core::{Action, JointState};
 use vla_kinematics::{
     controller_step, Chain, Controller, ControllerConfig, DeltaFrame, Interpolator, StepStatus,
     WorkspaceBox,
@@ -396,4 +396,25 @@ fn interpolator_rejects_bad_input() {
     assert!(interp.set_target(&[0.1, 0.0], 0.0).is_err());
     assert!(interp.step(f64::NAN).is_err());
     assert!(Interpolator::new(&[0.0], &[0.0]).is_err());
+}
+
+#[test]
+fn joint_state_in_joint_command_out() {
+    let chain = panda();
+    // A ROS-style state: extra joints, another order.
+    let mut names: Vec<String> = chain.joint_names().iter().rev().cloned().collect();
+    names.push("panda_finger_joint1".into());
+    let mut positions: Vec<f64> = PANDA_READY.iter().rev().copied().collect();
+    positions.push(0.04);
+    let state = JointState::new(names, positions, 1.5).unwrap();
+    let q = chain.positions_from_state(&state).unwrap();
+    assert_eq!(q, PANDA_READY.to_vec());
+    let config = ControllerConfig::default_for(&chain);
+    let r = controller_step(&chain, &config, &q, None, &Action::hold(0.0), 0.1);
+    let cmd = r.to_joint_command(&chain, 1.6);
+    assert_eq!(cmd.names, chain.joint_names());
+    assert_eq!(cmd.positions_rad, r.command);
+    assert_eq!(cmd.stamp_secs, 1.6);
+    let partial = JointState::new(vec!["panda_joint1".into()], vec![0.0], 0.0).unwrap();
+    assert!(chain.positions_from_state(&partial).is_err());
 }
