@@ -1,5 +1,7 @@
 //! One module per subcommand; each turns parsed arguments into library calls.
 
+mod kin;
+
 use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command};
@@ -11,7 +13,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Collect(_) => not_built("collect", 4),
         Command::Train(_) => not_built("train", 5),
         Command::Eval(_) => not_built("eval", 4),
-        Command::Kin(_) => not_built("kin", 3),
+        Command::Kin(command) => kin::run(command),
         Command::Run(_) => not_built("run", 6),
         Command::SimNode(_) => not_built("sim-node", 6),
     }
