@@ -5,6 +5,8 @@
 //! its path in `VLA_RERUN_BIN` and sets `VLA_REQUIRE_TOOLS=1`, which makes a
 //! missing tool a failure instead of a skipped check.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
