@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+echo "== test tools (.local/)"
+tools_bin="$(scripts/setup-test-tools.sh)"
+# Tests that need an external tool fail, rather than skip, when it is missing.
+export VLA_REQUIRE_TOOLS=1
+export VLA_RERUN_BIN="$tools_bin/rerun"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
