@@ -22,9 +22,11 @@ pub mod action;
 pub mod command;
 pub mod error;
 pub mod observation;
+pub mod policy;
 pub mod tokenizer;
 
 pub use action::{Action, ActionTokens, ACTION_DIMS, TOKENS_PER_STEP};
 pub use command::JointCommand;
 pub use error::CoreError;
 pub use observation::{Instruction, JointState, PixelEncoding, RgbFrame, MAX_INSTRUCTION_BYTES};
+pub use policy::{Policy, PolicyError, PolicyStep};
