@@ -11,6 +11,7 @@ pub mod error;
 pub mod goal;
 pub mod language;
 pub mod layout;
+pub mod physics;
 pub mod scene;
 pub mod suite;
 
