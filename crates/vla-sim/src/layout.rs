@@ -18,6 +18,9 @@ pub const PUSH_CORRIDOR_M: f64 = 0.2;
 /// Extra clearance of a next-to spot beyond touching, metres.
 pub const NEXT_TO_GAP_M: f64 = 0.025;
 
+/// Move next to: the object starts at least this far (footprint gap) from its target, metres.
+pub const MOVE_MIN_START_GAP_M: f64 = 0.12;
+
 /// Where one object starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
@@ -216,7 +219,8 @@ pub fn sample_layout(
                 placed[0].1.xy_m,
                 &others,
             );
-            if spots.len() < 3 {
+            let (o, t) = (placed[0].1, placed[1].1);
+            if spots.len() < 3 || dist(o.xy_m, t.xy_m) - o.radius_m - t.radius_m < MOVE_MIN_START_GAP_M {
                 continue;
             }
         }

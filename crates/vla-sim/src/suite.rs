@@ -394,6 +394,14 @@ impl TaskSuite {
             .collect()
     }
 
+    /// Objects distractors are drawn from: every colour–shape combination of
+    /// the scene (movable shapes and receptacles) in `split`, or all of them
+    /// for `None`.
+    pub fn distractor_pool(&self, split: Option<Split>) -> Vec<ObjectRef> {
+        let shapes: Vec<String> = self.scene.shapes.iter().map(|s| s.name.clone()).collect();
+        self.combos(&shapes, split)
+    }
+
     /// The layout seed of episode `episode_seed` in `split`.
     pub fn layout_seed(&self, split: Split, episode_seed: u64) -> u64 {
         let [lo, hi] = match split {
