@@ -26,13 +26,21 @@ use crate::SimError;
 /// Largest translation per step the expert asks for, metres (inside the tokenizer's ±3 cm).
 pub const MAX_STEP_M: f64 = 0.028;
 /// Largest translation per step while pushing, metres.
-const PUSH_STEP_M: f64 = 0.015;
+const PUSH_STEP_M: f64 = 0.012;
 /// Largest rotation correction per step, radians.
 const MAX_ROT_STEP_RAD: f64 = 0.1;
 /// Carry height of the TCP above the table, metres.
 const CARRY_Z_M: f64 = 0.16;
 /// Hover height of the TCP above a grasp point, metres.
 const HOVER_M: f64 = 0.09;
+/// Distance from an object's side to the TCP before pushing (closed
+/// fingers reach 1.8 cm from the TCP), metres.
+const PUSH_CLEARANCE_M: f64 = 0.032;
+/// Half-span of the open fingers along the finger axis, metres (the outer
+/// faces of the Panda's fingers at 4 cm opening).
+const OPEN_HAND_HALF_SPAN_M: f64 = 0.06;
+/// Half-thickness of the fingers across the finger axis, metres.
+const FINGER_HALF_WIDTH_M: f64 = 0.012;
 /// Distance pushed, metres (success needs 0.10).
 const PUSH_TARGET_M: f64 = 0.14;
 
@@ -144,7 +152,7 @@ impl ScriptedExpert {
         let (target, gripper, terminate) = self.target(world, &tcp)?;
         self.phase_steps += 1;
         let world_from_base = world.arm().world_from_base();
-        let max = if matches!(self.phase, Phase::Push) {
+        let max = if matches!(self.phase, Phase::Push | Phase::PushLower) {
             PUSH_STEP_M
         } else {
             MAX_STEP_M
@@ -354,6 +362,29 @@ impl ScriptedExpert {
                     [start.x, start.y],
                     &others,
                 );
+                // The open fingers reach 6 cm along the finger axis: keep
+                // that side clear of the target and the others.
+                let y_axis = world.world_from_tcp()?.rotation * Vector3::y();
+                let mut all = others.clone();
+                all.push(Footprint {
+                    xy_m: [tc.x, tc.y],
+                    radius_m: world.objects()[ti].geometry.footprint_radius_m(),
+                });
+                let clear = |s: &[f64; 2]| {
+                    all.iter().all(|o| {
+                        let u = Vector3::new(o.xy_m[0] - s[0], o.xy_m[1] - s[1], 0.0);
+                        let d = u.norm();
+                        let u = u / d.max(1e-9);
+                        let along_y = u.dot(&y_axis).abs();
+                        let reach = OPEN_HAND_HALF_SPAN_M * along_y
+                            + FINGER_HALF_WIDTH_M * (1.0 - along_y * along_y).sqrt();
+                        d >= o.radius_m + reach + 0.008
+                    })
+                };
+                let spots: Vec<[f64; 2]> = match spots.iter().copied().filter(clear).collect::<Vec<_>>() {
+                    v if v.is_empty() => spots,
+                    v => v,
+                };
                 let xy = spots.first().copied().ok_or_else(|| {
                     SimError::Goal("no free spot next to the target".to_string())
                 })?;
@@ -400,8 +431,8 @@ impl ScriptedExpert {
         let goal_xy = start + d0 * PUSH_TARGET_M;
         let to_goal = Vector3::new(goal_xy.x - oc.x, goal_xy.y - oc.y, 0.0);
         let d = to_goal.try_normalize(1e-6).unwrap_or(d0);
-        let reach = obj.geometry.half_width_m() + 0.022;
-        let push_z = table_z + 0.02;
+        let reach = obj.geometry.half_width_m() + PUSH_CLEARANCE_M;
+        let push_z = table_z + 0.014;
         for _ in 0..4 {
             match self.phase {
                 Phase::PushApproach => {
@@ -444,7 +475,7 @@ impl ScriptedExpert {
                         self.set_phase(Phase::PushApproach);
                         continue;
                     }
-                    let t = behind + d * 0.03;
+                    let t = behind + d * (PUSH_CLEARANCE_M + 0.012);
                     return Ok((Vector3::new(t.x, t.y, push_z), 1.0, false));
                 }
                 Phase::PushRetreat => {
@@ -459,6 +490,11 @@ impl ScriptedExpert {
             }
         }
         Ok((p, 1.0, false))
+    }
+
+    /// The current phase, for logs.
+    pub fn phase_name(&self) -> String {
+        format!("{:?}", self.phase)
     }
 
     /// Whether the expert has declared the task done.

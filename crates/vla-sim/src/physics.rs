@@ -265,6 +265,24 @@ impl Physics {
         }
     }
 
+    /// Wakes every sleeping body whose origin is within `radius_m` of
+    /// `p_in_world`: rapier does not wake a sleeping body when a kinematic
+    /// body (the hand) moves into it.
+    pub fn wake_near(&mut self, p_in_world: &Vector3<f64>, radius_m: f64) {
+        let p = Vector::new(p_in_world.x as f32, p_in_world.y as f32, p_in_world.z as f32);
+        let r2 = (radius_m * radius_m) as f32;
+        let handles: Vec<RigidBodyHandle> = self
+            .world
+            .bodies
+            .iter()
+            .filter(|(_, b)| b.is_dynamic() && b.is_sleeping() && (b.translation() - p).length_squared() < r2)
+            .map(|(h, _)| h)
+            .collect();
+        for h in handles {
+            self.world.wake_up(h, true);
+        }
+    }
+
     /// Advances one physics step.
     pub fn step(&mut self) {
         self.world.step();

@@ -6,7 +6,8 @@
 //! it: its centre lies between the finger pads (within the pad width along
 //! the hand's x, within 3 cm of the TCP along the approach axis z, within
 //! 1.5 cm of the TCP along the finger axis y) and the fingers have closed to
-//! within 4 mm of its half-width along y. The grasped object then becomes a
+//! within 4 mm of its half-width along y, but not more than 3 mm past it
+//! (jaws that were already closed enclose nothing). The grasped object then becomes a
 //! kinematic body rigidly attached to the TCP and the fingers stop at its
 //! width. Opening the gripper (< 0.5) releases it as a dynamic body with the
 //! TCP's velocity. Everything else (falling, resting, stacking, pushing by
@@ -26,6 +27,9 @@ use crate::SimError;
 
 /// Jaw closure slack at which an enclosed object counts as grasped, metres.
 pub const GRASP_SLACK_M: f64 = 0.004;
+/// The fingers may already be this far inside an object's half-width (the
+/// jaws closing during one substep); closed jaws enclose nothing, metres.
+pub const GRASP_MAX_PENETRATION_M: f64 = 0.003;
 /// Largest offset of a graspable object's centre from the TCP along the finger axis, metres.
 pub const GRASP_MAX_OFFSET_Y_M: f64 = 0.015;
 /// Largest offset along the approach axis, metres.
@@ -174,6 +178,7 @@ impl World {
                     self.held = None;
                 }
             }
+            self.physics.wake_near(&tcp.translation.vector, 0.2);
             self.physics.step();
             if self.held.is_none() && self.arm.closing() {
                 self.try_grasp(&tcp);
@@ -205,6 +210,7 @@ impl World {
                 && p.y.abs() <= GRASP_MAX_OFFSET_Y_M
                 && p.z.abs() <= GRASP_MAX_OFFSET_Z_M
                 && finger <= half_y + GRASP_SLACK_M
+                && finger >= half_y - GRASP_MAX_PENETRATION_M
             {
                 self.physics
                     .set_kinematic(o.body, true, Vector3::zeros());
