@@ -41,7 +41,13 @@ fn sim_with_the_scripted_expert_succeeds() {
 
 #[test]
 fn sim_text_output_names_the_outcome() {
-    let out = run_ok(&["sim", "--task", "push the blue cube to the left", "--seed", "3"]);
+    let out = run_ok(&[
+        "sim",
+        "--task",
+        "push the blue cube to the left",
+        "--seed",
+        "3",
+    ]);
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
@@ -53,14 +59,23 @@ fn unknown_words_are_an_error_listing_the_vocabulary() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("teapot") && err.contains("vocabulary"), "{err}");
+    assert!(
+        err.contains("teapot") && err.contains("vocabulary"),
+        "{err}"
+    );
     assert!(err.contains("bowl") && err.contains("cube"), "{err}");
 }
 
 #[test]
 fn learned_policies_and_rrd_say_they_are_not_built() {
     let out = vla()
-        .args(["sim", "--task", "pick up the red cube", "--policy", "policies/default"])
+        .args([
+            "sim",
+            "--task",
+            "pick up the red cube",
+            "--policy",
+            "policies/default",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -76,8 +91,18 @@ fn learned_policies_and_rrd_say_they_are_not_built() {
 #[test]
 fn eval_json_has_overall_and_per_family_success() {
     let out = run_ok(&[
-        "eval", "--policy", "scripted", "--suite", "default", "--split", "eval", "--episodes",
-        "10", "--seed", "7", "--json",
+        "eval",
+        "--policy",
+        "scripted",
+        "--suite",
+        "default",
+        "--split",
+        "eval",
+        "--episodes",
+        "10",
+        "--seed",
+        "7",
+        "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["episodes"], 10);
@@ -150,7 +175,10 @@ fn collect_writes_the_documented_files() {
         let ep_dir = dir.join(ep["dir"].as_str().unwrap());
         let steps = ep["steps"].as_u64().unwrap() as usize;
         assert!(ep["outcome"]["success"].as_bool().unwrap());
-        assert!(!ep["outcome"]["task"]["instruction"].as_str().unwrap().is_empty());
+        assert!(!ep["outcome"]["task"]["instruction"]
+            .as_str()
+            .unwrap()
+            .is_empty());
         let frames = std::fs::metadata(ep_dir.join("frames.rgb")).unwrap().len() as usize;
         assert_eq!(frames, steps * w * h * 3);
         let records = std::fs::read_to_string(ep_dir.join("steps.jsonl")).unwrap();
@@ -160,9 +188,14 @@ fn collect_writes_the_documented_files() {
             .collect();
         assert_eq!(records.len(), steps);
         assert_eq!(records[0]["tokens"].as_array().unwrap().len(), 8);
-        assert!(records.last().unwrap()["action"]["terminate"].as_bool().unwrap());
+        assert!(records.last().unwrap()["action"]["terminate"]
+            .as_bool()
+            .unwrap());
         assert_eq!(
-            records[0]["joints"]["positions_rad"].as_array().unwrap().len(),
+            records[0]["joints"]["positions_rad"]
+                .as_array()
+                .unwrap()
+                .len(),
             meta["joint_names"].as_array().unwrap().len()
         );
     }

@@ -161,7 +161,8 @@ pub struct ChainArgs {
     /// Base link (default: the URDF's root link).
     #[arg(long)]
     pub base: Option<String>,
-    /// Tip link (default: the only leaf of the tree, or the end of the longest chain).
+    /// Tip link (default: the only leaf below the base, or the end of the chain
+    /// with the most revolute joints, preferring a tool frame over fingers).
     #[arg(long)]
     pub tip: Option<String>,
     /// Print JSON.

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use nalgebra::Isometry3;
 use rapier3d::prelude::RigidBodyHandle;
 use vla_core::{Action, JointState};
-use vla_kinematics::{Chain, Controller, ControllerConfig, Geometry as UrdfGeometry, RobotModel, StepResult};
+use vla_kinematics::{
+    Chain, Controller, ControllerConfig, Geometry as UrdfGeometry, RobotModel, StepResult,
+};
 
 use crate::physics::{ColliderShape, Physics};
 use crate::scene::SceneConfig;
@@ -24,6 +26,17 @@ struct LinkBody {
     body: RigidBodyHandle,
 }
 
+/// A link visual posed in the world.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PosedVisual {
+    /// Pose of the visual's frame.
+    pub world_from_visual: Isometry3<f64>,
+    /// Its geometry (cylinders along the frame's z).
+    pub geometry: UrdfGeometry,
+    /// Its colour.
+    pub rgba: [f32; 4],
+}
+
 /// The arm, its gripper and their kinematic bodies.
 pub struct Arm {
     chain: Chain,
@@ -34,6 +47,8 @@ pub struct Arm {
     step_start_rad: Vec<f64>,
     step_goal_rad: Vec<f64>,
     finger_joints: Vec<String>,
+    /// Finger joints that are not URDF mimics (mimics follow their leader).
+    driven_finger_joints: Vec<String>,
     finger_open_m: f64,
     finger_speed_m_s: f64,
     finger_m: f64,
@@ -57,10 +72,7 @@ fn visual_shape(g: &UrdfGeometry) -> Option<ColliderShape> {
         UrdfGeometry::Box { size_m } => Some(ColliderShape::Box {
             half_extents_m: [size_m[0] / 2.0, size_m[1] / 2.0, size_m[2] / 2.0],
         }),
-        UrdfGeometry::Cylinder {
-            radius_m,
-            length_m,
-        } => Some(ColliderShape::Cylinder {
+        UrdfGeometry::Cylinder { radius_m, length_m } => Some(ColliderShape::Cylinder {
             radius_m,
             half_height_m: length_m / 2.0,
         }),
@@ -87,6 +99,22 @@ impl Arm {
                 chain.dof()
             )));
         }
+        // A mimic joint refuses a value of its own: probe which fingers are driven.
+        let driven_finger_joints: Vec<String> = r
+            .finger_joints
+            .iter()
+            .filter(|f| {
+                let probe: HashMap<String, f64> = [((*f).clone(), 0.0)].into_iter().collect();
+                model.link_poses(&probe).is_ok()
+            })
+            .cloned()
+            .collect();
+        if driven_finger_joints.is_empty() {
+            return Err(SimError::Robot(format!(
+                "none of the finger joints {:?} can be driven",
+                r.finger_joints
+            )));
+        }
         let config = ControllerConfig::default_for(&chain);
         let controller = Controller::new(chain.clone(), config).map_err(|e| err(&e))?;
         let mut arm = Self {
@@ -98,6 +126,7 @@ impl Arm {
             step_start_rad: r.home_positions_rad.clone(),
             step_goal_rad: r.home_positions_rad.clone(),
             finger_joints: r.finger_joints.clone(),
+            driven_finger_joints,
             finger_open_m: r.finger_open_m,
             finger_speed_m_s: r.finger_speed_m_s,
             finger_m: r.finger_open_m,
@@ -139,7 +168,7 @@ impl Arm {
             .cloned()
             .zip(self.positions_rad.iter().copied())
             .collect();
-        for f in &self.finger_joints {
+        for f in &self.driven_finger_joints {
             joints.insert(f.clone(), self.finger_m);
         }
         let root_from_links = self
@@ -201,10 +230,7 @@ impl Arm {
     /// joint command becomes the target of the coming substeps; the gripper
     /// target is open below 0.5 and closed from 0.5.
     pub fn begin_step(&mut self, action: &Action, dt_secs: f64) -> Result<(), SimError> {
-        let result = self
-            .controller
-            .step(&self.positions_rad, action, dt_secs)
-            .map_err(|e| SimError::Robot(e.to_string()))?;
+        let result = self.controller.step(&self.positions_rad, action, dt_secs);
         if result.command.len() != self.positions_rad.len()
             || result.command.iter().any(|q| !q.is_finite())
         {
@@ -245,7 +271,10 @@ impl Arm {
             *q = a + (b - a) * s;
         }
         let max_move = self.finger_speed_m_s * dt_secs;
-        let target = self.finger_target_m.max(min_finger_m).min(self.finger_open_m);
+        let target = self
+            .finger_target_m
+            .max(min_finger_m)
+            .min(self.finger_open_m);
         let delta = (target - self.finger_m).clamp(-max_move, max_move);
         self.finger_m = (self.finger_m + delta).clamp(0.0, self.finger_open_m);
         let poses = self.world_from_links()?;
@@ -262,9 +291,8 @@ impl Arm {
         self.finger_target_m < self.finger_open_m / 2.0
     }
 
-    /// The robot's link visuals posed in the world, for rendering:
-    /// `(world_from_visual, geometry, rgba)`.
-    pub fn visuals(&self) -> Result<Vec<(Isometry3<f64>, UrdfGeometry, [f32; 4])>, SimError> {
+    /// The robot's link visuals posed in the world, for rendering.
+    pub fn visuals(&self) -> Result<Vec<PosedVisual>, SimError> {
         let poses = self.world_from_links()?;
         let mut names: Vec<&String> = poses.keys().collect();
         names.sort();
@@ -272,7 +300,11 @@ impl Arm {
         for name in names {
             let world_from_link = poses[name];
             for v in self.model.link_visuals(name) {
-                out.push((world_from_link * v.link_from_visual, v.geometry, v.rgba));
+                out.push(PosedVisual {
+                    world_from_visual: world_from_link * v.link_from_visual,
+                    geometry: v.geometry,
+                    rgba: v.rgba,
+                });
             }
         }
         Ok(out)

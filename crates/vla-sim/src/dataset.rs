@@ -139,10 +139,14 @@ impl DatasetWriter {
         let mut f = create(&frames_path)?;
         for frame in &episode.frames {
             if frame.width_px() != self.meta.width_px || frame.height_px() != self.meta.height_px {
-                return Err(SimError::invalid("episode", "frame size differs from dataset.json"));
+                return Err(SimError::invalid(
+                    "episode",
+                    "frame size differs from dataset.json",
+                ));
             }
             let rgb = frame.to_rgb8();
-            f.write_all(rgb.data()).map_err(|e| SimError::io(&frames_path, e))?;
+            f.write_all(rgb.data())
+                .map_err(|e| SimError::io(&frames_path, e))?;
             bytes += rgb.data().len();
         }
         f.flush().map_err(|e| SimError::io(&frames_path, e))?;
@@ -151,7 +155,8 @@ impl DatasetWriter {
             let mut f = create(&depth_path)?;
             for d in &episode.depth_m {
                 for v in d {
-                    f.write_all(&v.to_le_bytes()).map_err(|e| SimError::io(&depth_path, e))?;
+                    f.write_all(&v.to_le_bytes())
+                        .map_err(|e| SimError::io(&depth_path, e))?;
                 }
             }
             f.flush().map_err(|e| SimError::io(&depth_path, e))?;
@@ -160,7 +165,8 @@ impl DatasetWriter {
         let mut f = create(&steps_path)?;
         for r in &episode.records {
             serde_json::to_writer(&mut f, r)?;
-            f.write_all(b"\n").map_err(|e| SimError::io(&steps_path, e))?;
+            f.write_all(b"\n")
+                .map_err(|e| SimError::io(&steps_path, e))?;
         }
         f.flush().map_err(|e| SimError::io(&steps_path, e))?;
         let line = EpisodeIndex {

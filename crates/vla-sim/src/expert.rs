@@ -11,7 +11,7 @@
 //! action for a few steps at random while the *label* stays the expert's
 //! clean answer (DART-style demonstrations with recoveries).
 
-use nalgebra::{Isometry3, Point3, UnitQuaternion, Vector3};
+use nalgebra::{Isometry3, UnitQuaternion, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -117,7 +117,11 @@ pub struct ScriptedExpert {
 }
 
 fn clamp_vec(v: Vector3<f64>, max: f64) -> Vector3<f64> {
-    Vector3::new(v.x.clamp(-max, max), v.y.clamp(-max, max), v.z.clamp(-max, max))
+    Vector3::new(
+        v.x.clamp(-max, max),
+        v.y.clamp(-max, max),
+        v.z.clamp(-max, max),
+    )
 }
 
 impl ScriptedExpert {
@@ -132,7 +136,7 @@ impl ScriptedExpert {
             phase,
             phase_steps: 0,
             noise,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0xe4be_47),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00e4_be47),
             perturb_left: 0,
             perturb_m: Vector3::zeros(),
             world_from_tcp_home: None,
@@ -179,8 +183,8 @@ impl ScriptedExpert {
                     self.rng.gen_range(-1.0..1.0),
                     self.rng.gen_range(-0.5..0.5),
                 );
-                self.perturb_m = v.try_normalize(1e-9).unwrap_or_else(Vector3::x)
-                    * self.noise.magnitude_m;
+                self.perturb_m =
+                    v.try_normalize(1e-9).unwrap_or_else(Vector3::x) * self.noise.magnitude_m;
             }
             if self.perturb_left > 0 {
                 self.perturb_left -= 1;
@@ -225,7 +229,11 @@ impl ScriptedExpert {
                     }
                     // Rise first when low and far, so the hand does not sweep objects.
                     let far = (t.x - p.x).hypot(t.y - p.y) > 0.03;
-                    let z = if far && p.z < table_z + 0.1 { p.z + 0.05 } else { t.z };
+                    let z = if far && p.z < table_z + 0.1 {
+                        p.z + 0.05
+                    } else {
+                        t.z
+                    };
                     return Ok((Vector3::new(t.x, t.y, z), 0.0, false));
                 }
                 Phase::Descend => {
@@ -274,7 +282,11 @@ impl ScriptedExpert {
                         continue;
                     }
                     let place = self.place_xy(world, oi)?;
-                    let t = Vector3::new(place[0] + p.x - oc.x, place[1] + p.y - oc.y, table_z + CARRY_Z_M);
+                    let t = Vector3::new(
+                        place[0] + p.x - oc.x,
+                        place[1] + p.y - oc.y,
+                        table_z + CARRY_Z_M,
+                    );
                     if near(t, 0.004, 0.02) {
                         self.set_phase(Phase::Lower);
                         continue;
@@ -318,7 +330,11 @@ impl ScriptedExpert {
                     return self.push_target(world, oi, tcp);
                 }
                 Phase::Done => {
-                    let gripper = if matches!(self.goal, Goal::PickUp { .. }) { 1.0 } else { 0.0 };
+                    let gripper = if matches!(self.goal, Goal::PickUp { .. }) {
+                        1.0
+                    } else {
+                        0.0
+                    };
                     return Ok((p, gripper, true));
                 }
             }
@@ -330,7 +346,10 @@ impl ScriptedExpert {
     fn place_xy(&mut self, world: &World, oi: usize) -> Result<[f64; 2], SimError> {
         let target = self.goal.target().and_then(|t| world.index_of(t));
         let Some(ti) = target else {
-            return Err(SimError::Goal(format!("the goal of {:?} has no target in the scene", self.goal.family().as_str())));
+            return Err(SimError::Goal(format!(
+                "the goal of {:?} has no target in the scene",
+                self.goal.family().as_str()
+            )));
         };
         let tc = world.pose(ti).translation.vector;
         match self.goal {
@@ -381,13 +400,15 @@ impl ScriptedExpert {
                         d >= o.radius_m + reach + 0.008
                     })
                 };
-                let spots: Vec<[f64; 2]> = match spots.iter().copied().filter(clear).collect::<Vec<_>>() {
-                    v if v.is_empty() => spots,
-                    v => v,
-                };
-                let xy = spots.first().copied().ok_or_else(|| {
-                    SimError::Goal("no free spot next to the target".to_string())
-                })?;
+                let spots: Vec<[f64; 2]> =
+                    match spots.iter().copied().filter(clear).collect::<Vec<_>>() {
+                        v if v.is_empty() => spots,
+                        v => v,
+                    };
+                let xy = spots
+                    .first()
+                    .copied()
+                    .ok_or_else(|| SimError::Goal("no free spot next to the target".to_string()))?;
                 self.place_xy = Some(xy);
                 Ok(xy)
             }
@@ -443,7 +464,11 @@ impl ScriptedExpert {
                         self.set_phase(Phase::PushLower);
                         continue;
                     }
-                    let z = if far && p.z < table_z + 0.08 { p.z + 0.05 } else { t.z };
+                    let z = if far && p.z < table_z + 0.08 {
+                        p.z + 0.05
+                    } else {
+                        t.z
+                    };
                     return Ok((Vector3::new(t.x, t.y, z), 1.0, false));
                 }
                 Phase::PushLower => {
@@ -517,9 +542,4 @@ fn rotation_correction(
     let out = [lim(r), lim(p), lim(y)];
     // Ignore sub-milliradian noise so that quiet steps stay exactly zero.
     out.map(|v| if v.abs() < 1e-3 { 0.0 } else { v })
-}
-
-/// The TCP position of a point, for tests: `world_from_tcp * p_in_tcp`.
-pub fn tcp_point(world_from_tcp: &Isometry3<f64>, p_in_tcp: &Point3<f64>) -> Point3<f64> {
-    world_from_tcp * p_in_tcp
 }

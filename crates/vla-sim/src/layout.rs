@@ -220,7 +220,9 @@ pub fn sample_layout(
                 &others,
             );
             let (o, t) = (placed[0].1, placed[1].1);
-            if spots.len() < 3 || dist(o.xy_m, t.xy_m) - o.radius_m - t.radius_m < MOVE_MIN_START_GAP_M {
+            if spots.len() < 3
+                || dist(o.xy_m, t.xy_m) - o.radius_m - t.radius_m < MOVE_MIN_START_GAP_M
+            {
                 continue;
             }
         }

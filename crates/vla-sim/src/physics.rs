@@ -242,7 +242,11 @@ impl Physics {
     }
 
     /// Where a kinematic body must be at the end of the next step.
-    pub fn set_kinematic_target(&mut self, body: RigidBodyHandle, world_from_body: &Isometry3<f64>) {
+    pub fn set_kinematic_target(
+        &mut self,
+        body: RigidBodyHandle,
+        world_from_body: &Isometry3<f64>,
+    ) {
         if let Some(b) = self.world.bodies.get_mut(body) {
             b.set_next_kinematic_position(to_pose(world_from_body));
         }
@@ -250,14 +254,23 @@ impl Physics {
 
     /// Makes a body kinematic (grasped) or dynamic again (released, with the
     /// given linear velocity).
-    pub fn set_kinematic(&mut self, body: RigidBodyHandle, kinematic: bool, linvel_m_s: Vector3<f64>) {
+    pub fn set_kinematic(
+        &mut self,
+        body: RigidBodyHandle,
+        kinematic: bool,
+        linvel_m_s: Vector3<f64>,
+    ) {
         if let Some(b) = self.world.bodies.get_mut(body) {
             if kinematic {
                 b.set_body_type(RigidBodyType::KinematicPositionBased, true);
             } else {
                 b.set_body_type(RigidBodyType::Dynamic, true);
                 b.set_linvel(
-                    Vector::new(linvel_m_s.x as f32, linvel_m_s.y as f32, linvel_m_s.z as f32),
+                    Vector::new(
+                        linvel_m_s.x as f32,
+                        linvel_m_s.y as f32,
+                        linvel_m_s.z as f32,
+                    ),
                     true,
                 );
                 b.set_angvel(Vector::ZERO, true);
@@ -269,13 +282,19 @@ impl Physics {
     /// `p_in_world`: rapier does not wake a sleeping body when a kinematic
     /// body (the hand) moves into it.
     pub fn wake_near(&mut self, p_in_world: &Vector3<f64>, radius_m: f64) {
-        let p = Vector::new(p_in_world.x as f32, p_in_world.y as f32, p_in_world.z as f32);
+        let p = Vector::new(
+            p_in_world.x as f32,
+            p_in_world.y as f32,
+            p_in_world.z as f32,
+        );
         let r2 = (radius_m * radius_m) as f32;
         let handles: Vec<RigidBodyHandle> = self
             .world
             .bodies
             .iter()
-            .filter(|(_, b)| b.is_dynamic() && b.is_sleeping() && (b.translation() - p).length_squared() < r2)
+            .filter(|(_, b)| {
+                b.is_dynamic() && b.is_sleeping() && (b.translation() - p).length_squared() < r2
+            })
             .map(|(h, _)| h)
             .collect();
         for h in handles {

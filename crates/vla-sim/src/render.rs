@@ -66,7 +66,9 @@ impl SimCamera {
             shadows: true,
         };
         lighting.validate().map_err(render_err)?;
-        lighting = randomization.lighting(seed, &lighting).map_err(render_err)?;
+        lighting = randomization
+            .lighting(seed, &lighting)
+            .map_err(render_err)?;
         camera = randomization.camera(seed, &camera).map_err(render_err)?;
         let texture = randomization
             .texture(seed, renderer.config().plane_texture)
@@ -104,7 +106,11 @@ pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
     let t = &scene.table;
     let mut prims = vec![
         Primitive {
-            world_from_shape: Isometry3::translation(t.centre_xy_m[0], t.centre_xy_m[1], t.height_m),
+            world_from_shape: Isometry3::translation(
+                t.centre_xy_m[0],
+                t.centre_xy_m[1],
+                t.height_m,
+            ),
             shape: Shape::Plane {
                 half_extents_m: [t.size_xy_m[0] / 2.0, t.size_xy_m[1] / 2.0],
             },
@@ -118,14 +124,19 @@ pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
                 t.height_m - t.thickness_m / 2.0 - 0.001,
             ),
             shape: Shape::Box {
-                half_extents_m: [t.size_xy_m[0] / 2.0, t.size_xy_m[1] / 2.0, t.thickness_m / 2.0],
+                half_extents_m: [
+                    t.size_xy_m[0] / 2.0,
+                    t.size_xy_m[1] / 2.0,
+                    t.thickness_m / 2.0,
+                ],
             },
             rgb: t.rgb.map(|c| c * 0.8),
             casts_shadow: false,
         },
     ];
-    for (pose, g, rgba) in world.arm().visuals()? {
-        let shape = match g {
+    for v in world.arm().visuals()? {
+        let (pose, rgba) = (v.world_from_visual, v.rgba);
+        let shape = match v.geometry {
             UrdfGeometry::Box { size_m } => Shape::Box {
                 half_extents_m: [size_m[0] / 2.0, size_m[1] / 2.0, size_m[2] / 2.0],
             },

@@ -118,7 +118,11 @@ impl World {
                 physics.add_fixed(&pose, &colliders)
             } else {
                 let pose = Isometry3::new(
-                    Vector3::new(p.xy_m[0], p.xy_m[1], table_z + geometry.height_m() / 2.0 + 0.001),
+                    Vector3::new(
+                        p.xy_m[0],
+                        p.xy_m[1],
+                        table_z + geometry.height_m() / 2.0 + 0.001,
+                    ),
                     Vector3::z() * p.yaw_rad,
                 );
                 let damping = if matches!(geometry, Geometry::Sphere { .. }) {
@@ -171,10 +175,12 @@ impl World {
             if let Some(h) = self.held {
                 if self.arm.closing() {
                     let body = self.objects[h.index].body;
-                    self.physics.set_kinematic_target(body, &(tcp * h.tcp_from_object));
+                    self.physics
+                        .set_kinematic_target(body, &(tcp * h.tcp_from_object));
                 } else {
                     let v = (tcp.translation.vector - before.translation.vector) / dt;
-                    self.physics.set_kinematic(self.objects[h.index].body, false, v);
+                    self.physics
+                        .set_kinematic(self.objects[h.index].body, false, v);
                     self.held = None;
                 }
             }
@@ -212,8 +218,7 @@ impl World {
                 && finger <= half_y + GRASP_SLACK_M
                 && finger >= half_y - GRASP_MAX_PENETRATION_M
             {
-                self.physics
-                    .set_kinematic(o.body, true, Vector3::zeros());
+                self.physics.set_kinematic(o.body, true, Vector3::zeros());
                 self.held = Some(Held {
                     index,
                     tcp_from_object: world_from_tcp.inverse() * pose,

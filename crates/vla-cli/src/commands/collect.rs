@@ -64,10 +64,8 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     let mut writer = DatasetWriter::create(&args.out, meta)?;
     let bar = ProgressBar::new(args.episodes as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} episodes {msg}",
-        )?
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} episodes {msg}")?
+            .progress_chars("=> "),
     );
     let started = Instant::now();
     let max_attempts = args.episodes * 2 + 10;

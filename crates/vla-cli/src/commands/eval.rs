@@ -20,15 +20,20 @@ struct InstructionLine {
 }
 
 fn read_instructions(path: &Path, suite: &TaskSuite) -> Result<Vec<InstructionLine>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: InstructionLine = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not {{\"goal\": ..., \"instruction\": ...}}", path.display(), n + 1))?;
+        let parsed: InstructionLine = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: not {{\"goal\": ..., \"instruction\": ...}}",
+                path.display(),
+                n + 1
+            )
+        })?;
         parsed
             .goal
             .validate(&suite.scene)

@@ -2,6 +2,7 @@
 
 mod collect;
 mod eval;
+mod kin;
 mod shared;
 mod sim;
 
@@ -16,7 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Collect(args) => collect::run(&args),
         Command::Train(_) => not_built("train", 5),
         Command::Eval(args) => eval::run(&args),
-        Command::Kin(_) => not_built("kin", 3),
+        Command::Kin(command) => kin::run(command),
         Command::Run(_) => not_built("run", 6),
         Command::SimNode(_) => not_built("sim-node", 6),
     }

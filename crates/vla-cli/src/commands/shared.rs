@@ -26,9 +26,7 @@ pub fn repo_root() -> Result<PathBuf> {
     if built_from.join("sim").join("suites").is_dir() {
         return Ok(built_from);
     }
-    bail!(
-        "cannot find the sim/ folder: run vla inside the repository or set VLA_ROOT to its root"
-    )
+    bail!("cannot find the sim/ folder: run vla inside the repository or set VLA_ROOT to its root")
 }
 
 /// Which policy drives the arm.
@@ -42,9 +40,7 @@ pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
     if policy == "scripted" {
         return Ok(PolicyChoice::Scripted);
     }
-    bail!(
-        "--policy {policy}: learned policies are not built yet (issue #5); use --policy scripted"
-    )
+    bail!("--policy {policy}: learned policies are not built yet (issue #5); use --policy scripted")
 }
 
 /// `--rrd` is wired when the rerun layer lands.
