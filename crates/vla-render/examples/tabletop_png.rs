@@ -1,13 +1,33 @@
 //! Renders the demo tabletop scene and writes it as PNG files for viewing:
-//! `cargo run -p vla-render --example tabletop_png -- [SIZE_PX] [OUT_PREFIX]`
+//! `cargo run -p vla-render --example tabletop_png -- [SIZE_PX] [OUT_PREFIX] [ZOOM]`
 //! writes `<OUT_PREFIX>-rgb.png` and `<OUT_PREFIX>-depth.png` (depth scaled
-//! from 0.5 m, white, to 2 m, black), plus a domain-randomised variant.
+//! from 0.5 m, white, to 2 m, black), plus three domain-randomised variants
+//! `<OUT_PREFIX>-dr<SEED>.png`. `ZOOM` > 1 enlarges the colour images by pixel
+//! repetition, to inspect small renders.
 
 use std::fs::File;
 use std::io::BufWriter;
 
 use vla_render::demo::{tabletop_camera, tabletop_primitives};
 use vla_render::{DomainRandomization, Lighting, RenderConfig, Renderer, Texture};
+
+/// Enlarges an RGB8 image `zoom` times by pixel repetition.
+fn zoomed(data: &[u8], size: u32, zoom: u32) -> Vec<u8> {
+    let (size, zoom) = (size as usize, zoom as usize);
+    let mut out = Vec::with_capacity(data.len() * zoom * zoom);
+    for row in data.chunks_exact(3 * size) {
+        let mut wide = Vec::with_capacity(row.len() * zoom);
+        for px in row.chunks_exact(3) {
+            for _ in 0..zoom {
+                wide.extend_from_slice(px);
+            }
+        }
+        for _ in 0..zoom {
+            out.extend_from_slice(&wide);
+        }
+    }
+    out
+}
 
 fn write_png(path: &str, width: u32, height: u32, colour: png::ColorType, data: &[u8]) {
     let file = BufWriter::new(File::create(path).expect("create png"));
@@ -26,6 +46,8 @@ fn main() {
         .get(2)
         .cloned()
         .unwrap_or_else(|| "/tmp/vla-render".into());
+    let zoom: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let big = size * zoom;
 
     let config = RenderConfig {
         plane_texture: Texture::WoodGrain {
@@ -42,12 +64,13 @@ fn main() {
     let out = renderer
         .render(&primitives, &camera, &lighting)
         .expect("render");
+    let rgb = zoomed(out.rgb.data(), size, zoom);
     write_png(
         &format!("{prefix}-rgb.png"),
-        size,
-        size,
+        big,
+        big,
         png::ColorType::Rgb,
-        out.rgb.data(),
+        &rgb,
     );
     let depth: Vec<u8> = out
         .depth_m
@@ -76,12 +99,13 @@ fn main() {
         let out = renderer
             .render(&primitives, &camera, &lighting)
             .expect("render");
+        let rgb = zoomed(out.rgb.data(), size, zoom);
         write_png(
             &format!("{prefix}-dr{seed}.png"),
-            size,
-            size,
+            big,
+            big,
             png::ColorType::Rgb,
-            out.rgb.data(),
+            &rgb,
         );
     }
 }

@@ -9,6 +9,7 @@ use nalgebra::{Isometry3, Matrix3, Point3, Rotation3, Translation3, UnitQuaterni
 use serde::{Deserialize, Serialize};
 use vla_core::observation::MAX_IMAGE_SIDE_PX;
 
+use crate::scene::UNIT_QUATERNION_TOLERANCE;
 use crate::RenderError;
 
 /// A pinhole camera: pose, image size and intrinsics (no distortion).
@@ -79,6 +80,14 @@ impl Camera {
         ]
     }
 
+    /// The projection matrix P, 3x4 row-major (`sensor_msgs/CameraInfo.p`) of
+    /// this monocular, distortion-free camera: `[K | 0]`.
+    pub fn projection_p(&self) -> [f64; 12] {
+        [
+            self.fx_px, 0.0, self.cx_px, 0.0, 0.0, self.fy_px, self.cy_px, 0.0, 0.0, 0.0, 1.0, 0.0,
+        ]
+    }
+
     /// Pixel coordinates `(u, v)` and z-depth (metres along the optical axis)
     /// of a world point, or `None` when the point is not in front of the camera
     /// or falls outside the image (`u` in `[-0.5, width - 0.5)`, same for `v`).
@@ -131,7 +140,7 @@ impl Camera {
         if !(t.iter().all(|v| v.is_finite()) && q.coords.iter().all(|v| v.is_finite())) {
             return bad("pose is not finite".into());
         }
-        if (q.norm() - 1.0).abs() > 1e-6 {
+        if (q.norm() - 1.0).abs() > UNIT_QUATERNION_TOLERANCE {
             return bad(format!(
                 "rotation quaternion is not unit (norm {})",
                 q.norm()

@@ -149,8 +149,8 @@ pub fn tabletop_primitives() -> Vec<Primitive> {
 /// robot, 55° vertical field of view.
 pub fn tabletop_camera(width_px: u32, height_px: u32) -> Camera {
     Camera::look_at(
-        Point3::new(1.25, 0.30, 0.75),
-        Point3::new(0.38, 0.0, 0.08),
+        Point3::new(1.12, 0.75, 0.74),
+        Point3::new(0.36, 0.0, 0.12),
         Vector3::z(),
         55f64.to_radians(),
         width_px,

@@ -10,12 +10,15 @@ use std::f64::consts::{FRAC_PI_2, PI, TAU};
 
 use nalgebra::Vector3;
 
-/// Longitude segments of spheres, cylinders and bowls.
-pub const ROUND_SEGMENTS: usize = 16;
-/// Latitude bands of a sphere.
-pub const SPHERE_BANDS: usize = 8;
-/// Rings of a bowl's curved wall.
-pub const BOWL_WALL_RINGS: usize = 4;
+/// Longitude segments of spheres, cylinders and bowls at each level of
+/// detail; a sphere has half as many latitude bands, a bowl's wall a quarter
+/// as many rings.
+pub const LOD_SEGMENTS: [usize; 3] = [8, 16, 32];
+/// A round shape whose radius covers fewer pixels (or shadow-map texels) than
+/// `LOD_MAX_RADIUS_PX[k]` uses level `k`; larger ones the finest level. This
+/// keeps the polygon's deviation from the circle, `r (1 - cos(pi / segments))`,
+/// under about 0.6 pixel.
+pub const LOD_MAX_RADIUS_PX: [f64; 2] = [8.0, 32.0];
 /// Floor radius of a bowl as a fraction of its rim radius.
 pub const BOWL_FLOOR_FRACTION: f64 = 0.55;
 
@@ -91,17 +94,18 @@ impl Mesh {
         m
     }
 
-    /// The unit sphere, smooth normals.
-    pub fn unit_sphere() -> Mesh {
+    /// The unit sphere with `segments` longitudes and `segments / 2` bands, smooth normals.
+    pub fn unit_sphere(segments: usize) -> Mesh {
         let mut m = Mesh {
             closed: true,
             ..Mesh::default()
         };
-        let ring = ROUND_SEGMENTS + 1;
-        for band in 0..=SPHERE_BANDS {
-            let polar = PI * band as f64 / SPHERE_BANDS as f64;
+        let bands = segments / 2;
+        let ring = segments + 1;
+        for band in 0..=bands {
+            let polar = PI * band as f64 / bands as f64;
             for seg in 0..ring {
-                let azimuth = TAU * seg as f64 / ROUND_SEGMENTS as f64;
+                let azimuth = TAU * seg as f64 / segments as f64;
                 let p = Vector3::new(
                     polar.sin() * azimuth.cos(),
                     polar.sin() * azimuth.sin(),
@@ -110,8 +114,8 @@ impl Mesh {
                 m.vertex(p, p);
             }
         }
-        for band in 0..SPHERE_BANDS {
-            for seg in 0..ROUND_SEGMENTS {
+        for band in 0..bands {
+            for seg in 0..segments {
                 let a = (band * ring + seg) as u32;
                 let b = a + 1;
                 let c = a + ring as u32 + 1;
@@ -122,17 +126,18 @@ impl Mesh {
         m
     }
 
-    /// The cylinder of radius 1 spanning z in `[-1, 1]`, smooth sides, flat caps.
-    pub fn unit_cylinder() -> Mesh {
+    /// The cylinder of radius 1 spanning z in `[-1, 1]` with `segments` sides,
+    /// smooth normals on the side, flat caps.
+    pub fn unit_cylinder(segments: usize) -> Mesh {
         let mut m = Mesh {
             closed: true,
             ..Mesh::default()
         };
         let dir = |seg: usize| {
-            let a = TAU * seg as f64 / ROUND_SEGMENTS as f64;
+            let a = TAU * seg as f64 / segments as f64;
             Vector3::new(a.cos(), a.sin(), 0.0)
         };
-        for seg in 0..ROUND_SEGMENTS {
+        for seg in 0..segments {
             let (r0, r1) = (dir(seg), dir(seg + 1));
             let a = m.vertex(r0 - Vector3::z(), r0);
             let b = m.vertex(r1 - Vector3::z(), r1);
@@ -143,7 +148,7 @@ impl Mesh {
         for sign in [-1.0, 1.0] {
             let n = Vector3::z() * sign;
             let centre = m.vertex(n, n);
-            for seg in 0..ROUND_SEGMENTS {
+            for seg in 0..segments {
                 let a = m.vertex(dir(seg) + n, n);
                 let b = m.vertex(dir(seg + 1) + n, n);
                 m.triangle(centre, a, b);
@@ -152,8 +157,10 @@ impl Mesh {
         m
     }
 
-    /// The open bowl of rim radius 1 spanning z in `[-1, 1]` (see `Shape::Bowl`).
-    pub fn unit_bowl() -> Mesh {
+    /// The open bowl of rim radius 1 spanning z in `[-1, 1]` (see `Shape::Bowl`)
+    /// with `segments` sides and `segments / 4` wall rings.
+    pub fn unit_bowl(segments: usize) -> Mesh {
+        let wall_rings = (segments / 4).max(1);
         let mut m = Mesh {
             closed: false,
             ..Mesh::default()
@@ -161,9 +168,9 @@ impl Mesh {
         let down = -Vector3::z();
         // Profile (radius, z, outward normal in the (r, z) plane) from the floor's
         // edge (t = 0) to the rim (t = 1): a quarter ellipse.
-        let profile: Vec<(f64, f64, f64, f64)> = (0..=BOWL_WALL_RINGS)
+        let profile: Vec<(f64, f64, f64, f64)> = (0..=wall_rings)
             .map(|k| {
-                let t = FRAC_PI_2 * k as f64 / BOWL_WALL_RINGS as f64;
+                let t = FRAC_PI_2 * k as f64 / wall_rings as f64;
                 let wall = 1.0 - BOWL_FLOOR_FRACTION;
                 let r = BOWL_FLOOR_FRACTION + wall * t.sin();
                 let z = -1.0 + 2.0 * (1.0 - t.cos());
@@ -172,11 +179,11 @@ impl Mesh {
             })
             .collect();
         let dir = |seg: usize| {
-            let a = TAU * seg as f64 / ROUND_SEGMENTS as f64;
+            let a = TAU * seg as f64 / segments as f64;
             Vector3::new(a.cos(), a.sin(), 0.0)
         };
         let floor_centre = m.vertex(Vector3::new(0.0, 0.0, -1.0), down);
-        for seg in 0..ROUND_SEGMENTS {
+        for seg in 0..segments {
             let (d0, d1) = (dir(seg), dir(seg + 1));
             let r = BOWL_FLOOR_FRACTION;
             let a = m.vertex(d0 * r - Vector3::z(), down);
@@ -213,33 +220,43 @@ impl Mesh {
     }
 }
 
-/// The unit meshes of every shape kind.
+/// The unit meshes of every shape kind, round ones at every level of detail.
 #[derive(Debug, Clone)]
 pub(crate) struct MeshLibrary {
-    pub(crate) cube: Mesh,
-    pub(crate) sphere: Mesh,
-    pub(crate) cylinder: Mesh,
-    pub(crate) bowl: Mesh,
-    pub(crate) plane: Mesh,
+    cube: Mesh,
+    spheres: [Mesh; 3],
+    cylinders: [Mesh; 3],
+    bowls: [Mesh; 3],
+    plane: Mesh,
 }
 
 impl MeshLibrary {
     pub(crate) fn new() -> Self {
         Self {
             cube: Mesh::unit_box(),
-            sphere: Mesh::unit_sphere(),
-            cylinder: Mesh::unit_cylinder(),
-            bowl: Mesh::unit_bowl(),
+            spheres: LOD_SEGMENTS.map(Mesh::unit_sphere),
+            cylinders: LOD_SEGMENTS.map(Mesh::unit_cylinder),
+            bowls: LOD_SEGMENTS.map(Mesh::unit_bowl),
             plane: Mesh::unit_plane(),
         }
     }
 
-    pub(crate) fn get(&self, shape: &crate::Shape) -> &Mesh {
-        match shape {
+    /// The mesh for `shape` when `px_per_m` pixels (or texels) span a metre
+    /// at its distance.
+    pub(crate) fn get(&self, shape: &crate::Shape, px_per_m: f64) -> &Mesh {
+        let lod = |radius_m: f64| {
+            let radius_px = radius_m * px_per_m;
+            // NaN or infinite scale (an object at the camera) → finest level.
+            LOD_MAX_RADIUS_PX
+                .iter()
+                .position(|&max| radius_px < max)
+                .unwrap_or(LOD_SEGMENTS.len() - 1)
+        };
+        match *shape {
             crate::Shape::Box { .. } => &self.cube,
-            crate::Shape::Sphere { .. } => &self.sphere,
-            crate::Shape::Cylinder { .. } => &self.cylinder,
-            crate::Shape::Bowl { .. } => &self.bowl,
+            crate::Shape::Sphere { radius_m } => &self.spheres[lod(radius_m)],
+            crate::Shape::Cylinder { radius_m, .. } => &self.cylinders[lod(radius_m)],
+            crate::Shape::Bowl { radius_m, .. } => &self.bowls[lod(radius_m)],
             crate::Shape::Plane { .. } => &self.plane,
         }
     }
@@ -250,13 +267,24 @@ mod tests {
     use super::*;
 
     fn all() -> Vec<(&'static str, Mesh)> {
-        vec![
-            ("box", Mesh::unit_box()),
-            ("sphere", Mesh::unit_sphere()),
-            ("cylinder", Mesh::unit_cylinder()),
-            ("bowl", Mesh::unit_bowl()),
-            ("plane", Mesh::unit_plane()),
-        ]
+        let mut meshes = vec![("box", Mesh::unit_box()), ("plane", Mesh::unit_plane())];
+        for segments in LOD_SEGMENTS {
+            meshes.push(("sphere", Mesh::unit_sphere(segments)));
+            meshes.push(("cylinder", Mesh::unit_cylinder(segments)));
+            meshes.push(("bowl", Mesh::unit_bowl(segments)));
+        }
+        meshes
+    }
+
+    #[test]
+    fn level_of_detail_follows_projected_radius() {
+        let lib = MeshLibrary::new();
+        let sphere = crate::Shape::Sphere { radius_m: 0.05 };
+        let count = |px_per_m: f64| lib.get(&sphere, px_per_m).triangles.len();
+        assert!(count(100.0) < count(200.0)); // 5 px < 10 px radius
+        assert!(count(200.0) < count(1000.0)); // 10 px < 50 px
+        assert_eq!(count(f64::INFINITY), count(1000.0));
+        assert_eq!(count(f64::NAN), count(1000.0));
     }
 
     #[test]

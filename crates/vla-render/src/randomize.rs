@@ -182,6 +182,7 @@ impl DomainRandomization {
 
     /// Applies every aspect for `seed`: lighting, colours and camera in place,
     /// and (when `table_texture` is on) a random plane texture on `renderer`.
+    /// Meant to be called once per episode, on the episode's base scene.
     pub fn apply(
         &self,
         seed: u64,

@@ -10,11 +10,15 @@
 const SUB_BITS: u32 = 4;
 const SUB_SCALE: f64 = (1 << SUB_BITS) as f64;
 const PIXEL_STEP: i64 = 1 << SUB_BITS;
+/// Bounding boxes narrower than this are scanned pixel by pixel; wider ones
+/// row span by row span.
+const NARROW_PX: i64 = 8;
 
 /// Largest vertex coordinate magnitude, in pixels, the rasteriser accepts;
 /// callers clip triangles that reach beyond it (a guard band far outside the
-/// image, which keeps the edge products well inside `i64`).
-pub(crate) const GUARD_BAND_PX: f64 = (1 << 22) as f64;
+/// image). It keeps edge-function values below 2^53, so they and their
+/// quotients are exact enough in `f64` for the span search below.
+pub(crate) const GUARD_BAND_PX: f64 = (1 << 18) as f64;
 
 /// An attribute interpolated linearly in screen space: `value(x, y) = c + dx * x + dy * y`.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +58,12 @@ impl PlaneEq {
     }
 }
 
+/// Fixed-point coordinate, rounded half away from zero (like `f64::round`,
+/// without its libm call).
 #[inline]
 fn snap(v: f64) -> i64 {
-    (v * SUB_SCALE).round() as i64
+    let t = v * SUB_SCALE;
+    (t + 0.5f64.copysign(t)) as i64
 }
 
 /// Calls `visit(index, x, y)` for every pixel centre `(x, y)` of a
@@ -121,21 +128,86 @@ pub(crate) fn raster_triangle(
         step_x[i] = -dy * PIXEL_STEP;
         step_y[i] = dx * PIXEL_STEP;
     }
-    for y in y_start..=y_end {
-        let mut e = row;
-        let base = y as usize * width;
-        for x in x_start..=x_end {
-            if (e[0] | e[1] | e[2]) >= 0 {
-                visit(base + x as usize, x as usize, y as usize);
+    let last = x_end - x_start;
+    if last < NARROW_PX {
+        // Narrow triangles: test every pixel of the bounding box.
+        for y in y_start..=y_end {
+            let mut e = row;
+            let base = y as usize * width;
+            for x in x_start..=x_end {
+                if (e[0] | e[1] | e[2]) >= 0 {
+                    visit(base + x as usize, x as usize, y as usize);
+                }
+                e[0] += step_x[0];
+                e[1] += step_x[1];
+                e[2] += step_x[2];
             }
-            e[0] += step_x[0];
-            e[1] += step_x[1];
-            e[2] += step_x[2];
+            row[0] += step_y[0];
+            row[1] += step_y[1];
+            row[2] += step_y[2];
+        }
+        return;
+    }
+    // Per-edge reciprocal of the x step, for the span estimate.
+    let inv_step = step_x.map(|s| if s != 0 { 1.0 / s as f64 } else { 0.0 });
+    for y in y_start..=y_end {
+        // The covered pixels of a row form one span: the column offsets k with
+        // e_i + k * step_x_i >= 0 for all three edges. Each bound is estimated
+        // in floating point and then corrected with exact integer tests.
+        let (mut lo, mut hi) = (0i64, last);
+        for i in 0..3 {
+            let (e, s) = (row[i], step_x[i]);
+            if s > 0 {
+                lo = lo.max(first_inside(e, s, inv_step[i], last));
+            } else if s < 0 {
+                hi = hi.min(last_inside(e, s, inv_step[i], last));
+            } else if e < 0 {
+                hi = -1;
+            }
+        }
+        if lo <= hi {
+            let base = y as usize * width;
+            for x in (x_start + lo) as usize..=(x_start + hi) as usize {
+                visit(base + x, x, y as usize);
+            }
         }
         row[0] += step_y[0];
         row[1] += step_y[1];
         row[2] += step_y[2];
     }
+}
+
+/// `x` rounded towards zero, as an integer (saturating), without a libm call.
+#[inline(always)]
+fn trunc(x: f64) -> i64 {
+    x as i64
+}
+
+/// The smallest `k` in `0..=last + 1` with `e + k * s >= 0` (`s > 0`);
+/// `last + 1` when none.
+#[inline(always)]
+fn first_inside(e: i64, s: i64, inv_s: f64, last: i64) -> i64 {
+    let mut k = (trunc(-e as f64 * inv_s) + 1).clamp(0, last + 1);
+    while k > 0 && e + (k - 1) * s >= 0 {
+        k -= 1;
+    }
+    while k <= last && e + k * s < 0 {
+        k += 1;
+    }
+    k
+}
+
+/// The largest `k` in `-1..=last` with `e + k * s >= 0` (`s < 0`); `-1` when none.
+#[inline(always)]
+fn last_inside(e: i64, s: i64, inv_s: f64, last: i64) -> i64 {
+    let mut k = (trunc(-e as f64 * inv_s) - 1).clamp(-1, last);
+    while k < last && e + (k + 1) * s >= 0 {
+        k += 1;
+    }
+    while k >= 0 && e + k * s < 0 {
+        k -= 1;
+    }
+    k
 }
 
 #[cfg(test)]
@@ -162,6 +234,47 @@ mod tests {
         }
         let covered = count.iter().filter(|&&c| c == 1).count();
         assert_eq!(covered, 12 * 12);
+    }
+
+    #[test]
+    fn spans_match_a_per_pixel_edge_test() {
+        // Reference: the same snapped edge functions evaluated at every pixel.
+        let tris = [
+            [[0.3, 0.2], [30.7, 3.1], [7.9, 28.4]],
+            [[-20.0, 5.5], [50.25, 9.0], [12.0, 11.0]],
+            [[3.0, -4.0], [3.0, 40.0], [3.0625, 12.0]],
+            [[31.0, 31.0], [-5.0, 2.0], [18.0, -9.0]],
+            [[1.0, 1.0], [1.0, 1.0], [5.0, 9.0]],
+            [[2.2, 3.0], [6.9, 30.0], [4.0, 17.5]],
+            [[2.0, 2.0], [9.0, 2.0], [2.0, 9.0]],
+        ];
+        for xy in tris {
+            let (w, h) = (32usize, 32usize);
+            let mut got = vec![false; w * h];
+            raster_triangle(&xy, w, h, |i, _, _| got[i] = true);
+            let mut v = xy.map(|p| [snap(p[0]), snap(p[1])]);
+            let edge = |a: [i64; 2], b: [i64; 2], p: [i64; 2]| {
+                (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+            };
+            let area = edge(v[0], v[1], v[2]);
+            if area < 0 {
+                v.swap(1, 2);
+            }
+            for y in 0..h {
+                for x in 0..w {
+                    let p = [x as i64 * PIXEL_STEP, y as i64 * PIXEL_STEP];
+                    let inside = area != 0
+                        && [(v[1], v[2]), (v[2], v[0]), (v[0], v[1])]
+                            .iter()
+                            .all(|(a, b)| {
+                                let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+                                let e = edge(*a, *b, p);
+                                e > 0 || (e == 0 && (dy < 0 || (dy == 0 && dx > 0)))
+                            });
+                    assert_eq!(got[y * w + x], inside, "{xy:?} at ({x}, {y})");
+                }
+            }
+        }
     }
 
     #[test]

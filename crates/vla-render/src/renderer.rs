@@ -8,7 +8,7 @@
 //! visibility), converted to 8-bit sRGB through a lookup table. Buffers live in
 //! the renderer and are reused; only the two output images are allocated.
 
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::{Matrix3, Vector3, Vector4};
 use serde::{Deserialize, Serialize};
 use vla_core::{PixelEncoding, RgbFrame};
 
@@ -29,8 +29,10 @@ const SRGB_LUT_SIZE: usize = 4096;
 pub struct RenderConfig {
     /// Colour where nothing is drawn, sRGB 0..=1.
     pub background_rgb: [f32; 3],
-    /// Side of the square sun shadow map, in texels (16..=4096).
-    pub shadow_map_px: u32,
+    /// Side of the square sun shadow map, in texels (16..=4096); `None`
+    /// matches the image: its larger side, at least 128. The map is fitted to
+    /// the casters' extent every frame; its cost grows with its area.
+    pub shadow_map_px: Option<u32>,
     /// Near clipping distance along the optical axis.
     pub near_clip_m: f64,
     /// Brightness pattern of every `Shape::Plane` (the table top).
@@ -41,7 +43,7 @@ impl Default for RenderConfig {
     fn default() -> Self {
         Self {
             background_rgb: [0.72, 0.74, 0.78],
-            shadow_map_px: 256,
+            shadow_map_px: None,
             near_clip_m: 0.01,
             plane_texture: Texture::Plain,
         }
@@ -57,11 +59,12 @@ impl RenderConfig {
                 self.background_rgb
             )));
         }
-        if !(16..=4096).contains(&self.shadow_map_px) {
-            return Err(RenderError::InvalidConfig(format!(
-                "shadow_map_px {} outside 16..=4096",
-                self.shadow_map_px
-            )));
+        if let Some(side_px) = self.shadow_map_px {
+            if !(16..=4096).contains(&side_px) {
+                return Err(RenderError::InvalidConfig(format!(
+                    "shadow_map_px {side_px} outside 16..=4096"
+                )));
+            }
         }
         if !(self.near_clip_m.is_finite() && self.near_clip_m > 0.0) {
             return Err(RenderError::InvalidConfig(format!(
@@ -87,9 +90,10 @@ pub struct RenderOutput {
 #[derive(Debug, Clone, Copy)]
 struct ShadingInfo {
     albedo_linear: [f32; 3],
-    /// For textured planes: the first two rows of `plane_from_camera` (3x4),
-    /// mapping a camera-space point to plane-local x and y.
-    texture_rows: Option<[[f64; 4]; 2]>,
+    /// For textured planes: the rows of `plane_from_camera` (3x4); the first
+    /// two map a camera-space point to plane-local x and y, the third's
+    /// rotation part is the plane normal in the camera frame.
+    texture_rows: Option<[[f64; 4]; 3]>,
 }
 
 /// Renders primitives to RGB and depth images. Keeps its buffers between calls.
@@ -98,11 +102,13 @@ pub struct Renderer {
     config: RenderConfig,
     meshes: MeshLibrary,
     texture: Option<TextureTile>,
-    srgb_lut: Vec<u8>,
+    srgb_lut: Box<[u8; SRGB_LUT_SIZE]>,
     background_rgb8: [u8; 3],
     inv_depth: Vec<f32>,
     primitive_index: Vec<u16>,
-    lambert: Vec<f32>,
+    /// Lambert factor divided by depth (interpolated linearly in screen space;
+    /// the shading pass multiplies by depth once per pixel).
+    lambert_over_z: Vec<f32>,
     shadow: ShadowMap,
     vertices: Vec<ClipVertex>,
     shading: Vec<ShadingInfo>,
@@ -134,9 +140,10 @@ impl Renderer {
     /// A renderer with the given settings; fails if they are out of range.
     pub fn new(config: RenderConfig) -> Result<Renderer, RenderError> {
         config.validate()?;
-        let srgb_lut = (0..SRGB_LUT_SIZE)
-            .map(|i| to_u8(linear_to_srgb(i as f32 / (SRGB_LUT_SIZE - 1) as f32)))
-            .collect();
+        let mut srgb_lut = Box::new([0u8; SRGB_LUT_SIZE]);
+        for (i, v) in srgb_lut.iter_mut().enumerate() {
+            *v = to_u8(linear_to_srgb(i as f32 / (SRGB_LUT_SIZE - 1) as f32));
+        }
         Ok(Renderer {
             config,
             meshes: MeshLibrary::new(),
@@ -145,8 +152,8 @@ impl Renderer {
             background_rgb8: config.background_rgb.map(to_u8),
             inv_depth: Vec::new(),
             primitive_index: Vec::new(),
-            lambert: Vec::new(),
-            shadow: ShadowMap::new(config.shadow_map_px as usize),
+            lambert_over_z: Vec::new(),
+            shadow: ShadowMap::default(),
             vertices: Vec::new(),
             shading: Vec::new(),
             ray_x: Vec::new(),
@@ -160,8 +167,13 @@ impl Renderer {
     }
 
     /// Replaces the plane texture (e.g. per episode, from domain randomisation).
+    /// Baking a wood grain takes a few milliseconds, so change it per episode,
+    /// not per frame; setting the texture already in use costs nothing.
     pub fn set_plane_texture(&mut self, texture: Texture) -> Result<(), RenderError> {
         texture.validate()?;
+        if texture == self.config.plane_texture {
+            return Ok(());
+        }
         self.texture = TextureTile::bake(&texture);
         self.config.plane_texture = texture;
         Ok(())
@@ -190,12 +202,17 @@ impl Renderer {
         self.inv_depth.resize(pixels, 0.0);
         self.primitive_index.clear();
         self.primitive_index.resize(pixels, NO_PRIMITIVE);
-        self.lambert.clear();
-        self.lambert.resize(pixels, 0.0);
+        self.lambert_over_z.clear();
+        self.lambert_over_z.resize(pixels, 0.0);
 
         let sun_dir_in_world = lighting.sun_direction_in_world.normalize();
         let shadows = lighting.shadows && lighting.sun_intensity > 0.0;
         if shadows {
+            let side_px = self
+                .config
+                .shadow_map_px
+                .unwrap_or(camera.width_px.max(camera.height_px).clamp(128, 4096));
+            self.shadow.resize(side_px as usize);
             self.shadow
                 .build(&self.meshes, primitives, &sun_dir_in_world);
         } else {
@@ -203,6 +220,8 @@ impl Renderer {
         }
 
         let camera_from_world = camera.world_from_camera.inverse();
+        let focal_px = camera.fx_px.max(camera.fy_px);
+        let frustum = view_frustum(camera, self.config.near_clip_m);
         self.shading.clear();
         for (index, prim) in primitives.iter().enumerate() {
             let camera_from_shape = camera_from_world * prim.world_from_shape;
@@ -212,6 +231,7 @@ impl Renderer {
                     Some([
                         [m[(0, 0)], m[(0, 1)], m[(0, 2)], m[(0, 3)]],
                         [m[(1, 0)], m[(1, 1)], m[(1, 2)], m[(1, 3)]],
+                        [m[(2, 0)], m[(2, 1)], m[(2, 2)], m[(2, 3)]],
                     ])
                 }
                 _ => None,
@@ -220,7 +240,23 @@ impl Renderer {
                 albedo_linear: prim.rgb.map(srgb_to_linear),
                 texture_rows,
             });
-            let mesh = self.meshes.get(&prim.shape);
+            // Skip primitives whose bounding sphere lies wholly outside the view.
+            let centre = camera_from_shape.translation.vector;
+            let radius_m = Vector3::from(prim.shape.mesh_scale()).norm();
+            if frustum
+                .iter()
+                .any(|plane| plane.xyz().dot(&centre) + plane.w < -radius_m)
+            {
+                continue;
+            }
+            // Pixels per metre at the primitive's distance, for its level of detail.
+            let centre_z_m = centre.z;
+            let px_per_m = if centre_z_m > self.config.near_clip_m {
+                focal_px / centre_z_m
+            } else {
+                f64::INFINITY
+            };
+            let mesh = self.meshes.get(&prim.shape, px_per_m);
             let sun_dir_in_shape = prim.world_from_shape.rotation.inverse() * sun_dir_in_world;
             pose_vertices(
                 mesh,
@@ -238,7 +274,7 @@ impl Renderer {
                 index: index as u16,
                 inv_depth: &mut self.inv_depth,
                 primitive_index: &mut self.primitive_index,
-                lambert: &mut self.lambert,
+                lambert_over_z: &mut self.lambert_over_z,
             };
             for tri in &mesh.triangles {
                 let [a, b, c] = tri.map(|i| self.vertices[i as usize]);
@@ -270,47 +306,89 @@ impl Renderer {
         let light_from_camera: Matrix3<f64> =
             self.shadow.light_from_world * world_from_camera.rotation.to_rotation_matrix().matrix();
         let light_offset = self.shadow.light_from_world * world_from_camera.translation.vector;
+        // Light-space direction of the camera ray through pixel (x, y), scaled to
+        // unit camera z: row_start(y) + x * step.
+        let light_step = light_from_camera.column(0) / camera.fx_px;
+        let inv_focal_px = 2.0 / (camera.fx_px + camera.fy_px);
         let (ambient, sun) = (lighting.ambient, lighting.sun_intensity);
         let lut_scale = (SRGB_LUT_SIZE - 1) as f32;
 
         let mut rgb = vec![0u8; width * height * 3];
         let mut depth_m = vec![f32::INFINITY; width * height];
-        for y in 0..height {
+        for (y, (rgb_row, depth_row)) in rgb
+            .chunks_exact_mut(3 * width)
+            .zip(depth_m.chunks_exact_mut(width))
+            .enumerate()
+        {
             let ray_y = self.ray_y[y];
-            for x in 0..width {
-                let i = y * width + x;
-                let id = self.primitive_index[i];
-                let out = &mut rgb[3 * i..3 * i + 3];
+            let light_row = light_from_camera * Vector3::new(self.ray_x[0], ray_y, 1.0);
+            let row = y * width..(y + 1) * width;
+            let pixels = rgb_row
+                .chunks_exact_mut(3)
+                .zip(depth_row.iter_mut())
+                .zip(&self.primitive_index[row.clone()])
+                .zip(&self.inv_depth[row.clone()])
+                .zip(&self.lambert_over_z[row])
+                .enumerate();
+            for (x, ((((out, depth), &id), &inv_depth), &lambert_over_z)) in pixels {
                 if id == NO_PRIMITIVE {
                     out.copy_from_slice(&self.background_rgb8);
                     continue;
                 }
-                let z = 1.0 / f64::from(self.inv_depth[i]);
-                depth_m[i] = z as f32;
-                let p = Vector3::new(self.ray_x[x] * z, ray_y * z, z);
-                let lambert = self.lambert[i].clamp(0.0, 1.0);
+                let z32 = 1.0 / inv_depth;
+                *depth = z32;
+                let z = f64::from(z32);
+                let lambert = (lambert_over_z * z32).clamp(0.0, 1.0);
                 let visible = if lambert > 0.0 && self.shadow.active {
-                    let p_in_light = light_from_camera * p + light_offset;
-                    self.shadow.visibility(&p_in_light, f64::from(lambert))
+                    let p_in_light = (light_row + light_step * x as f64) * z + light_offset;
+                    self.shadow.visibility(&p_in_light, lambert)
                 } else {
                     1.0
                 };
                 let info = &self.shading[id as usize];
                 let mut light = ambient + sun * lambert * visible;
                 if let (Some(rows), Some(tile)) = (&info.texture_rows, &self.texture) {
-                    let u = rows[0][0] * p.x + rows[0][1] * p.y + rows[0][2] * p.z + rows[0][3];
-                    let v = rows[1][0] * p.x + rows[1][1] * p.y + rows[1][2] * p.z + rows[1][3];
-                    light *= tile.sample(u, v);
+                    let ray_x = self.ray_x[x];
+                    let (px, py) = (ray_x * z, ray_y * z);
+                    let u = rows[0][0] * px + rows[0][1] * py + rows[0][2] * z + rows[0][3];
+                    let v = rows[1][0] * px + rows[1][1] * py + rows[1][2] * z + rows[1][3];
+                    // The pixel's footprint on the plane: z / f across the ray,
+                    // stretched by 1 / cos(incidence) along the plane.
+                    let ray_sq = ray_x * ray_x + ray_y * ray_y + 1.0;
+                    let n_dot_ray = rows[2][0] * ray_x + rows[2][1] * ray_y + rows[2][2];
+                    let footprint_m = z * inv_focal_px * ray_sq / n_dot_ray.abs();
+                    light *= tile.sample(u, v, footprint_m);
                 }
                 for (o, a) in out.iter_mut().zip(info.albedo_linear) {
-                    let k = ((a * light).min(1.0) * lut_scale + 0.5) as usize;
-                    *o = self.srgb_lut[k.min(SRGB_LUT_SIZE - 1)];
+                    // In 0..=4095 by construction (albedo and light are
+                    // non-negative); the mask lets the compiler drop the bounds check.
+                    let k = ((a * light).min(1.0) * lut_scale + 0.5) as i32 as usize;
+                    *o = self.srgb_lut[k & (SRGB_LUT_SIZE - 1)];
                 }
             }
         }
         let rgb = RgbFrame::new(camera.width_px, camera.height_px, PixelEncoding::Rgb8, rgb)?;
         Ok(RenderOutput { rgb, depth_m })
     }
+}
+
+/// The view frustum as planes `(n, d)` with unit `n`, in the camera frame:
+/// a point `p` is inside when `n . p + d >= 0` for all five (near plane and
+/// the four planes through the image border, half a pixel out).
+fn view_frustum(camera: &Camera, near_m: f64) -> [Vector4<f64>; 5] {
+    let (w, h) = (f64::from(camera.width_px), f64::from(camera.height_px));
+    let side = |nx: f64, ny: f64, nz: f64| {
+        let n = Vector3::new(nx, ny, nz).normalize();
+        Vector4::new(n.x, n.y, n.z, 0.0)
+    };
+    [
+        Vector4::new(0.0, 0.0, 1.0, -near_m),
+        // u >= -0.5  <=>  fx x + (cx + 0.5) z >= 0, and so on.
+        side(camera.fx_px, 0.0, camera.cx_px + 0.5),
+        side(-camera.fx_px, 0.0, w - 0.5 - camera.cx_px),
+        side(0.0, camera.fy_px, camera.cy_px + 0.5),
+        side(0.0, -camera.fy_px, h - 0.5 - camera.cy_px),
+    ]
 }
 
 /// Writes the camera-space vertices of `prim` (with their signed Lambert
@@ -344,7 +422,7 @@ struct Target<'a> {
     index: u16,
     inv_depth: &'a mut [f32],
     primitive_index: &'a mut [u16],
-    lambert: &'a mut [f32],
+    lambert_over_z: &'a mut [f32],
 }
 
 impl Target<'_> {
@@ -426,17 +504,16 @@ impl Target<'_> {
         let (depth_buf, index_buf, lambert_buf) = (
             &mut *self.inv_depth,
             &mut *self.primitive_index,
-            &mut *self.lambert,
+            &mut *self.lambert_over_z,
         );
         let index = self.index;
         raster_triangle(xy, self.width, self.height, |i, x, y| {
             let (xf, yf) = (x as f64, y as f64);
-            let iz = inv_depth.at(xf, yf);
-            let izf = iz as f32;
+            let izf = inv_depth.at(xf, yf) as f32;
             if izf > depth_buf[i] {
                 depth_buf[i] = izf;
                 index_buf[i] = index;
-                lambert_buf[i] = (shade_over_z.at(xf, yf) / iz) as f32;
+                lambert_buf[i] = shade_over_z.at(xf, yf) as f32;
             }
         });
     }

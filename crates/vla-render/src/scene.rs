@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::RenderError;
 
+/// How far from 1 a pose's quaternion norm may be (poses from single-precision
+/// physics engines are a few 1e-7 off; anything beyond this is not a rotation).
+pub(crate) const UNIT_QUATERNION_TOLERANCE: f64 = 1e-4;
+
 /// A shape in its own frame; sizes in metres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Shape {
@@ -111,7 +115,7 @@ impl Primitive {
         if !(t.iter().all(|v| v.is_finite()) && q.coords.iter().all(|v| v.is_finite())) {
             return Err("pose is not finite".into());
         }
-        if (q.norm() - 1.0).abs() > 1e-6 {
+        if (q.norm() - 1.0).abs() > UNIT_QUATERNION_TOLERANCE {
             return Err(format!(
                 "rotation quaternion is not unit (norm {})",
                 q.norm()

@@ -72,6 +72,11 @@ fn intrinsics_follow_the_field_of_view_and_centre() {
     assert!((k[0] - f).abs() < 1e-9 && (k[4] - f).abs() < 1e-9);
     assert_eq!([k[2], k[5], k[8]], [79.5, 59.5, 1.0]);
     assert_eq!([k[1], k[3], k[6], k[7]], [0.0; 4]);
+    let p = cam.projection_p();
+    assert_eq!(
+        [p[0], p[2], p[5], p[6], p[10]],
+        [k[0], k[2], k[4], k[5], 1.0]
+    );
     let (u, v, d) = cam.project(&Point3::origin()).unwrap();
     assert!((u - 79.5).abs() < 1e-9 && (v - 59.5).abs() < 1e-9);
     assert!((d - 1.25f64.sqrt()).abs() < 1e-9);
@@ -468,7 +473,7 @@ fn invalid_input_is_an_error_not_a_panic() {
     assert!(r.render(&scene, &good, &negative).is_err());
 
     assert!(Renderer::new(RenderConfig {
-        shadow_map_px: 0,
+        shadow_map_px: Some(0),
         ..RenderConfig::default()
     })
     .is_err());
@@ -482,4 +487,124 @@ fn invalid_input_is_an_error_not_a_panic() {
     ));
     // After all that the renderer still works.
     assert!(r.render(&scene, &good, &lighting).is_ok());
+}
+
+#[test]
+fn the_gripper_shadow_shows_on_the_table_in_the_demo_scene() {
+    // Table, arm and gripper only (the first 11 demo primitives), default sun.
+    let scene = &tabletop_primitives()[..11];
+    let camera = tabletop_camera(128, 128);
+    let lighting = Lighting::default();
+    let d = lighting.sun_direction_in_world;
+    let mut r = renderer();
+    let lit = r.render(scene, &camera, &lighting).unwrap();
+    let unshadowed = r
+        .render(
+            scene,
+            &camera,
+            &Lighting {
+                shadows: false,
+                ..lighting
+            },
+        )
+        .unwrap();
+    // Both fingers (primitives 9 and 10): follow the sunlight from their centre to the table.
+    for finger in &scene[9..11] {
+        let c = finger.world_from_shape.translation.vector;
+        let on_table = Point3::from(c + d * (c.z / -d.z));
+        let (u, v, depth) = camera.project(&on_table).unwrap();
+        let (rgb, seen_depth) = pixel(&lit, u, v);
+        assert!(
+            (f64::from(seen_depth) - depth).abs() < 0.01,
+            "table visible there"
+        );
+        let (bright_rgb, _) = pixel(&unshadowed, u, v);
+        assert!(
+            brightness(rgb) < 0.75 * brightness(bright_rgb),
+            "{rgb:?} vs {bright_rgb:?}"
+        );
+    }
+}
+
+#[test]
+fn arbitrary_viewpoints_render_without_nan() {
+    // Cameras anywhere (inside objects, under the table, looking up, grazing),
+    // seeded so the test is reproducible.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let scene = tabletop_primitives();
+    let mut r = Renderer::new(RenderConfig {
+        plane_texture: Texture::WoodGrain {
+            ring_spacing_m: 0.01,
+            contrast: 0.5,
+            seed: 3,
+        },
+        ..RenderConfig::default()
+    })
+    .unwrap();
+    for _ in 0..200 {
+        let eye = Point3::new(
+            rng.gen_range(-1.0..1.5),
+            rng.gen_range(-1.0..1.0),
+            rng.gen_range(-0.3..1.0),
+        );
+        let target = Point3::new(
+            rng.gen_range(-1.0..1.5),
+            rng.gen_range(-1.0..1.0),
+            rng.gen_range(-0.3..1.0),
+        );
+        let size = rng.gen_range(1..48);
+        let cam = Camera::look_at(
+            eye,
+            target,
+            Vector3::z(),
+            rng.gen_range(0.2..2.5),
+            size,
+            size + 3,
+        );
+        let lighting = Lighting {
+            sun_direction_in_world: Vector3::new(
+                rng.gen_range(-1.0..1.0),
+                rng.gen_range(-1.0..1.0),
+                rng.gen_range(-1.0..0.1),
+            ),
+            ..Lighting::default()
+        };
+        match r.render(&scene, &cam, &lighting) {
+            Ok(out) => {
+                assert!(out.depth_m.iter().all(|d| *d >= 0.01 - 1e-6 && !d.is_nan()));
+                assert_eq!(out.rgb.data().len(), (size * (size + 3) * 3) as usize);
+            }
+            // Only a degenerate look-at (target straight above or below) may be refused.
+            Err(e) => assert!(matches!(e, RenderError::InvalidCamera(_)), "{e}"),
+        }
+    }
+}
+
+#[test]
+fn an_object_mostly_outside_the_view_still_shows_its_visible_part() {
+    // A large box whose centre projects left of the image; its right part
+    // enters the view. Looking straight down from 1 m.
+    let cam = top_down_camera(1.0, 64);
+    let (u_edge, _, _) = cam.project(&Point3::new(0.0, 0.0, 0.0)).unwrap();
+    let metres_per_px = 1.0 / cam.fx_px;
+    // With up = +x in the image, +y world is image left.
+    let half_view_m = (u_edge + 0.5) * metres_per_px;
+    let centre_y = half_view_m + 0.05;
+    let slab = Primitive {
+        world_from_shape: at(0.0, centre_y, 0.05),
+        shape: Shape::Box {
+            half_extents_m: [0.1, 0.2, 0.05],
+        },
+        rgb: [0.9, 0.1, 0.1],
+        casts_shadow: true,
+    };
+    assert!(cam.project(&Point3::new(0.0, centre_y, 0.1)).is_none());
+    let out = renderer().render(&[slab], &cam, &flat_light()).unwrap();
+    // The slab reaches 0.15 m into the view: the left image columns show its top.
+    let (rgb, depth) = pixel(&out, 0.0, 31.5);
+    assert!(rgb[0] > 200 && rgb[1] < 40, "{rgb:?}");
+    assert!((depth - 0.9).abs() < 1e-3, "{depth}");
+    let (_, far_depth) = pixel(&out, 63.0, 31.5);
+    assert!(far_depth.is_infinite());
 }
