@@ -13,6 +13,7 @@
 pub mod chain;
 pub mod controller;
 pub mod error;
+pub mod geometry;
 pub mod ik;
 pub mod interpolate;
 pub mod limits;
@@ -24,7 +25,8 @@ pub use controller::{
     WorkspaceBox,
 };
 pub use error::KinError;
+pub use geometry::{Collision, Geometry, Visual};
 pub use ik::{IkConfig, IkMode, IkSolution, IkSolver};
 pub use interpolate::Interpolator;
 pub use limits::JointLimits;
-pub use model::{Collision, Geometry, JointKind, RobotModel, Visual};
+pub use model::{JointKind, RobotModel};

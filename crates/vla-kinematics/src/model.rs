@@ -8,54 +8,9 @@ use std::path::Path;
 
 use nalgebra::{Isometry3, Translation3, Unit, UnitQuaternion, Vector3};
 
+use crate::geometry::{link_geometry, named_materials, Collision, Visual};
 use crate::limits::{JointLimits, DEFAULT_ACCELERATION_PER_VELOCITY};
 use crate::KinError;
-
-/// Colour of a visual whose URDF gives none (light grey, opaque).
-pub const DEFAULT_RGBA: [f32; 4] = [0.7, 0.7, 0.7, 1.0];
-
-/// A primitive shape, centred on its frame's origin (URDF conventions:
-/// a cylinder's axis is the frame's z axis).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Geometry {
-    /// A box with these side lengths along x, y, z.
-    Box {
-        /// Side lengths, metres.
-        size_m: [f64; 3],
-    },
-    /// A cylinder along z.
-    Cylinder {
-        /// Radius, metres.
-        radius_m: f64,
-        /// Length along z, metres.
-        length_m: f64,
-    },
-    /// A sphere.
-    Sphere {
-        /// Radius, metres.
-        radius_m: f64,
-    },
-}
-
-/// One visual element of a link.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Visual {
-    /// Pose of the shape in the link's frame.
-    pub link_from_visual: Isometry3<f64>,
-    /// The shape.
-    pub geometry: Geometry,
-    /// Colour, red green blue alpha in 0..=1.
-    pub rgba: [f32; 4],
-}
-
-/// One collision element of a link.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Collision {
-    /// Pose of the shape in the link's frame.
-    pub link_from_collision: Isometry3<f64>,
-    /// The shape.
-    pub geometry: Geometry,
-}
 
 /// How a joint moves its child link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,50 +94,6 @@ fn all_finite(values: &[f64]) -> bool {
     values.iter().all(|v| v.is_finite())
 }
 
-fn convert_geometry(
-    geometry: &urdf_rs::Geometry,
-) -> Result<Vec<(Isometry3<f64>, Geometry)>, String> {
-    let positive = |v: f64| v.is_finite() && v > 0.0;
-    match geometry {
-        urdf_rs::Geometry::Box { size } if size.0.iter().all(|&s| positive(s)) => Ok(vec![(
-            Isometry3::identity(),
-            Geometry::Box { size_m: size.0 },
-        )]),
-        urdf_rs::Geometry::Cylinder { radius, length }
-            if positive(*radius) && positive(*length) =>
-        {
-            Ok(vec![(
-                Isometry3::identity(),
-                Geometry::Cylinder {
-                    radius_m: *radius,
-                    length_m: *length,
-                },
-            )])
-        }
-        urdf_rs::Geometry::Sphere { radius } if positive(*radius) => Ok(vec![(
-            Isometry3::identity(),
-            Geometry::Sphere { radius_m: *radius },
-        )]),
-        // A capsule is exactly a cylinder with a sphere on each end.
-        urdf_rs::Geometry::Capsule { radius, length } if positive(*radius) && positive(*length) => {
-            let cap = |z: f64| Isometry3::translation(0.0, 0.0, z);
-            Ok(vec![
-                (
-                    Isometry3::identity(),
-                    Geometry::Cylinder {
-                        radius_m: *radius,
-                        length_m: *length,
-                    },
-                ),
-                (cap(0.5 * length), Geometry::Sphere { radius_m: *radius }),
-                (cap(-0.5 * length), Geometry::Sphere { radius_m: *radius }),
-            ])
-        }
-        urdf_rs::Geometry::Mesh { filename, .. } => Err(format!("mesh {filename:?}")),
-        other => Err(format!("degenerate {other:?}")),
-    }
-}
-
 impl RobotModel {
     /// Reads a URDF file.
     pub fn from_urdf_file(path: &Path) -> Result<Self, KinError> {
@@ -207,15 +118,7 @@ impl RobotModel {
         if robot.links.is_empty() {
             return Err(KinError::NotATree("the URDF has no links".into()));
         }
-        let materials: HashMap<&str, [f32; 4]> = robot
-            .materials
-            .iter()
-            .filter_map(|m| {
-                m.color
-                    .as_ref()
-                    .map(|c| (m.name.as_str(), rgba_from(&c.rgba.0)))
-            })
-            .collect();
+        let materials = named_materials(robot);
         let mut skipped_geometry = Vec::new();
         let mut links = Vec::with_capacity(robot.links.len());
         let mut link_index = HashMap::new();
@@ -226,47 +129,7 @@ impl RobotModel {
                     link.name
                 )));
             }
-            let mut visuals = Vec::new();
-            for visual in &link.visual {
-                let rgba = visual
-                    .material
-                    .as_ref()
-                    .and_then(|m| {
-                        m.color
-                            .as_ref()
-                            .map(|c| rgba_from(&c.rgba.0))
-                            .or_else(|| materials.get(m.name.as_str()).copied())
-                    })
-                    .unwrap_or(DEFAULT_RGBA);
-                let link_from_shape = pose_from_urdf(&visual.origin);
-                match convert_geometry(&visual.geometry) {
-                    Ok(parts) => {
-                        visuals.extend(parts.into_iter().map(|(shape_from_part, geometry)| {
-                            Visual {
-                                link_from_visual: link_from_shape * shape_from_part,
-                                geometry,
-                                rgba,
-                            }
-                        }))
-                    }
-                    Err(what) => skipped_geometry.push(format!("{}: visual {what}", link.name)),
-                }
-            }
-            let mut collisions = Vec::new();
-            for collision in &link.collision {
-                let link_from_shape = pose_from_urdf(&collision.origin);
-                match convert_geometry(&collision.geometry) {
-                    Ok(parts) => {
-                        collisions.extend(parts.into_iter().map(|(shape_from_part, geometry)| {
-                            Collision {
-                                link_from_collision: link_from_shape * shape_from_part,
-                                geometry,
-                            }
-                        }))
-                    }
-                    Err(what) => skipped_geometry.push(format!("{}: collision {what}", link.name)),
-                }
-            }
+            let (visuals, collisions) = link_geometry(link, &materials, &mut skipped_geometry);
             links.push(LinkData {
                 name: link.name.clone(),
                 parent_joint: None,
@@ -598,11 +461,6 @@ pub(crate) fn joint_motion(kind: JointKind, axis: &Unit<Vector3<f64>>, q: f64) -
         ),
         JointKind::Fixed | JointKind::Unsupported => Isometry3::identity(),
     }
-}
-
-fn rgba_from(rgba: &[f64; 4]) -> [f32; 4] {
-    // Narrowing to f32 is intended: colours need no more precision.
-    rgba.map(|c| c.clamp(0.0, 1.0) as f32)
 }
 
 fn convert_joint(

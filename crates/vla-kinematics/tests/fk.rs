@@ -364,3 +364,42 @@ fn bad_joint_vectors_are_errors() {
     assert!(matches!(chain.fk(&q), Err(KinError::NonFinite { .. })));
     assert!(chain.jacobian(&q).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(50))]
+
+    /// `RobotModel::link_poses` and `Chain::fk` agree on every link of both arms.
+    #[test]
+    fn link_poses_agree_with_chains(u in prop::collection::vec(0.0..1.0f64, 7)) {
+        for file in ["panda.urdf", "ur5e.urdf"] {
+            let model = RobotModel::from_urdf_file(&urdf_path(file)).unwrap();
+            let arm = Chain::from_model(&model, None, None).unwrap();
+            let q = within_limits(&arm, &u[..arm.dof()], 0.0);
+            let poses = model.link_poses_from(arm.joint_names(), &q).unwrap();
+            let mut checked = 0;
+            for (link, root_from_link) in &poses {
+                if link == model.root_link() {
+                    prop_assert_eq!(*root_from_link, Isometry3::identity());
+                    continue;
+                }
+                let Ok(chain) = Chain::from_model(&model, None, Some(link)) else {
+                    continue; // a fixed-only branch (no movable joint)
+                };
+                // The chain's variables are a prefix of the arm's, except fingers.
+                let Some(values) = chain
+                    .joint_names()
+                    .iter()
+                    .map(|n| arm.joint_names().iter().position(|a| a == n).map(|i| q[i]))
+                    .collect::<Option<Vec<f64>>>()
+                else {
+                    continue;
+                };
+                let pose = chain.fk(&values).unwrap();
+                prop_assert!((pose.translation.vector - root_from_link.translation.vector).norm() < 1e-12, "{file} {link}");
+                prop_assert!(pose.rotation.angle_to(&root_from_link.rotation) < 1e-12);
+                checked += 1;
+            }
+            prop_assert!(checked > arm.dof(), "{file}: only {checked} links checked");
+        }
+    }
+}

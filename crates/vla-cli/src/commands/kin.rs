@@ -120,6 +120,12 @@ fn ik(args: &IkArgs) -> Result<()> {
     if quaternion.norm() < 1e-9 {
         bail!("--target: the quaternion has zero length");
     }
+    if (quaternion.norm() - 1.0).abs() > 1e-6 {
+        eprintln!(
+            "warning: the target quaternion has length {}; using it normalised",
+            quaternion.norm()
+        );
+    }
     let base_from_target = Isometry3::from_parts(
         Translation3::new(x, y, z),
         UnitQuaternion::from_quaternion(quaternion),
