@@ -419,17 +419,22 @@ impl ScriptedExpert {
     /// Height of the held object's centre at release, world z.
     fn release_centre_z(&self, world: &World, half_h: f64) -> Result<f64, SimError> {
         let table_z = world.table_z_m();
+        // Balls are set down almost touching, so that they do not bounce and roll.
+        let ball = world
+            .index_of(self.goal.object())
+            .is_some_and(|i| matches!(world.objects()[i].geometry, Geometry::Sphere { .. }));
+        let gap = if ball { 0.002 } else { 0.006 };
         let target = self.goal.target().and_then(|t| world.index_of(t));
         Ok(match (&self.goal, target) {
             (Goal::PutIn { .. }, Some(ti)) => match world.objects()[ti].geometry {
-                Geometry::Plate { height_m, .. } => table_z + height_m + half_h + 0.01,
-                _ => table_z + 0.006 + half_h + 0.015,
+                Geometry::Plate { height_m, .. } => table_z + height_m + half_h + gap,
+                _ => table_z + 0.006 + half_h + gap,
             },
             (Goal::Stack { .. }, Some(ti)) => {
                 let tc = world.pose(ti).translation.vector;
-                tc.z + world.objects()[ti].geometry.height_m() / 2.0 + half_h + 0.006
+                tc.z + world.objects()[ti].geometry.height_m() / 2.0 + half_h + gap
             }
-            _ => table_z + half_h + 0.006,
+            _ => table_z + half_h + gap,
         })
     }
 
