@@ -342,3 +342,30 @@ impl Physics {
             .unwrap_or(0.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pose_conversion_round_trips_within_f32() {
+        let iso = Isometry3::new(Vector3::new(0.4, -0.2, 0.77), Vector3::new(0.3, -1.1, 2.0));
+        let back = from_pose(&to_pose(&iso));
+        assert!((back.translation.vector - iso.translation.vector).norm() < 1e-6);
+        assert!(back.rotation.angle_to(&iso.rotation) < 1e-6);
+    }
+
+    #[test]
+    fn bowl_colliders_ring_the_rim() {
+        let g = Geometry::Bowl {
+            radius_m: 0.075,
+            height_m: 0.045,
+        };
+        let c = geometry_colliders(&g);
+        assert_eq!(c.len(), 1 + BOWL_SEGMENTS);
+        for (pose, _) in &c[1..] {
+            let r = pose.translation.vector.xy().norm();
+            assert!((r - (0.075 - BOWL_WALL_M / 2.0)).abs() < 1e-12);
+        }
+    }
+}

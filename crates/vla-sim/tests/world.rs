@@ -293,3 +293,56 @@ fn a_policy_replaying_the_experts_tokens_succeeds_through_the_policy_trait() {
     assert_eq!(replay.outcome.steps, expert.outcome.steps);
     assert_eq!(replay.frames.len(), expert.records.len());
 }
+
+#[test]
+fn success_is_judged_from_where_objects_actually_are() {
+    let s = suite();
+    let put_in = Goal::PutIn {
+        object: ObjectRef::new("red", "cube"),
+        target: ObjectRef::new("green", "bowl"),
+    };
+    // A cube dropped at the bowl's centre lands inside it.
+    let mut w = world(
+        &s.scene,
+        &[
+            place("red", "cube", 0.5, 0.0),
+            place("green", "bowl", 0.5, 0.0),
+        ],
+    );
+    for _ in 0..5 {
+        w.step(&Action::hold(0.0)).unwrap();
+    }
+    assert!(check(&w, &put_in).success, "{}", check(&w, &put_in).reason);
+    // The same cube 20 cm away is not in it, but it is next to nothing.
+    let w = world(
+        &s.scene,
+        &[
+            place("red", "cube", 0.5, 0.2),
+            place("green", "bowl", 0.5, 0.0),
+        ],
+    );
+    assert!(!check(&w, &put_in).success);
+    let next_to = Goal::MoveNextTo {
+        object: ObjectRef::new("red", "cube"),
+        target: ObjectRef::new("green", "bowl"),
+    };
+    assert!(!check(&w, &next_to).success);
+    // 3 cm from the bowl's rim it is next to it.
+    let w = world(
+        &s.scene,
+        &[
+            place("red", "cube", 0.5, 0.125),
+            place("green", "bowl", 0.5, 0.0),
+        ],
+    );
+    assert!(
+        check(&w, &next_to).success,
+        "{}",
+        check(&w, &next_to).reason
+    );
+    // A cube that was never lifted is not picked up.
+    let pick = Goal::PickUp {
+        object: ObjectRef::new("red", "cube"),
+    };
+    assert!(!check(&w, &pick).success);
+}
