@@ -67,7 +67,7 @@ fn unknown_words_are_an_error_listing_the_vocabulary() {
 }
 
 #[test]
-fn learned_policies_and_rrd_say_they_are_not_built() {
+fn learned_policies_say_they_are_not_built() {
     let out = vla()
         .args([
             "sim",
@@ -80,12 +80,68 @@ fn learned_policies_and_rrd_say_they_are_not_built() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("issue #5"));
-    let out = vla()
-        .args(["sim", "--task", "pick up the red cube", "--rrd", "x.rrd"])
+}
+
+#[test]
+fn sim_rrd_recording_opens_in_the_official_tool() {
+    let dir = std::env::temp_dir().join(format!("vla-sim-rrd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rrd = dir.join("sim.rrd");
+    let rrd_arg = rrd.to_str().unwrap();
+    let text = run_ok(&[
+        "sim",
+        "--task",
+        "put the red cube in the green bowl",
+        "--json",
+        "--rrd",
+        rrd_arg,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["successes"], 1, "{text}");
+    let overhead = v["viz"]["logging_overhead_fraction"].as_f64().unwrap();
+    assert!(overhead > 0.0, "logging time must be measured: {text}");
+    assert!(std::fs::metadata(&rrd).unwrap().len() > 10_000);
+    let Some(rerun) = std::env::var_os("VLA_RERUN_BIN") else {
+        assert!(
+            std::env::var_os("VLA_REQUIRE_TOOLS").is_none(),
+            "VLA_REQUIRE_TOOLS is set but VLA_RERUN_BIN is not"
+        );
+        return;
+    };
+    let verify = Command::new(&rerun)
+        .args(["rrd", "verify", rrd_arg])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #7"));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let print = Command::new(&rerun)
+        .args(["rrd", "print", rrd_arg])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&print.stdout).to_string()
+        + &String::from_utf8_lossy(&print.stderr);
+    for entity in [
+        "/world/camera/image",
+        "/world/camera/depth",
+        "/instruction",
+        "/action/tokens",
+        "/action/decoded",
+        "/world/robot/panda_link3",
+        "/world/robot/panda_leftfinger",
+        "/world/objects/red_cube",
+        "/world/objects/green_bowl",
+        "/world/ee/target_path",
+        "/world/ee/actual_path",
+        "/joints/measured",
+        "/joints/commanded",
+        "/status",
+    ] {
+        assert!(listing.contains(entity), "{entity} missing:\n{listing}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -60,9 +60,24 @@ pub struct SimArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Rerun visualisation.
+    #[command(flatten)]
+    pub viz: VizArgs,
+}
+
+/// Where to send a rerun recording (at most one is used: file, then
+/// connect, then spawn).
+#[derive(Debug, Args, Clone, Default)]
+pub struct VizArgs {
     /// Write a rerun recording to this file.
     #[arg(long)]
     pub rrd: Option<PathBuf>,
+    /// Start a local rerun viewer (the `rerun` command must be on PATH) and stream to it.
+    #[arg(long)]
+    pub spawn: bool,
+    /// Stream to a running rerun viewer: host:port or rerun+http://host:port/proxy.
+    #[arg(long, value_name = "ADDR")]
+    pub connect: Option<String>,
 }
 
 /// Arguments of `vla collect`.
@@ -141,6 +156,9 @@ pub struct EvalArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+    /// Rerun visualisation.
+    #[command(flatten)]
+    pub viz: VizArgs,
 }
 
 /// `vla kin` subcommands.

@@ -190,6 +190,16 @@ impl Arm {
         Ok(self.world_from_base * base_from_tcp)
     }
 
+    /// The arm's kinematic chain (base to TCP).
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The whole robot description (every link and its geometry).
+    pub fn model(&self) -> &RobotModel {
+        &self.model
+    }
+
     /// `world_from_base` of the arm.
     pub fn world_from_base(&self) -> Isometry3<f64> {
         self.world_from_base

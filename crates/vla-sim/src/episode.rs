@@ -116,6 +116,32 @@ pub struct Episode {
     pub intrinsics_k: [f64; 9],
 }
 
+/// What an observer (e.g. a rerun recorder) sees after each policy step.
+pub struct StepView<'a> {
+    /// Step index within the episode.
+    pub step: usize,
+    /// The world after the step was executed.
+    pub world: &'a World,
+    /// The task text.
+    pub instruction: &'a str,
+    /// The camera frame the driver saw at the start of the step.
+    pub frame: Option<&'a RgbFrame>,
+    /// Its depth image, metres.
+    pub depth_m: Option<&'a [f32]>,
+    /// The camera that took it.
+    pub camera: Option<&'a vla_render::Camera>,
+    /// The 8 tokens executed.
+    pub tokens: ActionTokens,
+    /// The action they decode to.
+    pub action: Action,
+}
+
+/// Called once per policy step by [`run_episode_observed`].
+pub trait StepObserver {
+    /// One step happened.
+    fn on_step(&mut self, view: &StepView<'_>);
+}
+
 /// Builds the world of `task`: its named objects and distractors drawn
 /// from `distractor_pool`.
 pub fn build_world(
@@ -139,15 +165,29 @@ pub fn run_episode(
     scene: &SceneConfig,
     task: &Task,
     distractor_pool: &[ObjectRef],
+    driver: Driver<'_>,
+    options: &EpisodeOptions,
+    seed: u64,
+) -> Result<Episode, SimError> {
+    run_episode_observed(scene, task, distractor_pool, driver, options, seed, None)
+}
+
+/// [`run_episode`], calling `observer` after every policy step (frames are
+/// rendered whenever there is an observer).
+pub fn run_episode_observed(
+    scene: &SceneConfig,
+    task: &Task,
+    distractor_pool: &[ObjectRef],
     mut driver: Driver<'_>,
     options: &EpisodeOptions,
     seed: u64,
+    mut observer: Option<&mut dyn StepObserver>,
 ) -> Result<Episode, SimError> {
     let mut world = build_world(scene, task, distractor_pool)?;
     let tokenizer = ActionTokenizer::default();
     let instruction = Instruction::new(&task.instruction)?;
     let learned = matches!(driver, Driver::Learned(_));
-    let render = options.render || learned;
+    let render = options.render || learned || observer.is_some();
     let mut camera = if render {
         Some(SimCamera::new(scene, options.randomization, seed)?)
     } else {
@@ -171,15 +211,12 @@ pub fn run_episode(
     let mut terminated = false;
     let mut last_gripper = 0.0;
     for step in 0..options.max_steps {
-        let frame = match camera.as_mut() {
+        let (frame, depth_now) = match camera.as_mut() {
             Some(c) => {
                 let out = c.render(&world)?;
-                if options.record && options.keep_depth {
-                    depth.push(out.depth_m);
-                }
-                Some(out.rgb)
+                (Some(out.rgb), Some(out.depth_m))
             }
-            None => None,
+            None => (None, None),
         };
         let joints = world.joint_state()?;
         let (label, label_tokens, executed_tokens) = match (&mut driver, expert.as_mut()) {
@@ -219,17 +256,38 @@ pub fn run_episode(
                 executed_tokens,
                 holding: object_index.is_some() && world.held() == object_index,
             });
+        }
+        last_gripper = executed.gripper;
+        if executed.terminate {
+            terminated = true;
+        } else {
+            world.step(&executed)?;
+        }
+        if let Some(obs) = observer.as_deref_mut() {
+            obs.on_step(&StepView {
+                step,
+                world: &world,
+                instruction: &task.instruction,
+                frame: frame.as_ref(),
+                depth_m: depth_now.as_deref(),
+                camera: camera.as_ref().map(|c| c.camera()),
+                tokens: executed_tokens,
+                action: executed,
+            });
+        }
+        if options.record {
             if let Some(f) = frame {
                 frames.push(f);
             }
+            if options.keep_depth {
+                if let Some(d) = depth_now {
+                    depth.push(d);
+                }
+            }
         }
-        if executed.terminate {
-            terminated = true;
-            last_gripper = executed.gripper;
+        if terminated {
             break;
         }
-        last_gripper = executed.gripper;
-        world.step(&executed)?;
     }
     let steps = if terminated {
         world.steps() + 1

@@ -30,7 +30,10 @@ pub mod success;
 pub mod suite;
 pub mod world;
 
-pub use episode::{run_episode, Driver, Episode, EpisodeOptions, EpisodeOutcome};
+pub use episode::{
+    run_episode, run_episode_observed, Driver, Episode, EpisodeOptions, EpisodeOutcome,
+    StepObserver, StepView,
+};
 pub use error::SimError;
 pub use expert::{NoiseConfig, ScriptedExpert};
 pub use goal::{Direction, Family, Goal, ObjectRef};

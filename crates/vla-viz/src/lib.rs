@@ -110,6 +110,9 @@ impl Viz {
         self.ee_target_path.clear();
         self.ee_actual_path.clear();
         if let Some(rec) = &self.rec {
+            // Objects and paths of the previous episode disappear from here on.
+            rec.log("world/objects", &rerun::Clear::recursive())?;
+            rec.log("world/ee", &rerun::Clear::recursive())?;
             rec.log(
                 "episode",
                 &rerun::TextLog::new(format!("episode {episode}"))
@@ -283,6 +286,18 @@ impl Viz {
         };
         for (i, shape) in shapes.iter().enumerate() {
             geometry::log_shape(rec, &format!("{entity}/geom_{i}"), shape, true)?;
+        }
+        Ok(())
+    }
+
+    /// Geometry that belongs to the current time onwards (objects of one
+    /// episode; cleared by [`Viz::begin_episode`]).
+    pub fn log_shapes(&self, entity: &str, shapes: &[VizShape]) -> Result<(), VizError> {
+        let Some(rec) = &self.rec else {
+            return Ok(());
+        };
+        for (i, shape) in shapes.iter().enumerate() {
+            geometry::log_shape(rec, &format!("{entity}/geom_{i}"), shape, false)?;
         }
         Ok(())
     }

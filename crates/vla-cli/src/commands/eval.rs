@@ -6,9 +6,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::json;
-use vla_sim::episode::{run_episode, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode_observed, Driver, EpisodeOptions};
+use vla_sim::StepObserver;
 use vla_sim::{Goal, NoiseConfig, Split, SuccessReport, Task, TaskSuite};
 
+use super::record::SimRecorder;
 use super::shared::{choose_policy, repo_root, PolicyChoice};
 use crate::cli::EvalArgs;
 
@@ -63,6 +65,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     } else {
         NoiseConfig::none()
     };
+    let mut recorder = SimRecorder::from_args(&args.viz, &format!("vla eval: {}", args.suite))?;
     let mut outcomes = Vec::with_capacity(args.episodes);
     let mut failures = Vec::new();
     for i in 0..args.episodes {
@@ -84,8 +87,15 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let driver = match choice {
             PolicyChoice::Scripted => Driver::Expert(noise),
         };
-        let episode = run_episode(&suite.scene, &task, &pool, driver, &options, seed)
-            .with_context(|| format!("episode {} (seed {seed}): {:?}", i + 1, task.instruction))?;
+        if let Some(rec) = recorder.as_mut() {
+            rec.begin_episode();
+        }
+        let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
+        let episode =
+            run_episode_observed(&suite.scene, &task, &pool, driver, &options, seed, observer)
+                .with_context(|| {
+                    format!("episode {} (seed {seed}): {:?}", i + 1, task.instruction)
+                })?;
         if !episode.outcome.success {
             failures.push(json!({
                 "seed": seed,
@@ -95,6 +105,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             }));
         }
         outcomes.push(episode.outcome);
+    }
+    if let Some(rec) = recorder {
+        rec.finish()?;
     }
     let report = SuccessReport::from_outcomes(&outcomes);
     if args.json {

@@ -3,6 +3,7 @@
 mod collect;
 mod eval;
 mod kin;
+mod record;
 mod shared;
 mod sim;
 

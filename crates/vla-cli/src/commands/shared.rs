@@ -42,14 +42,3 @@ pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
     }
     bail!("--policy {policy}: learned policies are not built yet (issue #5); use --policy scripted")
 }
-
-/// `--rrd` is wired when the rerun layer lands.
-pub fn reject_rrd(rrd: Option<&Path>) -> Result<()> {
-    if let Some(path) = rrd {
-        bail!(
-            "--rrd {}: rerun recordings are not built yet (issue #7); nothing was run",
-            path.display()
-        );
-    }
-    Ok(())
-}

@@ -3,21 +3,24 @@
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vla_sim::episode::{run_episode, task_for_goal, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode_observed, task_for_goal, Driver, EpisodeOptions};
 use vla_sim::language::parse_instruction;
+use vla_sim::StepObserver;
 use vla_sim::{NoiseConfig, SuccessReport, TaskSuite};
 
-use super::shared::{choose_policy, reject_rrd, repo_root, PolicyChoice};
+use super::record::SimRecorder;
+use super::shared::{choose_policy, repo_root, PolicyChoice};
 use crate::cli::SimArgs;
 
 /// Runs `vla sim`.
 pub fn run(args: &SimArgs) -> Result<()> {
-    reject_rrd(args.rrd.as_deref())?;
     let choice = choose_policy(&args.policy)?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
     let goal = parse_instruction(&args.task, &suite.scene)?;
     let pool = suite.distractor_pool(None);
+    let mut recorder = SimRecorder::from_args(&args.viz, &format!("vla sim: {}", args.task))?;
+    let loop_start = std::time::Instant::now();
     let mut outcomes = Vec::with_capacity(args.episodes);
     for i in 0..args.episodes {
         let seed = args.seed.wrapping_add(i as u64);
@@ -29,8 +32,13 @@ pub fn run(args: &SimArgs) -> Result<()> {
         let driver = match choice {
             PolicyChoice::Scripted => Driver::Expert(NoiseConfig::none()),
         };
-        let episode = run_episode(&suite.scene, &task, &pool, driver, &options, seed)
-            .with_context(|| format!("episode {} (seed {seed})", i + 1))?;
+        if let Some(rec) = recorder.as_mut() {
+            rec.begin_episode();
+        }
+        let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
+        let episode =
+            run_episode_observed(&suite.scene, &task, &pool, driver, &options, seed, observer)
+                .with_context(|| format!("episode {} (seed {seed})", i + 1))?;
         let o = episode.outcome;
         if !args.json {
             println!(
@@ -46,6 +54,19 @@ pub fn run(args: &SimArgs) -> Result<()> {
         }
         outcomes.push(o);
     }
+    let loop_secs = loop_start.elapsed().as_secs_f64();
+    let viz = match recorder {
+        Some(rec) => {
+            let logging_secs = rec.finish()?.as_secs_f64();
+            let rest_secs = (loop_secs - logging_secs).max(f64::EPSILON);
+            Some(json!({
+                "loop_secs": loop_secs,
+                "logging_secs": logging_secs,
+                "logging_overhead_fraction": logging_secs / rest_secs,
+            }))
+        }
+        None => None,
+    };
     let report = SuccessReport::from_outcomes(&outcomes);
     if args.json {
         let summary = json!({
@@ -56,6 +77,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
             "successes": report.successes,
             "success_rate": report.success_rate,
             "mean_steps": report.mean_steps,
+            "loop_secs": loop_secs,
+            "viz": viz,
             "results": outcomes.iter().map(|o| json!({
                 "seed": o.task.layout_seed,
                 "success": o.success,
