@@ -4,12 +4,14 @@ use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command};
 
+mod train;
+
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sim(_) => not_built("sim", 4),
         Command::Collect(_) => not_built("collect", 4),
-        Command::Train(_) => not_built("train", 5),
+        Command::Train(args) => train::run(args),
         Command::Eval(_) => not_built("eval", 4),
         Command::Kin(_) => not_built("kin", 3),
         Command::Run(_) => not_built("run", 6),
