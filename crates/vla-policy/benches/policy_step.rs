@@ -33,6 +33,18 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_step_320x240_resize", |b| {
         b.iter(|| policy.act(&camera).unwrap())
     });
+    // The two halves of a step: observation encoding and 8-token decoding.
+    let (_, model) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
+    let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
+    let text = text.unsqueeze(0).unwrap();
+    let mask = Tensor::ones((1, 12), candle_core::DType::F32, &Device::Cpu).unwrap();
+    c.bench_function("policy_encode_observation", |b| {
+        b.iter(|| model.encode(&image, &text, &mask).unwrap())
+    });
+    let memory = model.encode(&image, &text, &mask).unwrap();
+    c.bench_function("policy_decode_8_tokens", |b| {
+        b.iter(|| model.generate(&memory).unwrap())
+    });
 }
 
 fn one_thread() {
