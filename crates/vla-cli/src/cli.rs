@@ -43,14 +43,20 @@ pub struct SimArgs {
     #[arg(long)]
     pub task: String,
     /// `scripted` for the built-in expert, or a policy directory.
-    #[arg(long, default_value = "policies/default")]
+    #[arg(long, default_value = "scripted")]
     pub policy: String,
     /// Number of episodes.
     #[arg(long, default_value_t = 1)]
     pub episodes: usize,
-    /// Random seed of the first episode.
+    /// Random seed of the first episode (layout, distractors).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Task suite whose scene and vocabulary are used (name under sim/suites/ or file).
+    #[arg(long, default_value = "default")]
+    pub suite: String,
+    /// Extra objects besides those the task names.
+    #[arg(long, default_value_t = 1)]
+    pub distractors: usize,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -63,17 +69,29 @@ pub struct SimArgs {
 #[derive(Debug, Args)]
 pub struct CollectArgs {
     /// Task suite name (under sim/suites/) or file.
-    #[arg(long)]
+    #[arg(long, default_value = "default")]
     pub suite: String,
-    /// Number of episodes.
+    /// Number of successful demonstrations to write.
     #[arg(long)]
     pub episodes: usize,
-    /// Output directory.
+    /// Output directory (must not hold a dataset yet).
     #[arg(long)]
     pub out: PathBuf,
-    /// Random seed.
+    /// Random seed of the first episode.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// `train` or `eval` split of the suite.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Inject noise into the executed actions (labels stay clean), so demonstrations include recoveries.
+    #[arg(long)]
+    pub noise: bool,
+    /// Also write depth images.
+    #[arg(long)]
+    pub depth: bool,
+    /// Domain randomisation of the rendering (light, colour shade, camera pose, table texture).
+    #[arg(long)]
+    pub randomize: bool,
 }
 
 /// Arguments of `vla train`.
@@ -104,10 +122,10 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// `scripted` or a policy directory.
-    #[arg(long)]
+    #[arg(long, default_value = "scripted")]
     pub policy: String,
     /// Task suite name (under sim/suites/) or file.
-    #[arg(long)]
+    #[arg(long, default_value = "default")]
     pub suite: String,
     /// `train` or `eval` split.
     #[arg(long, default_value = "eval")]
@@ -121,6 +139,9 @@ pub struct EvalArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Inject noise into the scripted expert's actions (tests its recoveries).
+    #[arg(long)]
+    pub noise: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
@@ -144,7 +165,8 @@ pub struct ChainArgs {
     /// Base link (default: the URDF's root link).
     #[arg(long)]
     pub base: Option<String>,
-    /// Tip link (default: the only leaf of the tree, or the end of the longest chain).
+    /// Tip link (default: the only leaf below the base, or the end of the chain
+    /// with the most revolute joints, preferring a tool frame over fingers).
     #[arg(long)]
     pub tip: Option<String>,
     /// Print JSON.

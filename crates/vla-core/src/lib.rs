@@ -29,4 +29,4 @@ pub use action::{Action, ActionTokens, ACTION_DIMS, TOKENS_PER_STEP};
 pub use command::JointCommand;
 pub use error::CoreError;
 pub use observation::{Instruction, JointState, PixelEncoding, RgbFrame, MAX_INSTRUCTION_BYTES};
-pub use policy::{Policy, PolicyError, PolicyOutput};
+pub use policy::{Policy, PolicyError, PolicyStep};

@@ -1,35 +1,58 @@
-//! The interface every learned policy implements, so that the simulator, the
-//! runtime and the ROS node can drive any of them.
-//!
-//! A policy is told its task once ([`Policy::set_instruction`], where the text
-//! is encoded) and then called once per control step with the latest camera
-//! frame ([`Policy::step`]), answering with the 8 action tokens and the action
-//! they decode to.
+//! The interface every learned policy implements, so that the simulator and
+//! the robot runtime can drive any of them: reset with an instruction, then
+//! one camera frame and joint state in, 8 action tokens and the decoded
+//! action out.
 
-use crate::{Action, ActionTokens, Instruction, RgbFrame};
+use std::error::Error as StdError;
 
-/// Error of a policy call; each policy crate has its own concrete error type.
-pub type PolicyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use thiserror::Error;
 
-/// What a policy answers for one step.
+use crate::{Action, ActionTokens, Instruction, JointState, RgbFrame};
+
+/// A policy's failure, carrying the implementation's own error as its source.
+#[derive(Debug, Error)]
+#[error("policy: {message}")]
+pub struct PolicyError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl PolicyError {
+    /// An error with a message only.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Wraps an implementation's error; its message becomes this error's.
+    pub fn from_source(err: impl StdError + Send + Sync + 'static) -> Self {
+        Self {
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        }
+    }
+}
+
+/// What a policy answers for one observation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PolicyOutput {
-    /// The 8 token ids it emitted.
+pub struct PolicyStep {
+    /// The 8 tokens it emitted (terminate, 6 deltas, gripper).
     pub tokens: ActionTokens,
-    /// The action those tokens decode to.
+    /// Those tokens decoded into a continuous action.
     pub action: Action,
 }
 
-/// A vision-language-action policy.
-pub trait Policy: Send {
-    /// Sets the task (replacing any previous one) and clears per-episode
-    /// state such as frame history.
-    fn set_instruction(&mut self, instruction: &Instruction) -> Result<(), PolicyError>;
+/// A closed-loop policy: pixels, joint state and text in, action tokens out.
+pub trait Policy {
+    /// A short name for logs and reports.
+    fn name(&self) -> &str;
 
-    /// Clears per-episode state (frame history) but keeps the instruction.
-    fn reset(&mut self);
+    /// Starts a new episode with this instruction (clears any history).
+    fn reset(&mut self, instruction: &Instruction) -> Result<(), PolicyError>;
 
-    /// One step: the latest camera frame in, tokens and action out. The frame
-    /// may have any size and encoding; the policy resizes as it needs.
-    fn step(&mut self, frame: &RgbFrame) -> Result<PolicyOutput, PolicyError>;
+    /// The next action for the current camera frame and joint state.
+    fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError>;
 }

@@ -28,10 +28,10 @@ fn bench(c: &mut Criterion) {
     let big: Vec<u8> = (0..320 * 240 * 3).map(|i| (i * 31 % 251) as u8).collect();
     let camera = RgbFrame::new(320, 240, PixelEncoding::Rgb8, big).unwrap();
     c.bench_function("policy_step_96px", |b| {
-        b.iter(|| policy.act(&frame).unwrap())
+        b.iter(|| policy.step_frame(&frame).unwrap())
     });
     c.bench_function("policy_step_320x240_resize", |b| {
-        b.iter(|| policy.act(&camera).unwrap())
+        b.iter(|| policy.step_frame(&camera).unwrap())
     });
     // The two halves of a step: observation encoding and 8-token decoding.
     let (_, model) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();

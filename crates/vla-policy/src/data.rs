@@ -4,9 +4,10 @@
 //! expert's action, the episode it belongs to), with frames already resized
 //! to the model's input size so that training never resizes. Sources
 //! implement [`DemoSource`]: a folder in the raw-frames format of
-//! [`demo_dir`] (what `vla train --data` reads) and a generated toy task
-//! ([`synthetic`]) used by tests and smoke runs. The simulator's own
-//! recording format plugs in as one more source.
+//! [`crate::sim_data`] (what `vla collect` writes), a folder in the plain
+//! raw-frames format of [`demo_dir`], and a generated toy task
+//! ([`synthetic`]) used by tests and smoke runs. [`load_dir`] picks the
+//! format of a folder.
 
 use vla_core::{Action, Instruction};
 
@@ -68,10 +69,15 @@ pub trait DemoSource {
     fn load(&self, size_px: usize) -> Result<Dataset>;
 }
 
-/// Loads the demonstrations in `dir` (see [`demo_dir`] for the format),
-/// frames resized to `size_px`.
+/// Loads the demonstrations in `dir`, frames resized to `size_px`: a
+/// `vla collect` folder (it has `dataset.json`, see [`crate::sim_data`]) or
+/// the plain format of [`demo_dir`].
 pub fn load_dir(dir: &std::path::Path, size_px: usize) -> Result<Dataset> {
-    demo_dir::DemoDir(dir.to_path_buf()).load(size_px)
+    if dir.join(crate::sim_data::META).is_file() {
+        crate::sim_data::SimDataset(dir.to_path_buf()).load(size_px)
+    } else {
+        demo_dir::DemoDir(dir.to_path_buf()).load(size_px)
+    }
 }
 
 pub mod demo_dir {

@@ -7,8 +7,8 @@
 //!   built from the differentiable blocks in [`nn`];
 //! * [`train`]: behaviour cloning with AdamW ([`optim`]), augmentation
 //!   ([`image`]) and resumable checkpoints ([`checkpoint`]);
-//! * [`data`]: data sets and their sources (`vla collect` recordings,
-//!   [`data::synthetic`] for a generated toy task);
+//! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
+//!   output; [`data::synthetic`] generates a toy task);
 //! * [`policy`]: [`VlaPolicy`], the inference API implementing
 //!   [`vla_core::Policy`].
 
@@ -21,6 +21,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod policy;
+pub mod sim_data;
 pub mod text;
 pub mod text_files;
 pub mod train;

@@ -1,8 +1,9 @@
 //! [`VlaPolicy`]: a loaded checkpoint plus the text encoder, implementing
 //! [`vla_core::Policy`].
 //!
-//! `set_instruction` runs MiniLM once and keeps its token outputs;
-//! `step` resizes the frame, runs the image encoder and the transformer, and
+//! `reset(instruction)` runs MiniLM once and keeps its token outputs;
+//! `act` resizes the frame (joint states are not used: the policy sees only
+//! pixels and text, as RT-2 does), runs the image encoder and the transformer, and
 //! decodes 8 tokens greedily within the valid range of each position.
 
 use std::path::Path;
@@ -10,7 +11,10 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
-use vla_core::{ActionTokens, Instruction, Policy, PolicyOutput, RgbFrame, TOKENS_PER_STEP};
+use vla_core::{
+    ActionTokens, Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame,
+    TOKENS_PER_STEP,
+};
 
 use crate::checkpoint::{self, PolicyConfig};
 use crate::error::{Result, VlaPolicyError};
@@ -110,7 +114,7 @@ impl VlaPolicy {
     }
 
     /// One control step: frame in, 8 tokens and the decoded action out.
-    pub fn act(&self, frame: &RgbFrame) -> Result<PolicyOutput> {
+    pub fn step_frame(&self, frame: &RgbFrame) -> Result<PolicyStep> {
         let instr = self
             .instruction
             .as_ref()
@@ -125,27 +129,25 @@ impl VlaPolicy {
         }
         let tokens = ActionTokens(ids);
         let action = self.config.tokenizer.detokenize(&tokens)?;
-        Ok(PolicyOutput { tokens, action })
+        Ok(PolicyStep { tokens, action })
     }
 }
 
 impl Policy for VlaPolicy {
-    fn set_instruction(
-        &mut self,
-        instruction: &Instruction,
-    ) -> std::result::Result<(), vla_core::PolicyError> {
-        self.set_instruction_text(instruction)?;
-        Ok(())
+    fn name(&self) -> &str {
+        "vla-policy"
     }
 
-    fn reset(&mut self) {
-        // No frame history is kept: each step sees only the latest frame.
+    fn reset(&mut self, instruction: &Instruction) -> std::result::Result<(), PolicyError> {
+        self.set_instruction_text(instruction)
+            .map_err(PolicyError::from_source)
     }
 
-    fn step(
+    fn act(
         &mut self,
         frame: &RgbFrame,
-    ) -> std::result::Result<PolicyOutput, vla_core::PolicyError> {
-        Ok(self.act(frame)?)
+        _joints: &JointState,
+    ) -> std::result::Result<PolicyStep, PolicyError> {
+        self.step_frame(frame).map_err(PolicyError::from_source)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use vla_core::tokenizer::{ActionTokenizer, NUM_BINS};
-use vla_core::{Instruction, PixelEncoding, Policy, RgbFrame, TOKENS_PER_STEP};
+use vla_core::{Instruction, JointState, PixelEncoding, Policy, RgbFrame, TOKENS_PER_STEP};
 use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::data::synthetic::Synthetic;
 use vla_policy::data::DemoSource;
@@ -335,22 +335,22 @@ fn tiny_training_run_reduces_loss_and_resumes() {
     let (cfg, _, model) = checkpoint::load(dir.path(), &Device::Cpu).unwrap();
     let mut policy = VlaPolicy::from_parts(cfg, model, Some(enc.clone()), &Device::Cpu);
     let frame = RgbFrame::new(40, 30, PixelEncoding::Bgr8, vec![90; 40 * 30 * 3]).unwrap();
+    let joints = JointState::new(vec!["j1".into()], vec![0.0], 0.0).unwrap();
     assert!(
-        policy.step(&frame).is_err(),
-        "step before set_instruction must fail"
+        policy.act(&frame, &joints).is_err(),
+        "act before reset must fail"
     );
-    policy
-        .set_instruction(&Instruction::new("move to the red square").unwrap())
-        .unwrap();
-    let out = policy.step(&frame).unwrap();
+    let task = Instruction::new("move to the red square").unwrap();
+    policy.reset(&task).unwrap();
+    let out = policy.act(&frame, &joints).unwrap();
     let tok = *policy.tokenizer();
     for (pos, id) in out.tokens.0.iter().enumerate() {
         assert!(tok.valid_range(pos).contains(id));
     }
     assert_eq!(tok.detokenize(&out.tokens).unwrap(), out.action);
-    policy.reset();
+    policy.reset(&task).unwrap();
     assert_eq!(
-        policy.step(&frame).unwrap().tokens,
+        policy.act(&frame, &joints).unwrap().tokens,
         out.tokens,
         "greedy decoding is deterministic"
     );
@@ -370,7 +370,7 @@ fn vla_policy_load_reads_a_policy_folder() {
         .unwrap(),
     );
     let frame = RgbFrame::new(32, 32, PixelEncoding::Rgb8, vec![0; 32 * 32 * 3]).unwrap();
-    assert!(policy.act(&frame).is_ok());
+    assert!(policy.step_frame(&frame).is_ok());
     let missing = tempfile::tempdir().unwrap();
     let err = VlaPolicy::load(missing.path()).err().unwrap();
     assert!(err.to_string().contains("config.json"), "{err}");

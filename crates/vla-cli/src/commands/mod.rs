@@ -1,19 +1,24 @@
 //! One module per subcommand; each turns parsed arguments into library calls.
 
+mod collect;
+mod eval;
+mod kin;
+mod shared;
+mod sim;
+mod train;
+
 use anyhow::{bail, Result};
 
 use crate::cli::{Cli, Command};
 
-mod train;
-
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Sim(_) => not_built("sim", 4),
-        Command::Collect(_) => not_built("collect", 4),
+        Command::Sim(args) => sim::run(&args),
+        Command::Collect(args) => collect::run(&args),
         Command::Train(args) => train::run(args),
-        Command::Eval(_) => not_built("eval", 4),
-        Command::Kin(_) => not_built("kin", 3),
+        Command::Eval(args) => eval::run(&args),
+        Command::Kin(command) => kin::run(command),
         Command::Run(_) => not_built("run", 6),
         Command::SimNode(_) => not_built("sim-node", 6),
     }

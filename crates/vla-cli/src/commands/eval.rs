@@ -1,0 +1,139 @@
+//! `vla eval`: success of a policy over a suite's split (or over a file of
+//! instructions with goals), per task family and overall.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::json;
+use vla_sim::episode::{run_episode, Driver, EpisodeOptions};
+use vla_sim::{Goal, NoiseConfig, Split, SuccessReport, Task, TaskSuite};
+
+use super::shared::{choose_policy, repo_root, PolicyChoice};
+use crate::cli::EvalArgs;
+
+/// One line of an `--instructions` file.
+#[derive(Debug, Deserialize)]
+struct InstructionLine {
+    goal: Goal,
+    instruction: String,
+}
+
+fn read_instructions(path: &Path, suite: &TaskSuite) -> Result<Vec<InstructionLine>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: InstructionLine = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: not {{\"goal\": ..., \"instruction\": ...}}",
+                path.display(),
+                n + 1
+            )
+        })?;
+        parsed
+            .goal
+            .validate(&suite.scene)
+            .with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        vla_core::Instruction::new(&parsed.instruction)
+            .with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        lines.push(parsed);
+    }
+    if lines.is_empty() {
+        bail!("{} has no instructions", path.display());
+    }
+    Ok(lines)
+}
+
+/// Runs `vla eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let choice = choose_policy(&args.policy)?;
+    let split: Split = args.split.parse()?;
+    let root = repo_root()?;
+    let suite = TaskSuite::load(&args.suite, &root)?;
+    let given = match &args.instructions {
+        Some(path) => Some(read_instructions(path, &suite)?),
+        None => None,
+    };
+    let noise = if args.noise {
+        NoiseConfig::demonstrations()
+    } else {
+        NoiseConfig::none()
+    };
+    let mut outcomes = Vec::with_capacity(args.episodes);
+    let mut failures = Vec::new();
+    for i in 0..args.episodes {
+        let seed = args.seed.wrapping_add(i as u64);
+        let mut task = suite.sample_task(split, seed)?;
+        if let Some(lines) = &given {
+            let line = &lines[i % lines.len()];
+            task = Task {
+                goal: line.goal.clone(),
+                instruction: line.instruction.clone(),
+                split: Some(split),
+                template: None,
+                ..task
+            };
+        }
+        let pool = suite.distractor_pool(task.distractor_split);
+        let mut options = EpisodeOptions::new(suite.config.max_steps);
+        options.render = false;
+        let driver = match choice {
+            PolicyChoice::Scripted => Driver::Expert(noise),
+        };
+        let episode = run_episode(&suite.scene, &task, &pool, driver, &options, seed)
+            .with_context(|| format!("episode {} (seed {seed}): {:?}", i + 1, task.instruction))?;
+        if !episode.outcome.success {
+            failures.push(json!({
+                "seed": seed,
+                "instruction": task.instruction,
+                "goal": task.goal,
+                "reason": episode.outcome.reason,
+            }));
+        }
+        outcomes.push(episode.outcome);
+    }
+    let report = SuccessReport::from_outcomes(&outcomes);
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("policy".into(), json!(args.policy));
+            obj.insert("suite".into(), json!(suite.config.name));
+            obj.insert("split".into(), json!(split.as_str()));
+            obj.insert("seed".into(), json!(args.seed));
+            obj.insert("noise".into(), json!(args.noise));
+            obj.insert(
+                "instructions".into(),
+                json!(args.instructions.as_ref().map(|p| p.display().to_string())),
+            );
+            obj.insert("failures".into(), json!(failures));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "suite {} split {} policy {}: {}/{} episodes succeeded ({:.1}%), {:.1} steps on average",
+            suite.config.name,
+            split.as_str(),
+            args.policy,
+            report.successes,
+            report.episodes,
+            100.0 * report.success_rate,
+            report.mean_steps
+        );
+        for (family, t) in &report.per_family {
+            println!(
+                "  {family:<13} {:>4}/{:<4} {:5.1}%",
+                t.successes,
+                t.episodes,
+                100.0 * t.success_rate
+            );
+        }
+        for f in &failures {
+            println!("  failed: {f}");
+        }
+    }
+    Ok(())
+}

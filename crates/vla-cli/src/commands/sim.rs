@@ -1,0 +1,79 @@
+//! `vla sim`: parse the task text, build matching scenes, run closed-loop
+//! episodes and print each outcome.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use vla_sim::episode::{run_episode, task_for_goal, Driver, EpisodeOptions};
+use vla_sim::language::parse_instruction;
+use vla_sim::{NoiseConfig, SuccessReport, TaskSuite};
+
+use super::shared::{choose_policy, reject_rrd, repo_root, PolicyChoice};
+use crate::cli::SimArgs;
+
+/// Runs `vla sim`.
+pub fn run(args: &SimArgs) -> Result<()> {
+    reject_rrd(args.rrd.as_deref())?;
+    let choice = choose_policy(&args.policy)?;
+    let root = repo_root()?;
+    let suite = TaskSuite::load(&args.suite, &root)?;
+    let goal = parse_instruction(&args.task, &suite.scene)?;
+    let pool = suite.distractor_pool(None);
+    let mut outcomes = Vec::with_capacity(args.episodes);
+    for i in 0..args.episodes {
+        let seed = args.seed.wrapping_add(i as u64);
+        let task = task_for_goal(goal.clone(), &args.task, args.distractors, seed);
+        let mut options = EpisodeOptions::new(suite.config.max_steps);
+        // The expert reads the true state; frames are only rendered for
+        // policies that look at them.
+        options.render = false;
+        let driver = match choice {
+            PolicyChoice::Scripted => Driver::Expert(NoiseConfig::none()),
+        };
+        let episode = run_episode(&suite.scene, &task, &pool, driver, &options, seed)
+            .with_context(|| format!("episode {} (seed {seed})", i + 1))?;
+        let o = episode.outcome;
+        if !args.json {
+            println!(
+                "episode {}/{} seed {seed}: {} after {} steps ({:.1} s simulated{}) — {}",
+                i + 1,
+                args.episodes,
+                if o.success { "SUCCESS" } else { "FAILURE" },
+                o.steps,
+                o.sim_time_secs,
+                if o.terminated { "" } else { ", step limit" },
+                o.reason
+            );
+        }
+        outcomes.push(o);
+    }
+    let report = SuccessReport::from_outcomes(&outcomes);
+    if args.json {
+        let summary = json!({
+            "task": args.task,
+            "goal": goal,
+            "policy": args.policy,
+            "episodes": report.episodes,
+            "successes": report.successes,
+            "success_rate": report.success_rate,
+            "mean_steps": report.mean_steps,
+            "results": outcomes.iter().map(|o| json!({
+                "seed": o.task.layout_seed,
+                "success": o.success,
+                "steps": o.steps,
+                "terminated": o.terminated,
+                "reason": o.reason,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{}: {}/{} episodes succeeded ({:.0}%) with the {} policy",
+            args.task,
+            report.successes,
+            report.episodes,
+            100.0 * report.success_rate,
+            args.policy
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The episode runner: builds the world for a task, then runs the closed
+//! loop (render → policy or expert → tokens → action → controller → physics)
+//! until the driver terminates or the step limit, lets the world settle and
+//! judges success from the physical state.
+
+use serde::{Deserialize, Serialize};
+use vla_core::tokenizer::ActionTokenizer;
+use vla_core::{Action, ActionTokens, Instruction, JointState, Policy, RgbFrame};
+use vla_render::DomainRandomization;
+
+use crate::expert::{NoiseConfig, ScriptedExpert};
+use crate::goal::{Goal, ObjectRef};
+use crate::layout::sample_layout;
+use crate::render::SimCamera;
+use crate::scene::SceneConfig;
+use crate::success::{check, Verdict};
+use crate::suite::Task;
+use crate::world::World;
+use crate::SimError;
+
+/// Who chooses the actions.
+pub enum Driver<'a> {
+    /// The scripted expert, reading the true state, with this noise.
+    Expert(NoiseConfig),
+    /// A learned policy, seeing only camera frames, joint states and the instruction.
+    Learned(&'a mut dyn Policy),
+}
+
+/// How to run an episode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeOptions {
+    /// Policy steps before the episode is cut off.
+    pub max_steps: usize,
+    /// Render a camera frame every step (always on for learned policies).
+    pub render: bool,
+    /// Keep the depth images too.
+    pub keep_depth: bool,
+    /// Keep per-step records and frames (for datasets).
+    pub record: bool,
+    /// Domain randomisation of the rendering.
+    pub randomization: DomainRandomization,
+    /// Policy steps the world runs, arm holding still, after the driver
+    /// terminates (or the limit) before success is judged.
+    pub settle_steps: usize,
+}
+
+impl EpisodeOptions {
+    /// Defaults for a suite: its step limit, rendering on, no depth, no
+    /// records, no randomisation, 0.5 s of settling at 10 Hz.
+    pub fn new(max_steps: usize) -> Self {
+        Self {
+            max_steps,
+            render: true,
+            keep_depth: false,
+            record: false,
+            randomization: DomainRandomization::default(),
+            settle_steps: 5,
+        }
+    }
+}
+
+/// One recorded step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Step index (also the frame index).
+    pub step: usize,
+    /// Simulated time, seconds.
+    pub time_secs: f64,
+    /// Measured joints (arm, then fingers) when the frame was taken.
+    pub joints: JointState,
+    /// TCP position, world frame, metres.
+    pub tcp_xyz_m: [f64; 3],
+    /// TCP orientation, world frame, quaternion x y z w.
+    pub tcp_quat_xyzw: [f64; 4],
+    /// The action to learn (the expert's label, or the policy's output).
+    pub action: Action,
+    /// Its 8 tokens.
+    pub tokens: ActionTokens,
+    /// The action sent to the arm (detokenized from `executed_tokens`).
+    pub executed: Action,
+    /// Its 8 tokens.
+    pub executed_tokens: ActionTokens,
+    /// Whether the goal's object was held.
+    pub holding: bool,
+}
+
+/// What happened in an episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeOutcome {
+    /// The task.
+    pub task: Task,
+    /// Whether the goal was met.
+    pub success: bool,
+    /// The success check's explanation.
+    pub reason: String,
+    /// Policy steps taken.
+    pub steps: usize,
+    /// Whether the driver said terminate (false: step limit).
+    pub terminated: bool,
+    /// Simulated seconds.
+    pub sim_time_secs: f64,
+}
+
+/// An episode's outcome and, when recording, its data.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    /// The outcome.
+    pub outcome: EpisodeOutcome,
+    /// Per-step records (empty unless recording).
+    pub records: Vec<StepRecord>,
+    /// Camera frames, one per record.
+    pub frames: Vec<RgbFrame>,
+    /// Depth images in metres, one per record when `keep_depth`.
+    pub depth_m: Vec<Vec<f32>>,
+    /// Camera intrinsics (row-major 3×3) of the frames.
+    pub intrinsics_k: [f64; 9],
+}
+
+/// Builds the world of `task`: its named objects and distractors drawn
+/// from `distractor_pool`.
+pub fn build_world(
+    scene: &SceneConfig,
+    task: &Task,
+    distractor_pool: &[ObjectRef],
+) -> Result<World, SimError> {
+    task.goal.validate(scene)?;
+    let layout = sample_layout(
+        scene,
+        &task.goal,
+        task.distractors,
+        distractor_pool,
+        task.layout_seed,
+    )?;
+    World::new(scene, &layout)
+}
+
+/// Runs one episode. `seed` drives expert noise and rendering randomisation.
+pub fn run_episode(
+    scene: &SceneConfig,
+    task: &Task,
+    distractor_pool: &[ObjectRef],
+    mut driver: Driver<'_>,
+    options: &EpisodeOptions,
+    seed: u64,
+) -> Result<Episode, SimError> {
+    let mut world = build_world(scene, task, distractor_pool)?;
+    let tokenizer = ActionTokenizer::default();
+    let instruction = Instruction::new(&task.instruction)?;
+    let learned = matches!(driver, Driver::Learned(_));
+    let render = options.render || learned;
+    let mut camera = if render {
+        Some(SimCamera::new(scene, options.randomization, seed)?)
+    } else {
+        None
+    };
+    let intrinsics_k = camera
+        .as_ref()
+        .map(|c| c.camera().intrinsics_k())
+        .unwrap_or_else(|| crate::render::scene_camera(scene).intrinsics_k());
+    let mut expert = match &mut driver {
+        Driver::Expert(noise) => Some(ScriptedExpert::new(task.goal.clone(), *noise, seed)),
+        Driver::Learned(policy) => {
+            policy.reset(&instruction)?;
+            None
+        }
+    };
+    let object_index = world.index_of(task.goal.object());
+    let mut records = Vec::new();
+    let mut frames = Vec::new();
+    let mut depth = Vec::new();
+    let mut terminated = false;
+    let mut last_gripper = 0.0;
+    for step in 0..options.max_steps {
+        let frame = match camera.as_mut() {
+            Some(c) => {
+                let out = c.render(&world)?;
+                if options.record && options.keep_depth {
+                    depth.push(out.depth_m);
+                }
+                Some(out.rgb)
+            }
+            None => None,
+        };
+        let joints = world.joint_state()?;
+        let (label, label_tokens, executed_tokens) = match (&mut driver, expert.as_mut()) {
+            (Driver::Expert(_), Some(ex)) => {
+                let s = ex.act(&world)?;
+                (
+                    s.label,
+                    tokenizer.tokenize(&s.label)?,
+                    tokenizer.tokenize(&s.executed)?,
+                )
+            }
+            (Driver::Learned(policy), _) => {
+                let frame = frame.as_ref().ok_or_else(|| {
+                    SimError::Render("a learned policy needs camera frames".into())
+                })?;
+                let s = policy.act(frame, &joints)?;
+                (s.action, s.tokens, s.tokens)
+            }
+            (Driver::Expert(_), None) => {
+                return Err(SimError::Goal("expert missing".into()));
+            }
+        };
+        let executed = tokenizer.detokenize(&executed_tokens)?;
+        if options.record {
+            let tcp = world.world_from_tcp()?;
+            let q = tcp.rotation.quaternion();
+            let t = tcp.translation.vector;
+            records.push(StepRecord {
+                step,
+                time_secs: world.time_secs(),
+                joints,
+                tcp_xyz_m: [t.x, t.y, t.z],
+                tcp_quat_xyzw: [q.i, q.j, q.k, q.w],
+                action: label,
+                tokens: label_tokens,
+                executed,
+                executed_tokens,
+                holding: object_index.is_some() && world.held() == object_index,
+            });
+            if let Some(f) = frame {
+                frames.push(f);
+            }
+        }
+        if executed.terminate {
+            terminated = true;
+            last_gripper = executed.gripper;
+            break;
+        }
+        last_gripper = executed.gripper;
+        world.step(&executed)?;
+    }
+    let steps = if terminated {
+        world.steps() + 1
+    } else {
+        world.steps()
+    };
+    for _ in 0..options.settle_steps {
+        world.step(&Action::hold(last_gripper))?;
+    }
+    let Verdict { success, reason } = check(&world, &task.goal);
+    Ok(Episode {
+        outcome: EpisodeOutcome {
+            task: task.clone(),
+            success,
+            reason,
+            steps,
+            terminated,
+            sim_time_secs: world.time_secs(),
+        },
+        records,
+        frames,
+        depth_m: depth,
+        intrinsics_k,
+    })
+}
+
+/// A task for a goal given directly (e.g. parsed from `vla sim --task`):
+/// the text as instruction, `distractors` extra objects, layout from `seed`.
+pub fn task_for_goal(goal: Goal, instruction: &str, distractors: usize, seed: u64) -> Task {
+    Task {
+        goal,
+        instruction: instruction.trim().to_string(),
+        split: None,
+        template: None,
+        layout_seed: seed,
+        distractors,
+        distractor_split: None,
+    }
+}

@@ -1,0 +1,545 @@
+//! The scripted expert: solves every task family from the true world state,
+//! answering in exactly the policy's action space (per-step end-effector
+//! translation within ±3 cm per axis, rotation corrections within ±0.15 rad,
+//! gripper 0 or 1, terminate when done), at the policy rate.
+//!
+//! It is a small state machine per family (approach, descend, close, lift,
+//! carry, lower, open, retreat; or for push: approach behind, lower, push,
+//! retreat) whose targets are recomputed from the state every step, so it
+//! recovers from disturbances: a missed grasp or a dropped object sends it
+//! back to the approach. Optional noise injection perturbs the *executed*
+//! action for a few steps at random while the *label* stays the expert's
+//! clean answer (DART-style demonstrations with recoveries).
+
+use nalgebra::{Isometry3, UnitQuaternion, Vector3};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use vla_core::Action;
+
+use crate::goal::Goal;
+use crate::layout::{next_to_spots, push_dir_world, Footprint};
+use crate::scene::Geometry;
+use crate::world::World;
+use crate::SimError;
+
+/// Largest translation per step the expert asks for, metres (inside the tokenizer's ±3 cm).
+pub const MAX_STEP_M: f64 = 0.028;
+/// Largest translation per step while pushing, metres.
+const PUSH_STEP_M: f64 = 0.012;
+/// Largest rotation correction per step, radians.
+const MAX_ROT_STEP_RAD: f64 = 0.1;
+/// Carry height of the TCP above the table, metres.
+const CARRY_Z_M: f64 = 0.16;
+/// Hover height of the TCP above a grasp point, metres.
+const HOVER_M: f64 = 0.09;
+/// Distance from an object's side to the TCP before pushing (closed
+/// fingers reach 1.8 cm from the TCP), metres.
+const PUSH_CLEARANCE_M: f64 = 0.032;
+/// Half-span of the open fingers along the finger axis, metres (the outer
+/// faces of the Panda's fingers at 4 cm opening).
+const OPEN_HAND_HALF_SPAN_M: f64 = 0.06;
+/// Half-thickness of the fingers across the finger axis, metres.
+const FINGER_HALF_WIDTH_M: f64 = 0.012;
+/// Distance pushed, metres (success needs 0.10).
+const PUSH_TARGET_M: f64 = 0.14;
+
+/// Noise injection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NoiseConfig {
+    /// Probability per step of starting a perturbation.
+    pub start_prob: f64,
+    /// Steps a perturbation lasts.
+    pub duration_steps: usize,
+    /// Translation added per step during a perturbation, metres.
+    pub magnitude_m: f64,
+}
+
+impl NoiseConfig {
+    /// No noise.
+    pub fn none() -> Self {
+        Self {
+            start_prob: 0.0,
+            duration_steps: 0,
+            magnitude_m: 0.0,
+        }
+    }
+
+    /// The setting `vla collect --noise` uses: 5 % of steps start a 3-step
+    /// drift of 1.5 cm per step in a random direction.
+    pub fn demonstrations() -> Self {
+        Self {
+            start_prob: 0.05,
+            duration_steps: 3,
+            magnitude_m: 0.015,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Approach,
+    Descend,
+    Close,
+    Lift,
+    Carry,
+    Lower,
+    Open,
+    Retreat,
+    PushApproach,
+    PushLower,
+    Push,
+    PushRetreat,
+    Done,
+}
+
+/// One expert answer: the label to learn and the action to execute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpertStep {
+    /// The expert's clean action (the demonstration label).
+    pub label: Action,
+    /// What is sent to the arm (the label plus any injected noise).
+    pub executed: Action,
+}
+
+/// The scripted expert for one episode.
+#[derive(Debug, Clone)]
+pub struct ScriptedExpert {
+    goal: Goal,
+    phase: Phase,
+    phase_steps: usize,
+    noise: NoiseConfig,
+    rng: ChaCha8Rng,
+    perturb_left: usize,
+    perturb_m: Vector3<f64>,
+    world_from_tcp_home: Option<UnitQuaternion<f64>>,
+    place_xy: Option<[f64; 2]>,
+}
+
+fn clamp_vec(v: Vector3<f64>, max: f64) -> Vector3<f64> {
+    Vector3::new(
+        v.x.clamp(-max, max),
+        v.y.clamp(-max, max),
+        v.z.clamp(-max, max),
+    )
+}
+
+impl ScriptedExpert {
+    /// An expert for `goal`, with noise drawn from `seed`.
+    pub fn new(goal: Goal, noise: NoiseConfig, seed: u64) -> Self {
+        let phase = match goal {
+            Goal::Push { .. } => Phase::PushApproach,
+            _ => Phase::Approach,
+        };
+        Self {
+            goal,
+            phase,
+            phase_steps: 0,
+            noise,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00e4_be47),
+            perturb_left: 0,
+            perturb_m: Vector3::zeros(),
+            world_from_tcp_home: None,
+            place_xy: None,
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.phase_steps = 0;
+    }
+
+    /// The next action for the current world state.
+    pub fn act(&mut self, world: &World) -> Result<ExpertStep, SimError> {
+        let tcp = world.world_from_tcp()?;
+        let home_rot = *self.world_from_tcp_home.get_or_insert(tcp.rotation);
+        let (target, gripper, terminate) = self.target(world, &tcp)?;
+        self.phase_steps += 1;
+        let world_from_base = world.arm().world_from_base();
+        let max = if matches!(self.phase, Phase::Push | Phase::PushLower) {
+            PUSH_STEP_M
+        } else {
+            MAX_STEP_M
+        };
+        let delta_world = clamp_vec(target - tcp.translation.vector, max);
+        let delta_base = world_from_base.rotation.inverse() * delta_world;
+        let rot = rotation_correction(&world_from_base, &tcp, &home_rot);
+        let label = if terminate {
+            Action::new([0.0; 3], [0.0; 3], gripper, true)
+        } else {
+            Action::new(
+                [delta_base.x, delta_base.y, delta_base.z],
+                rot,
+                gripper,
+                false,
+            )
+        };
+        let mut executed = label;
+        if !terminate && self.noise.start_prob > 0.0 {
+            if self.perturb_left == 0 && self.rng.gen::<f64>() < self.noise.start_prob {
+                self.perturb_left = self.noise.duration_steps;
+                let v = Vector3::new(
+                    self.rng.gen_range(-1.0..1.0),
+                    self.rng.gen_range(-1.0..1.0),
+                    self.rng.gen_range(-0.5..0.5),
+                );
+                self.perturb_m =
+                    v.try_normalize(1e-9).unwrap_or_else(Vector3::x) * self.noise.magnitude_m;
+            }
+            if self.perturb_left > 0 {
+                self.perturb_left -= 1;
+                let t = clamp_vec(
+                    Vector3::from(label.translation_m) + self.perturb_m,
+                    MAX_STEP_M,
+                );
+                executed.translation_m = [t.x, t.y, t.z];
+            }
+        }
+        Ok(ExpertStep { label, executed })
+    }
+
+    /// The TCP target (world), gripper command and terminate flag for this
+    /// step; advances the phase when the current one is reached.
+    fn target(
+        &mut self,
+        world: &World,
+        tcp: &Isometry3<f64>,
+    ) -> Result<(Vector3<f64>, f64, bool), SimError> {
+        let table_z = world.table_z_m();
+        let oi = world
+            .index_of(self.goal.object())
+            .ok_or_else(|| SimError::Goal(format!("no {} in the scene", self.goal.object())))?;
+        let obj = &world.objects()[oi];
+        let obj_pose = world.pose(oi);
+        let oc = obj_pose.translation.vector;
+        let half_h = obj.geometry.height_m() / 2.0;
+        let p = tcp.translation.vector;
+        let held = world.held() == Some(oi);
+        let near = |a: Vector3<f64>, xy_tol: f64, z_tol: f64| {
+            (a.x - p.x).hypot(a.y - p.y) < xy_tol && (a.z - p.z).abs() < z_tol
+        };
+        let grasp_z = oc.z.max(table_z + 0.014);
+        for _ in 0..4 {
+            match self.phase {
+                Phase::Approach => {
+                    let t = Vector3::new(oc.x, oc.y, grasp_z + HOVER_M);
+                    if near(t, 0.006, 0.02) {
+                        self.set_phase(Phase::Descend);
+                        continue;
+                    }
+                    // Rise first when low and far, so the hand does not sweep objects.
+                    let far = (t.x - p.x).hypot(t.y - p.y) > 0.03;
+                    let z = if far && p.z < table_z + 0.1 {
+                        p.z + 0.05
+                    } else {
+                        t.z
+                    };
+                    return Ok((Vector3::new(t.x, t.y, z), 0.0, false));
+                }
+                Phase::Descend => {
+                    let t = Vector3::new(oc.x, oc.y, grasp_z);
+                    if (t.x - p.x).hypot(t.y - p.y) > 0.02 {
+                        self.set_phase(Phase::Approach);
+                        continue;
+                    }
+                    if near(t, 0.004, 0.004) {
+                        self.set_phase(Phase::Close);
+                        continue;
+                    }
+                    return Ok((t, 0.0, false));
+                }
+                Phase::Close => {
+                    if held {
+                        self.set_phase(Phase::Lift);
+                        continue;
+                    }
+                    if self.phase_steps > 8 {
+                        // Missed: open and start again.
+                        self.set_phase(Phase::Approach);
+                        return Ok((p + Vector3::z() * 0.03, 0.0, false));
+                    }
+                    return Ok((Vector3::new(oc.x, oc.y, grasp_z), 1.0, false));
+                }
+                Phase::Lift => {
+                    if !held {
+                        self.set_phase(Phase::Approach);
+                        continue;
+                    }
+                    let t = Vector3::new(p.x, p.y, table_z + CARRY_Z_M);
+                    if near(t, 1.0, 0.01) {
+                        if matches!(self.goal, Goal::PickUp { .. }) {
+                            self.set_phase(Phase::Done);
+                        } else {
+                            self.set_phase(Phase::Carry);
+                        }
+                        continue;
+                    }
+                    return Ok((t, 1.0, false));
+                }
+                Phase::Carry => {
+                    if !held {
+                        self.set_phase(Phase::Approach);
+                        continue;
+                    }
+                    let place = self.place_xy(world, oi)?;
+                    let t = Vector3::new(
+                        place[0] + p.x - oc.x,
+                        place[1] + p.y - oc.y,
+                        table_z + CARRY_Z_M,
+                    );
+                    if near(t, 0.004, 0.02) {
+                        self.set_phase(Phase::Lower);
+                        continue;
+                    }
+                    return Ok((t, 1.0, false));
+                }
+                Phase::Lower => {
+                    if !held {
+                        self.set_phase(Phase::Open);
+                        continue;
+                    }
+                    let place = self.place_xy(world, oi)?;
+                    let release_z = self.release_centre_z(world, half_h)?;
+                    let t = Vector3::new(
+                        place[0] + p.x - oc.x,
+                        place[1] + p.y - oc.y,
+                        release_z + p.z - oc.z,
+                    );
+                    if near(t, 0.004, 0.003) {
+                        self.set_phase(Phase::Open);
+                        continue;
+                    }
+                    return Ok((t, 1.0, false));
+                }
+                Phase::Open => {
+                    if self.phase_steps >= 4 {
+                        self.set_phase(Phase::Retreat);
+                        continue;
+                    }
+                    return Ok((p, 0.0, false));
+                }
+                Phase::Retreat => {
+                    let t = Vector3::new(p.x, p.y, table_z + CARRY_Z_M);
+                    if near(t, 1.0, 0.02) || self.phase_steps > 10 {
+                        self.set_phase(Phase::Done);
+                        continue;
+                    }
+                    return Ok((t, 0.0, false));
+                }
+                Phase::PushApproach | Phase::PushLower | Phase::Push | Phase::PushRetreat => {
+                    return self.push_target(world, oi, tcp);
+                }
+                Phase::Done => {
+                    let gripper = if matches!(self.goal, Goal::PickUp { .. }) {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    return Ok((p, gripper, true));
+                }
+            }
+        }
+        Ok((p, if held { 1.0 } else { 0.0 }, false))
+    }
+
+    /// Where the object's centre goes down, world xy.
+    fn place_xy(&mut self, world: &World, oi: usize) -> Result<[f64; 2], SimError> {
+        let target = self.goal.target().and_then(|t| world.index_of(t));
+        let Some(ti) = target else {
+            return Err(SimError::Goal(format!(
+                "the goal of {:?} has no target in the scene",
+                self.goal.family().as_str()
+            )));
+        };
+        let tc = world.pose(ti).translation.vector;
+        match self.goal {
+            Goal::MoveNextTo { .. } => {
+                if let Some(xy) = self.place_xy {
+                    return Ok(xy);
+                }
+                let others: Vec<Footprint> = world
+                    .objects()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != oi && *i != ti)
+                    .map(|(i, o)| {
+                        let c = world.pose(i).translation.vector;
+                        Footprint {
+                            xy_m: [c.x, c.y],
+                            radius_m: o.geometry.footprint_radius_m(),
+                        }
+                    })
+                    .collect();
+                let start = world.objects()[oi].start_pose.translation.vector;
+                let spots = next_to_spots(
+                    world.scene(),
+                    Footprint {
+                        xy_m: [tc.x, tc.y],
+                        radius_m: world.objects()[ti].geometry.footprint_radius_m(),
+                    },
+                    world.objects()[oi].geometry.footprint_radius_m(),
+                    [start.x, start.y],
+                    &others,
+                );
+                // The open fingers reach 6 cm along the finger axis: keep
+                // that side clear of the target and the others.
+                let y_axis = world.world_from_tcp()?.rotation * Vector3::y();
+                let mut all = others.clone();
+                all.push(Footprint {
+                    xy_m: [tc.x, tc.y],
+                    radius_m: world.objects()[ti].geometry.footprint_radius_m(),
+                });
+                let clear = |s: &[f64; 2]| {
+                    all.iter().all(|o| {
+                        let u = Vector3::new(o.xy_m[0] - s[0], o.xy_m[1] - s[1], 0.0);
+                        let d = u.norm();
+                        let u = u / d.max(1e-9);
+                        let along_y = u.dot(&y_axis).abs();
+                        let reach = OPEN_HAND_HALF_SPAN_M * along_y
+                            + FINGER_HALF_WIDTH_M * (1.0 - along_y * along_y).sqrt();
+                        d >= o.radius_m + reach + 0.008
+                    })
+                };
+                let spots: Vec<[f64; 2]> =
+                    match spots.iter().copied().filter(clear).collect::<Vec<_>>() {
+                        v if v.is_empty() => spots,
+                        v => v,
+                    };
+                let xy = spots
+                    .first()
+                    .copied()
+                    .ok_or_else(|| SimError::Goal("no free spot next to the target".to_string()))?;
+                self.place_xy = Some(xy);
+                Ok(xy)
+            }
+            _ => Ok([tc.x, tc.y]),
+        }
+    }
+
+    /// Height of the held object's centre at release, world z.
+    fn release_centre_z(&self, world: &World, half_h: f64) -> Result<f64, SimError> {
+        let table_z = world.table_z_m();
+        let target = self.goal.target().and_then(|t| world.index_of(t));
+        Ok(match (&self.goal, target) {
+            (Goal::PutIn { .. }, Some(ti)) => match world.objects()[ti].geometry {
+                Geometry::Plate { height_m, .. } => table_z + height_m + half_h + 0.01,
+                _ => table_z + 0.006 + half_h + 0.015,
+            },
+            (Goal::Stack { .. }, Some(ti)) => {
+                let tc = world.pose(ti).translation.vector;
+                tc.z + world.objects()[ti].geometry.height_m() / 2.0 + half_h + 0.006
+            }
+            _ => table_z + half_h + 0.006,
+        })
+    }
+
+    fn push_target(
+        &mut self,
+        world: &World,
+        oi: usize,
+        tcp: &Isometry3<f64>,
+    ) -> Result<(Vector3<f64>, f64, bool), SimError> {
+        let Goal::Push { direction, .. } = self.goal else {
+            return Err(SimError::Goal("push phase without a push goal".into()));
+        };
+        let table_z = world.table_z_m();
+        let p = tcp.translation.vector;
+        let obj = &world.objects()[oi];
+        let oc = world.pose(oi).translation.vector;
+        let start = obj.start_pose.translation.vector;
+        let d0 = push_dir_world(world.scene(), direction.unit_in_base());
+        let d0 = Vector3::new(d0[0], d0[1], 0.0);
+        let goal_xy = start + d0 * PUSH_TARGET_M;
+        let to_goal = Vector3::new(goal_xy.x - oc.x, goal_xy.y - oc.y, 0.0);
+        let d = to_goal.try_normalize(1e-6).unwrap_or(d0);
+        let reach = obj.geometry.half_width_m() + PUSH_CLEARANCE_M;
+        let push_z = table_z + 0.014;
+        for _ in 0..4 {
+            match self.phase {
+                Phase::PushApproach => {
+                    let behind = oc - d * reach;
+                    let t = Vector3::new(behind.x, behind.y, table_z + 0.1);
+                    let far = (t.x - p.x).hypot(t.y - p.y) > 0.03;
+                    if !far && (t.x - p.x).hypot(t.y - p.y) < 0.005 {
+                        self.set_phase(Phase::PushLower);
+                        continue;
+                    }
+                    let z = if far && p.z < table_z + 0.08 {
+                        p.z + 0.05
+                    } else {
+                        t.z
+                    };
+                    return Ok((Vector3::new(t.x, t.y, z), 1.0, false));
+                }
+                Phase::PushLower => {
+                    let behind = oc - d * reach;
+                    let t = Vector3::new(behind.x, behind.y, push_z);
+                    if (t.x - p.x).hypot(t.y - p.y) > 0.02 {
+                        self.set_phase(Phase::PushApproach);
+                        continue;
+                    }
+                    if (t.z - p.z).abs() < 0.004 {
+                        self.set_phase(Phase::Push);
+                        continue;
+                    }
+                    return Ok((t, 1.0, false));
+                }
+                Phase::Push => {
+                    let along = (oc - start).dot(&d0);
+                    if along >= PUSH_TARGET_M - 0.005 {
+                        self.set_phase(Phase::PushRetreat);
+                        continue;
+                    }
+                    // Lost contact line (object turned or slid away): go round again.
+                    let behind = oc - d * reach;
+                    let lateral = {
+                        let off = Vector3::new(p.x - behind.x, p.y - behind.y, 0.0);
+                        (off - d * off.dot(&d)).norm()
+                    };
+                    if lateral > 0.02 || (oc - p).dot(&d) < 0.0 {
+                        self.set_phase(Phase::PushApproach);
+                        continue;
+                    }
+                    let t = behind + d * (PUSH_CLEARANCE_M + 0.012);
+                    return Ok((Vector3::new(t.x, t.y, push_z), 1.0, false));
+                }
+                Phase::PushRetreat => {
+                    let t = Vector3::new(p.x, p.y, table_z + 0.12) - d0 * 0.0;
+                    if (t.z - p.z).abs() < 0.02 || self.phase_steps > 8 {
+                        self.set_phase(Phase::Done);
+                        continue;
+                    }
+                    return Ok((t, 1.0, false));
+                }
+                _ => return Ok((p, 1.0, true)),
+            }
+        }
+        Ok((p, 1.0, false))
+    }
+
+    /// The current phase, for logs.
+    pub fn phase_name(&self) -> String {
+        format!("{:?}", self.phase)
+    }
+
+    /// Whether the expert has declared the task done.
+    pub fn done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+}
+
+/// Roll, pitch, yaw (base frame, `Rz·Ry·Rx`) that turn the TCP's current
+/// orientation towards `desired`, limited per step.
+fn rotation_correction(
+    world_from_base: &Isometry3<f64>,
+    world_from_tcp: &Isometry3<f64>,
+    desired: &UnitQuaternion<f64>,
+) -> [f64; 3] {
+    let err_world = desired * world_from_tcp.rotation.inverse();
+    let err_base = world_from_base.rotation.inverse() * err_world * world_from_base.rotation;
+    let (r, p, y) = err_base.euler_angles();
+    let lim = |v: f64| (0.5 * v).clamp(-MAX_ROT_STEP_RAD, MAX_ROT_STEP_RAD);
+    let out = [lim(r), lim(p), lim(y)];
+    // Ignore sub-milliradian noise so that quiet steps stay exactly zero.
+    out.map(|v| if v.abs() < 1e-3 { 0.0 } else { v })
+}

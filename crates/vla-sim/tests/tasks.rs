@@ -1,0 +1,123 @@
+//! Suite loading, instruction rendering/parsing and layout sampling against
+//! the bundled `sim/` files.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use vla_sim::goal::{Family, Goal, ObjectRef};
+use vla_sim::language::parse_instruction;
+use vla_sim::layout::sample_layout;
+use vla_sim::{SimError, Split, TaskSuite};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn suite() -> TaskSuite {
+    TaskSuite::load("default", &root()).unwrap()
+}
+
+#[test]
+fn every_sampled_instruction_parses_back_to_its_goal() {
+    let suite = suite();
+    let mut families = std::collections::HashSet::new();
+    for split in [Split::Train, Split::Eval] {
+        for seed in 0..300 {
+            let task = suite.sample_task(split, seed).unwrap();
+            families.insert(task.goal.family());
+            let parsed = parse_instruction(&task.instruction, &suite.scene)
+                .unwrap_or_else(|e| panic!("{:?}: {e}", task.instruction));
+            assert_eq!(parsed, task.goal, "{:?}", task.instruction);
+        }
+    }
+    assert_eq!(families.len(), Family::ALL.len());
+}
+
+#[test]
+fn splits_keep_templates_and_combos_apart() {
+    let suite = suite();
+    for seed in 0..200 {
+        let train = suite.sample_task(Split::Train, seed).unwrap();
+        for r in train.goal.named_objects() {
+            assert_eq!(suite.combo_split(r), Split::Train, "{r}");
+        }
+        let eval = suite.sample_task(Split::Eval, seed).unwrap();
+        assert_eq!(suite.combo_split(eval.goal.object()), Split::Eval);
+        let tmpl = |t: &vla_sim::Task| t.template.clone().unwrap();
+        let fam = suite
+            .config
+            .families
+            .iter()
+            .find(|f| f.name == eval.goal.family())
+            .unwrap();
+        let split_of = |text: &str| fam.templates.iter().find(|t| t.text == text).unwrap().split;
+        assert_eq!(split_of(&tmpl(&eval)), Split::Eval);
+        assert!(suite.layout_seed(Split::Eval, seed) >= suite.config.layout_seeds.eval[0]);
+        assert!(suite.layout_seed(Split::Train, seed) < suite.config.layout_seeds.train[1]);
+    }
+}
+
+#[test]
+fn unknown_words_list_the_vocabulary() {
+    let suite = suite();
+    let err = parse_instruction("put the red cube in the green wok", &suite.scene).unwrap_err();
+    match err {
+        SimError::UnknownWords {
+            words, vocabulary, ..
+        } => {
+            assert_eq!(words, vec!["wok".to_string()]);
+            assert!(vocabulary.contains("bowl") && vocabulary.contains("red"));
+        }
+        other => panic!("wrong error {other}"),
+    }
+    assert!(parse_instruction("push the red sphere left", &suite.scene).is_err());
+    assert!(parse_instruction("put the cube in the bowl", &suite.scene).is_err());
+}
+
+#[test]
+fn the_main_task_parses() {
+    let suite = suite();
+    let goal = parse_instruction("Put the red cube in the green bowl.", &suite.scene).unwrap();
+    assert_eq!(
+        goal,
+        Goal::PutIn {
+            object: ObjectRef::new("red", "cube"),
+            target: ObjectRef::new("green", "bowl"),
+        }
+    );
+}
+
+#[test]
+fn layouts_are_seeded_and_spaced() {
+    let suite = suite();
+    let pool = suite.combos(&suite.movable_shapes(), None);
+    for seed in 0..100 {
+        let task = suite.sample_task(Split::Train, seed).unwrap();
+        let a = sample_layout(
+            &suite.scene,
+            &task.goal,
+            task.distractors,
+            &pool,
+            task.layout_seed,
+        )
+        .unwrap();
+        let b = sample_layout(
+            &suite.scene,
+            &task.goal,
+            task.distractors,
+            &pool,
+            task.layout_seed,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), task.goal.named_objects().len() + task.distractors);
+        for (i, p) in a.iter().enumerate() {
+            for q in &a[i + 1..] {
+                assert_ne!(p.object, q.object);
+                let d = (p.xy_m[0] - q.xy_m[0]).hypot(p.xy_m[1] - q.xy_m[1]);
+                assert!(d > 0.05, "{} and {} are {d} m apart", p.object, q.object);
+            }
+        }
+    }
+}

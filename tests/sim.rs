@@ -1,0 +1,209 @@
+//! End-to-end tests of `vla sim`, `vla eval` and `vla collect`, run as a
+//! user would run them.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn vla() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vla"));
+    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    c
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = vla().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vla {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sim_with_the_scripted_expert_succeeds() {
+    let out = run_ok(&[
+        "sim",
+        "--task",
+        "put the red cube in the green bowl",
+        "--policy",
+        "scripted",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 1);
+    assert_eq!(v["successes"], 1, "{out}");
+    assert_eq!(v["success_rate"], 1.0);
+    assert_eq!(v["goal"]["family"], "put_in");
+}
+
+#[test]
+fn sim_text_output_names_the_outcome() {
+    let out = run_ok(&[
+        "sim",
+        "--task",
+        "push the blue cube to the left",
+        "--seed",
+        "3",
+    ]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn unknown_words_are_an_error_listing_the_vocabulary() {
+    let out = vla()
+        .args(["sim", "--task", "put the red cube in the green teapot"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("teapot") && err.contains("vocabulary"),
+        "{err}"
+    );
+    assert!(err.contains("bowl") && err.contains("cube"), "{err}");
+}
+
+#[test]
+fn learned_policies_and_rrd_say_they_are_not_built() {
+    let out = vla()
+        .args([
+            "sim",
+            "--task",
+            "pick up the red cube",
+            "--policy",
+            "policies/default",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #5"));
+    let out = vla()
+        .args(["sim", "--task", "pick up the red cube", "--rrd", "x.rrd"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #7"));
+}
+
+#[test]
+fn eval_json_has_overall_and_per_family_success() {
+    let out = run_ok(&[
+        "eval",
+        "--policy",
+        "scripted",
+        "--suite",
+        "default",
+        "--split",
+        "eval",
+        "--episodes",
+        "10",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 10);
+    assert_eq!(v["split"], "eval");
+    let rate = v["success_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    let fams = v["per_family"].as_object().unwrap();
+    let total: u64 = fams.values().map(|t| t["episodes"].as_u64().unwrap()).sum();
+    assert_eq!(total, 10);
+    assert!(v["successes"].as_u64().unwrap() >= 9, "{out}");
+}
+
+#[test]
+fn eval_takes_instructions_with_goals() {
+    let dir = std::env::temp_dir().join(format!("vla-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("instructions.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"goal":{"family":"pick_up","object":{"color":"red","shape":"cube"}},"instruction":"hoist the crimson block"}
+{"goal":{"family":"push","object":{"color":"green","shape":"cylinder"},"direction":"forward"},"instruction":"shove the green can away"}
+"#,
+    )
+    .unwrap();
+    let out = run_ok(&[
+        "eval",
+        "--instructions",
+        file.to_str().unwrap(),
+        "--episodes",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 2);
+    assert_eq!(v["per_family"]["pick_up"]["episodes"], 1);
+    assert_eq!(v["per_family"]["push"]["episodes"], 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn collect_writes_the_documented_files() {
+    let dir = std::env::temp_dir().join(format!("vla-collect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run_ok(&[
+        "collect",
+        "--suite",
+        "default",
+        "--episodes",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+        "--noise",
+    ]);
+    assert!(out.contains("frames/s"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dataset.json")).unwrap()).unwrap();
+    assert_eq!(meta["format"], "vla-sim-demonstrations");
+    assert_eq!(meta["episodes"], 2);
+    let (w, h) = (
+        meta["width_px"].as_u64().unwrap() as usize,
+        meta["height_px"].as_u64().unwrap() as usize,
+    );
+    let index = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = index
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for ep in &lines {
+        let ep_dir = dir.join(ep["dir"].as_str().unwrap());
+        let steps = ep["steps"].as_u64().unwrap() as usize;
+        assert!(ep["outcome"]["success"].as_bool().unwrap());
+        assert!(!ep["outcome"]["task"]["instruction"]
+            .as_str()
+            .unwrap()
+            .is_empty());
+        let frames = std::fs::metadata(ep_dir.join("frames.rgb")).unwrap().len() as usize;
+        assert_eq!(frames, steps * w * h * 3);
+        let records = std::fs::read_to_string(ep_dir.join("steps.jsonl")).unwrap();
+        let records: Vec<serde_json::Value> = records
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), steps);
+        assert_eq!(records[0]["tokens"].as_array().unwrap().len(), 8);
+        assert!(records.last().unwrap()["action"]["terminate"]
+            .as_bool()
+            .unwrap());
+        assert_eq!(
+            records[0]["joints"]["positions_rad"]
+                .as_array()
+                .unwrap()
+                .len(),
+            meta["joint_names"].as_array().unwrap().len()
+        );
+    }
+    // A second collect into the same folder refuses to overwrite it.
+    let again = vla()
+        .args(["collect", "--episodes", "1", "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
