@@ -1,5 +1,6 @@
 //! Latency of one policy step (frame → 8 tokens), batch 1, one thread, with
-//! the default network shape. The weights are freshly initialised: the cost
+//! the default network shape, built from plain tensors as
+//! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
 //! does not depend on their values, only on the shape.
 //!
 //! `cargo bench -p vla-policy --bench policy_step`
@@ -16,7 +17,8 @@ use vla_policy::{InstructionTokens, ModelConfig, VlaPolicy, TEXT_HIDDEN};
 
 fn bench(c: &mut Criterion) {
     let cfg = ModelConfig::default();
-    let (_, model) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
+    let (varmap, _) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
+    let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
     let pc = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
     let mut policy = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
     // A 12-word-piece instruction, the typical length of a task sentence.
@@ -34,7 +36,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| policy.step_frame(&camera).unwrap())
     });
     // The two halves of a step: observation encoding and 8-token decoding.
-    let (_, model) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
+    let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
     let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
     let text = text.unsqueeze(0).unwrap();
     let mask = Tensor::ones((1, 12), candle_core::DType::F32, &Device::Cpu).unwrap();

@@ -185,6 +185,28 @@ pub fn fresh_model(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<(Var
     Ok((varmap, model))
 }
 
+/// Loads a policy folder for inference: the same checks as [`load`], but the
+/// model is built from plain tensors (no gradient tracking), which lets the
+/// layers take candle's fused kernels.
+pub fn load_for_inference(dir: &Path, device: &Device) -> Result<(PolicyConfig, VlaModel)> {
+    let (cfg, varmap, _) = load(dir, device)?;
+    let model = inference_model(&cfg.model, &varmap, device)?;
+    Ok((cfg, model))
+}
+
+/// A copy of the model in `varmap` built from plain (untracked) tensors.
+pub fn inference_model(cfg: &ModelConfig, varmap: &VarMap, device: &Device) -> Result<VlaModel> {
+    let tensors = varmap
+        .data()
+        .lock()
+        .map_err(|_| VlaPolicyError::Config("variable map lock poisoned".into()))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
+    Ok(VlaModel::new(cfg, vb)?)
+}
+
 /// Loads a policy folder: config, then weights into a model of that shape.
 pub fn load(dir: &Path, device: &Device) -> Result<(PolicyConfig, VarMap, VlaModel)> {
     let cfg = PolicyConfig::read(dir)?;

@@ -3,8 +3,11 @@
 //! candle-nn 0.11's fused `LayerNorm`, `RmsNorm` and `softmax_last_dim` do
 //! not propagate gradients (candle issues 2168, 2977, 3011), so layer norm
 //! and softmax are spelled out here from `mean`, `sqr`, `exp` and friends,
-//! whose backward passes candle implements. Linear layers flatten their input
-//! to 2-D so that every matmul is one plain GEMM.
+//! whose backward passes candle implements. When nothing in a call tracks
+//! gradients (an inference model built from plain tensors, see
+//! [`crate::checkpoint::load_for_inference`]), the fused kernels are used
+//! instead: same result to float rounding, fewer ops. Linear layers flatten
+//! their input to 2-D so that every matmul is one plain GEMM.
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
@@ -71,6 +74,14 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.track_op() && !self.weight.track_op() {
+            return candle_nn::ops::layer_norm(
+                &x.contiguous()?,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            );
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -84,6 +95,9 @@ impl Module for LayerNorm {
 /// Softmax over the last dimension, differentiable (the max is subtracted
 /// for stability and treated as a constant, which leaves the result exact).
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() {
+        return candle_nn::ops::softmax_last_dim(&x.contiguous()?);
+    }
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)

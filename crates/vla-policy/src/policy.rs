@@ -58,7 +58,7 @@ impl VlaPolicy {
 
     /// Loads `dir`, taking the text encoder from `text_encoder_dir` if given.
     pub fn load_with(dir: &Path, text_encoder_dir: Option<&Path>, device: &Device) -> Result<Self> {
-        let (config, _varmap, model) = checkpoint::load(dir, device)?;
+        let (config, model) = checkpoint::load_for_inference(dir, device)?;
         let text = TextEncoder::from_default_location(text_encoder_dir, device)?;
         Ok(Self::from_parts(
             config,

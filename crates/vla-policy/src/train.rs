@@ -404,12 +404,18 @@ pub fn train(
             entry.val_loss = Some(vl);
             entry.val_token_accuracy = Some(va);
             final_val = Some((vl, va));
-            bar.println(format!("step {done}: train loss {train_loss:.4}, val loss {vl:.4}, val token accuracy {va:.3}"));
+            say(
+                &bar,
+                format!("step {done}: train loss {train_loss:.4}, val loss {vl:.4}, val token accuracy {va:.3}"),
+            );
         }
         log.push(entry);
         let rate = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
         bar.set_message(format!("loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"));
+        if bar.is_hidden() && opts.progress && done % 10 == 0 {
+            eprintln!("step {done}/{}: loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s", opts.steps, recent.len());
+        }
         bar.set_position(done as u64);
         if last || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0) {
             cfg.training = TrainingInfo {
@@ -434,6 +440,16 @@ pub fn train(
         val_samples: val_idx.len(),
         final_val,
     })
+}
+
+/// Prints above the progress bar, or to stderr when the bar is hidden
+/// (stderr is not a terminal).
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn save_all(

@@ -150,6 +150,18 @@ fn save_then_load_gives_identical_tokens() {
         let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
         assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
     }
+    // The inference build (plain tensors, fused kernels) answers the same.
+    let (_, fast) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+    for l in [1, 4, 9] {
+        let (images, text, mask, bins) = random_batch(model.config(), 1, l);
+        let m1 = model.encode(&images, &text, &mask).unwrap();
+        let m2 = fast.encode(&images, &text, &mask).unwrap();
+        let a = model.forward_teacher(&m1, &bins).unwrap();
+        let b = fast.forward_teacher(&m2, &bins).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-3);
+        assert_eq!(model.generate(&m1).unwrap(), fast.generate(&m2).unwrap());
+    }
 }
 
 fn tensors_of(dir: &Path) -> std::collections::HashMap<String, Tensor> {

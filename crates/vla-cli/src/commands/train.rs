@@ -1,5 +1,7 @@
 //! `vla train`: load demonstrations, train the policy, print a summary.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use candle_core::Device;
 use vla_policy::{TextEncoder, TrainOptions};
@@ -9,8 +11,11 @@ use crate::cli::TrainArgs;
 /// Runs `vla train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let defaults = TrainOptions::default();
+    let steps = args.steps.unwrap_or(defaults.steps);
     let opts = TrainOptions {
-        steps: args.steps.unwrap_or(defaults.steps),
+        steps,
+        // Validate about ten times per run, at most every 250 steps.
+        val_every: (steps / 10).clamp(1, defaults.val_every),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         ..defaults
@@ -25,6 +30,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let text = TextEncoder::from_default_location(args.text_encoder.as_deref(), &Device::Cpu)?;
     let report = vla_policy::train(&data, &text, &args.out, &opts)?;
+    // Append the per-step log, so that a resumed run extends it.
+    let log_path = args.out.join("train_log.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    for entry in &report.log {
+        writeln!(log, "{}", serde_json::to_string(entry)?)
+            .with_context(|| format!("writing {}", log_path.display()))?;
+    }
     if report.start_step >= report.end_step {
         println!(
             "{} already holds a policy trained for {} steps; nothing to do (pass a larger --steps to continue)",
