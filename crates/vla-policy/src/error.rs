@@ -34,14 +34,14 @@ pub enum VlaPolicyError {
         /// The pinned SHA-256, hex.
         expected: &'static str,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. (The I/O error is part of the
+    /// message rather than a `source`, so that error chains print it once.)
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The tokenizer of the text encoder failed.
     #[error("text tokenizer: {0}")]
@@ -111,5 +111,5 @@ pub type Result<T, E = VlaPolicyError> = std::result::Result<T, E>;
 /// Wraps an I/O error with its path.
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> VlaPolicyError {
     let path = path.into();
-    move |source| VlaPolicyError::Io { path, source }
+    move |error| VlaPolicyError::Io { path, error }
 }
