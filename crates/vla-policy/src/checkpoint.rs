@@ -1,0 +1,216 @@
+//! Checkpoints: `config.json` (format tag, network shape, action tokenizer
+//! with its normalisation bounds, text encoder, training summary) and
+//! `model.safetensors` (every trainable tensor by name).
+//!
+//! Loading is strict: the config must carry this crate's format tag and a
+//! consistent shape, and the weights must hold exactly the tensors that shape
+//! implies, each with the right shape; anything else is an error naming the
+//! field or tensor. Files are written to a temporary name and renamed, so an
+//! interrupted save never leaves a half-written checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use vla_core::tokenizer::ActionTokenizer;
+
+use crate::error::{io_err, Result, VlaPolicyError};
+use crate::init::SeededVars;
+use crate::model::{ModelConfig, VlaModel};
+use crate::text_files::MINILM_PACKAGE;
+
+/// Format tag written into every `config.json`.
+pub const FORMAT: &str = "vla-policy/1";
+/// Name of the weights file in a policy folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Name of the config file in a policy folder.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// How a checkpoint was trained (informational; not needed to run it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// Optimiser steps done.
+    pub steps: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Random seed.
+    pub seed: u64,
+    /// Training samples (frames).
+    pub train_samples: usize,
+    /// Validation samples (frames).
+    pub val_samples: usize,
+    /// Last validation loss (mean cross-entropy per token), if measured.
+    pub val_loss: Option<f64>,
+    /// Last validation token accuracy, if measured.
+    pub val_token_accuracy: Option<f64>,
+}
+
+/// Everything in `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyConfig {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Network shape.
+    pub model: ModelConfig,
+    /// Action tokenizer, including the normalisation bounds.
+    pub tokenizer: ActionTokenizer,
+    /// The pinned text encoder package the model was trained with.
+    pub text_encoder: String,
+    /// Training summary.
+    #[serde(default)]
+    pub training: TrainingInfo,
+}
+
+impl PolicyConfig {
+    /// A config for a fresh model.
+    pub fn new(model: ModelConfig, tokenizer: ActionTokenizer) -> Self {
+        Self {
+            format: FORMAT.into(),
+            model,
+            tokenizer,
+            text_encoder: MINILM_PACKAGE.into(),
+            training: TrainingInfo::default(),
+        }
+    }
+
+    /// Checks the format tag, the shape and the tokenizer.
+    pub fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            return Err(VlaPolicyError::Config(format!(
+                "format is {:?}, this build reads {FORMAT:?}",
+                self.format
+            )));
+        }
+        if self.text_encoder != MINILM_PACKAGE {
+            return Err(VlaPolicyError::Config(format!(
+                "text_encoder is {:?}, this build provides {MINILM_PACKAGE:?}",
+                self.text_encoder
+            )));
+        }
+        self.model.validate().map_err(VlaPolicyError::Config)?;
+        self.tokenizer.bounds.validate()?;
+        Ok(())
+    }
+
+    /// Reads and validates `dir/config.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| VlaPolicyError::Json {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_name(path);
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Saves the config and all variables of `varmap` into `dir`.
+pub fn save(dir: &Path, cfg: &PolicyConfig, varmap: &VarMap) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let tmp = tmp_name(&weights);
+    varmap.save(&tmp)?;
+    std::fs::rename(&tmp, &weights).map_err(io_err(&weights))?;
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| VlaPolicyError::Json {
+        path: dir.join(CONFIG_FILE),
+        message: e.to_string(),
+    })?;
+    write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+}
+
+/// Copies the tensors of a safetensors file into the variables of `varmap`,
+/// requiring an exact match of names and shapes.
+pub fn load_into(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
+    let tensors = candle_core::safetensors::load(path, device).map_err(|e| {
+        VlaPolicyError::CorruptCheckpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    })?;
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| VlaPolicyError::Config("variable map lock poisoned".into()))?;
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let tensor = tensors
+            .get(name)
+            .ok_or_else(|| VlaPolicyError::MissingTensor {
+                path: path.to_path_buf(),
+                name: name.clone(),
+            })?;
+        if tensor.dims() != var.dims() {
+            return Err(VlaPolicyError::TensorShape {
+                name: name.clone(),
+                expected: var.dims().to_vec(),
+                actual: tensor.dims().to_vec(),
+            });
+        }
+        var.set(&tensor.to_dtype(DType::F32)?)?;
+    }
+    let mut extra: Vec<&String> = tensors.keys().filter(|n| !vars.contains_key(*n)).collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(VlaPolicyError::UnexpectedTensor {
+            path: path.to_path_buf(),
+            name: (*name).clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A model with fresh variables drawn from a generator seeded with `seed`.
+pub fn fresh_model(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<(VarMap, VlaModel)> {
+    cfg.validate().map_err(VlaPolicyError::Config)?;
+    let varmap = VarMap::new();
+    let vb = SeededVars::builder(&varmap, seed, device);
+    let model = VlaModel::new(cfg, vb)?;
+    Ok((varmap, model))
+}
+
+/// Loads a policy folder for inference: the same checks as [`load`], but the
+/// model is built from plain tensors (no gradient tracking), which lets the
+/// layers take candle's fused kernels.
+pub fn load_for_inference(dir: &Path, device: &Device) -> Result<(PolicyConfig, VlaModel)> {
+    let (cfg, varmap, _) = load(dir, device)?;
+    let model = inference_model(&cfg.model, &varmap, device)?;
+    Ok((cfg, model))
+}
+
+/// A copy of the model in `varmap` built from plain (untracked) tensors.
+pub fn inference_model(cfg: &ModelConfig, varmap: &VarMap, device: &Device) -> Result<VlaModel> {
+    let tensors = varmap
+        .data()
+        .lock()
+        .map_err(|_| VlaPolicyError::Config("variable map lock poisoned".into()))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
+    Ok(VlaModel::new(cfg, vb)?)
+}
+
+/// Loads a policy folder: config, then weights into a model of that shape.
+pub fn load(dir: &Path, device: &Device) -> Result<(PolicyConfig, VarMap, VlaModel)> {
+    let cfg = PolicyConfig::read(dir)?;
+    let (varmap, model) = fresh_model(&cfg.model, 0, device)?;
+    load_into(&varmap, &dir.join(WEIGHTS_FILE), device)?;
+    Ok((cfg, varmap, model))
+}

@@ -1,0 +1,34 @@
+//! The VLA policy: camera frame + instruction → 8 RT-2 action tokens.
+//!
+//! * [`text`]: the frozen all-MiniLM-L6-v2 instruction encoder, and
+//!   [`text_files`], where its files come from (pinned, checksummed, cached);
+//! * [`model`]: the network (conv-stem image tokens + projected instruction
+//!   tokens → transformer encoder → autoregressive decoder of action tokens),
+//!   built from the differentiable blocks in [`nn`];
+//! * [`train`]: behaviour cloning with AdamW ([`optim`]), augmentation
+//!   ([`image`]) and resumable checkpoints ([`checkpoint`]);
+//! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
+//!   output; [`data::synthetic`] generates a toy task);
+//! * [`policy`]: [`VlaPolicy`], the inference API implementing
+//!   [`vla_core::Policy`].
+
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod image;
+pub mod init;
+pub mod model;
+pub mod nn;
+pub mod optim;
+pub mod policy;
+pub mod sim_data;
+pub mod text;
+pub mod text_files;
+pub mod train;
+
+pub use checkpoint::PolicyConfig;
+pub use error::{Result, VlaPolicyError};
+pub use model::{ModelConfig, VlaModel};
+pub use policy::{InstructionTokens, VlaPolicy};
+pub use text::{EncodedText, TextEncoder, TEXT_HIDDEN};
+pub use train::{train, TrainOptions, TrainReport};

@@ -1,0 +1,153 @@
+//! [`VlaPolicy`]: a loaded checkpoint plus the text encoder, implementing
+//! [`vla_core::Policy`].
+//!
+//! `reset(instruction)` runs MiniLM once and keeps its token outputs;
+//! `act` resizes the frame (joint states are not used: the policy sees only
+//! pixels and text, as RT-2 does), runs the image encoder and the transformer, and
+//! decodes 8 tokens greedily within the valid range of each position.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use vla_core::tokenizer::ActionTokenizer;
+use vla_core::{
+    ActionTokens, Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame,
+    TOKENS_PER_STEP,
+};
+
+use crate::checkpoint::{self, PolicyConfig};
+use crate::error::{Result, VlaPolicyError};
+use crate::image::frame_tensor;
+use crate::model::VlaModel;
+use crate::text::TextEncoder;
+
+/// An instruction encoded for the model: `(1, L, 384)` tokens and `(1, L)` mask.
+#[derive(Debug, Clone)]
+pub struct InstructionTokens {
+    tokens: Tensor,
+    mask: Tensor,
+}
+
+impl InstructionTokens {
+    /// Wraps MiniLM token outputs `(L, 384)`, keeping at most `max_tokens`.
+    pub fn from_text_outputs(tokens: &Tensor, max_tokens: usize) -> Result<Self> {
+        let l = tokens.dim(0)?.min(max_tokens);
+        let tokens = tokens.narrow(0, 0, l)?.unsqueeze(0)?;
+        let mask = Tensor::ones((1, l), DType::F32, tokens.device())?;
+        Ok(Self { tokens, mask })
+    }
+}
+
+/// A trained policy, ready to drive an arm.
+pub struct VlaPolicy {
+    config: PolicyConfig,
+    model: VlaModel,
+    text: Option<Arc<TextEncoder>>,
+    instruction: Option<InstructionTokens>,
+    device: Device,
+}
+
+impl VlaPolicy {
+    /// Loads `dir` (config.json + model.safetensors) on the CPU, with the
+    /// text encoder from its default location (`VLA_TEXT_ENCODER` or the
+    /// user cache, fetched on first use).
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, None, &Device::Cpu)
+    }
+
+    /// Loads `dir`, taking the text encoder from `text_encoder_dir` if given.
+    pub fn load_with(dir: &Path, text_encoder_dir: Option<&Path>, device: &Device) -> Result<Self> {
+        let (config, model) = checkpoint::load_for_inference(dir, device)?;
+        let text = TextEncoder::from_default_location(text_encoder_dir, device)?;
+        Ok(Self::from_parts(
+            config,
+            model,
+            Some(Arc::new(text)),
+            device,
+        ))
+    }
+
+    /// Assembles a policy from a model already in memory. Without a text
+    /// encoder, instructions must be given as tokens
+    /// ([`Self::set_instruction_tokens`]).
+    pub fn from_parts(
+        config: PolicyConfig,
+        model: VlaModel,
+        text: Option<Arc<TextEncoder>>,
+        device: &Device,
+    ) -> Self {
+        Self {
+            config,
+            model,
+            text,
+            instruction: None,
+            device: device.clone(),
+        }
+    }
+
+    /// The checkpoint's config (shape, tokenizer bounds, training summary).
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The action tokenizer stored with the checkpoint.
+    pub fn tokenizer(&self) -> &ActionTokenizer {
+        &self.config.tokenizer
+    }
+
+    /// Sets the instruction from already-encoded text tokens.
+    pub fn set_instruction_tokens(&mut self, tokens: InstructionTokens) {
+        self.instruction = Some(tokens);
+    }
+
+    /// Encodes and sets an instruction.
+    pub fn set_instruction_text(&mut self, instruction: &Instruction) -> Result<()> {
+        let text = self.text.as_ref().ok_or_else(|| {
+            VlaPolicyError::Config("this policy was built without a text encoder".into())
+        })?;
+        let enc = text.encode(instruction.as_str())?;
+        let tokens =
+            InstructionTokens::from_text_outputs(&enc.tokens, self.config.model.max_text_tokens)?;
+        self.instruction = Some(tokens);
+        Ok(())
+    }
+
+    /// One control step: frame in, 8 tokens and the decoded action out.
+    pub fn step_frame(&self, frame: &RgbFrame) -> Result<PolicyStep> {
+        let instr = self
+            .instruction
+            .as_ref()
+            .ok_or(VlaPolicyError::NoInstruction)?;
+        let image = frame_tensor(frame, self.config.model.image_size_px, &self.device)?;
+        let memory = self.model.encode(&image, &instr.tokens, &instr.mask)?;
+        let bins = self.model.generate(&memory)?;
+        let first = self.config.tokenizer.first_token_id;
+        let mut ids = [0u32; TOKENS_PER_STEP];
+        for (id, bin) in ids.iter_mut().zip(bins) {
+            *id = first + bin;
+        }
+        let tokens = ActionTokens(ids);
+        let action = self.config.tokenizer.detokenize(&tokens)?;
+        Ok(PolicyStep { tokens, action })
+    }
+}
+
+impl Policy for VlaPolicy {
+    fn name(&self) -> &str {
+        "vla-policy"
+    }
+
+    fn reset(&mut self, instruction: &Instruction) -> std::result::Result<(), PolicyError> {
+        self.set_instruction_text(instruction)
+            .map_err(PolicyError::from_source)
+    }
+
+    fn act(
+        &mut self,
+        frame: &RgbFrame,
+        _joints: &JointState,
+    ) -> std::result::Result<PolicyStep, PolicyError> {
+        self.step_frame(frame).map_err(PolicyError::from_source)
+    }
+}

@@ -1,0 +1,148 @@
+//! Reader of the demonstrations `vla collect` writes (format
+//! `vla-sim-demonstrations` version 1, documented in sim/README.md):
+//!
+//! ```text
+//! DIR/dataset.json                 format, version, width_px, height_px, encoding, ...
+//! DIR/episodes.jsonl               per episode: index, dir, steps, outcome.task.instruction, ...
+//! DIR/episodes/000000/frames.rgb   steps × height × width × 3 bytes
+//! DIR/episodes/000000/steps.jsonl  per step: action {translation_m, rotation_rad, gripper, terminate}, ...
+//! ```
+//!
+//! Only the fields training needs are parsed (with their own small serde
+//! types, so this crate does not depend on the simulator). The label is
+//! `action`, the expert's clean answer, not `executed` (which carries the
+//! injected noise when collecting with `--noise`).
+
+use std::fs;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vla_core::{Action, Instruction, PixelEncoding, RgbFrame};
+
+use crate::data::{Dataset, DemoSource, Sample};
+use crate::error::{io_err, Result, VlaPolicyError};
+use crate::image::to_model_rgb8;
+
+/// Format tag of `dataset.json`.
+pub const FORMAT: &str = "vla-sim-demonstrations";
+/// Format version read here.
+pub const VERSION: u32 = 1;
+/// Marker file of this format.
+pub const META: &str = "dataset.json";
+
+#[derive(Deserialize)]
+struct Meta {
+    format: String,
+    version: u32,
+    width_px: u32,
+    height_px: u32,
+    encoding: String,
+}
+
+#[derive(Deserialize)]
+struct TaskLine {
+    instruction: String,
+}
+
+#[derive(Deserialize)]
+struct OutcomeLine {
+    task: TaskLine,
+}
+
+#[derive(Deserialize)]
+struct EpisodeLine {
+    index: usize,
+    dir: String,
+    outcome: OutcomeLine,
+}
+
+#[derive(Deserialize)]
+struct StepLine {
+    action: Action,
+}
+
+fn json_err(path: &Path, line: usize, e: serde_json::Error) -> VlaPolicyError {
+    VlaPolicyError::Json {
+        path: path.to_path_buf(),
+        message: format!("line {line}: {e}"),
+    }
+}
+
+/// Lines of a JSON-lines file, parsed.
+fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let file = fs::File::open(path).map_err(io_err(path))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        if !line.trim().is_empty() {
+            out.push(serde_json::from_str(&line).map_err(|e| json_err(path, i + 1, e))?);
+        }
+    }
+    Ok(out)
+}
+
+/// A `vla collect` output folder.
+#[derive(Debug, Clone)]
+pub struct SimDataset(pub PathBuf);
+
+impl DemoSource for SimDataset {
+    fn load(&self, size_px: usize) -> Result<Dataset> {
+        let meta_path = self.0.join(META);
+        let text = fs::read_to_string(&meta_path).map_err(io_err(&meta_path))?;
+        let meta: Meta = serde_json::from_str(&text).map_err(|e| json_err(&meta_path, 1, e))?;
+        if meta.format != FORMAT || meta.version != VERSION {
+            return Err(VlaPolicyError::Data(format!(
+                "{}: format {} version {}, this build reads {FORMAT} version {VERSION}",
+                meta_path.display(),
+                meta.format,
+                meta.version
+            )));
+        }
+        if meta.encoding != "rgb8" {
+            return Err(VlaPolicyError::Data(format!(
+                "{}: encoding {}, expected rgb8",
+                meta_path.display(),
+                meta.encoding
+            )));
+        }
+        let frame_bytes = meta.width_px as usize * meta.height_px as usize * 3;
+        let episodes: Vec<EpisodeLine> = read_lines(&self.0.join("episodes.jsonl"))?;
+        let mut samples = Vec::new();
+        for ep in episodes {
+            let dir = self.0.join(&ep.dir);
+            let steps: Vec<StepLine> = read_lines(&dir.join("steps.jsonl"))?;
+            let frames_path = dir.join("frames.rgb");
+            let bytes = fs::read(&frames_path).map_err(io_err(&frames_path))?;
+            if frame_bytes == 0 || bytes.len() != frame_bytes * steps.len() {
+                return Err(VlaPolicyError::Data(format!(
+                    "{}: {} bytes, expected {} steps × {}×{}×3",
+                    frames_path.display(),
+                    bytes.len(),
+                    steps.len(),
+                    meta.width_px,
+                    meta.height_px
+                )));
+            }
+            let instruction = Instruction::new(&ep.outcome.task.instruction)?;
+            for (step, px) in steps.iter().zip(bytes.chunks_exact(frame_bytes)) {
+                step.action.check_finite()?;
+                let frame = RgbFrame::new(
+                    meta.width_px,
+                    meta.height_px,
+                    PixelEncoding::Rgb8,
+                    px.to_vec(),
+                )?;
+                samples.push(Sample {
+                    episode: ep.index,
+                    rgb: to_model_rgb8(&frame, size_px)?,
+                    instruction: instruction.clone(),
+                    action: step.action,
+                });
+            }
+        }
+        let data = Dataset { size_px, samples };
+        data.validate()?;
+        Ok(data)
+    }
+}

