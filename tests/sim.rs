@@ -67,19 +67,20 @@ fn unknown_words_are_an_error_listing_the_vocabulary() {
 }
 
 #[test]
-fn learned_policies_say_they_are_not_built() {
+fn a_missing_policy_directory_is_a_clear_error() {
     let out = vla()
         .args([
             "sim",
             "--task",
             "pick up the red cube",
             "--policy",
-            "policies/default",
+            "policies/no-such-policy",
         ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("issue #5"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such policy directory"), "{err}");
 }
 
 #[test]

@@ -6,12 +6,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::json;
-use vla_sim::episode::{run_episode_observed, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode_observed, EpisodeOptions};
 use vla_sim::StepObserver;
 use vla_sim::{Goal, NoiseConfig, Split, SuccessReport, Task, TaskSuite};
 
 use super::record::SimRecorder;
-use super::shared::{choose_policy, repo_root, PolicyChoice};
+use super::shared::{choose_policy, repo_root};
 use crate::cli::EvalArgs;
 
 /// One line of an `--instructions` file.
@@ -52,7 +52,7 @@ fn read_instructions(path: &Path, suite: &TaskSuite) -> Result<Vec<InstructionLi
 
 /// Runs `vla eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let choice = choose_policy(&args.policy)?;
+    let mut choice = choose_policy(&args.policy)?;
     let split: Split = args.split.parse()?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
@@ -84,9 +84,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let pool = suite.distractor_pool(task.distractor_split);
         let mut options = EpisodeOptions::new(suite.config.max_steps);
         options.render = false;
-        let driver = match choice {
-            PolicyChoice::Scripted => Driver::Expert(noise),
-        };
+        let driver = choice.driver(noise);
         if let Some(rec) = recorder.as_mut() {
             rec.begin_episode();
         }

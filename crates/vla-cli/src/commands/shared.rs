@@ -33,12 +33,31 @@ pub fn repo_root() -> Result<PathBuf> {
 pub enum PolicyChoice {
     /// The built-in scripted expert.
     Scripted,
+    /// A trained policy loaded from a directory.
+    Learned(Box<vla_policy::VlaPolicy>),
 }
 
-/// Parses `--policy`: `scripted`, or a directory of a learned policy.
+impl PolicyChoice {
+    /// The episode driver for this choice (the expert with `noise`).
+    pub fn driver(&mut self, noise: vla_sim::NoiseConfig) -> vla_sim::Driver<'_> {
+        match self {
+            Self::Scripted => vla_sim::Driver::Expert(noise),
+            Self::Learned(policy) => vla_sim::Driver::Learned(policy.as_mut()),
+        }
+    }
+}
+
+/// Parses `--policy`: `scripted`, or a directory of a learned policy
+/// (`config.json` + `model.safetensors`, written by `vla train`).
 pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
     if policy == "scripted" {
         return Ok(PolicyChoice::Scripted);
     }
-    bail!("--policy {policy}: learned policies are not built yet (issue #5); use --policy scripted")
+    let dir = Path::new(policy);
+    if !dir.is_dir() {
+        bail!("--policy {policy}: no such policy directory (use `scripted` or a directory written by `vla train`)");
+    }
+    let loaded = vla_policy::VlaPolicy::load(dir)
+        .map_err(|e| anyhow::anyhow!("--policy {policy}: cannot load the policy: {e}"))?;
+    Ok(PolicyChoice::Learned(Box::new(loaded)))
 }

@@ -3,18 +3,18 @@
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vla_sim::episode::{run_episode_observed, task_for_goal, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode_observed, task_for_goal, EpisodeOptions};
 use vla_sim::language::parse_instruction;
 use vla_sim::StepObserver;
 use vla_sim::{NoiseConfig, SuccessReport, TaskSuite};
 
 use super::record::SimRecorder;
-use super::shared::{choose_policy, repo_root, PolicyChoice};
+use super::shared::{choose_policy, repo_root};
 use crate::cli::SimArgs;
 
 /// Runs `vla sim`.
 pub fn run(args: &SimArgs) -> Result<()> {
-    let choice = choose_policy(&args.policy)?;
+    let mut choice = choose_policy(&args.policy)?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
     let goal = parse_instruction(&args.task, &suite.scene)?;
@@ -29,9 +29,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
         // The expert reads the true state; frames are only rendered for
         // policies that look at them.
         options.render = false;
-        let driver = match choice {
-            PolicyChoice::Scripted => Driver::Expert(NoiseConfig::none()),
-        };
+        let driver = choice.driver(NoiseConfig::none());
         if let Some(rec) = recorder.as_mut() {
             rec.begin_episode();
         }
