@@ -107,6 +107,21 @@ impl ActionBounds {
         Ok(bounds)
     }
 
+    /// Widens every dimension narrower than `min_width[dim]` to that width,
+    /// symmetrically about its centre. Quantile bounds of a dimension the
+    /// data barely uses (an expert that holds its orientation) are otherwise
+    /// so narrow that their 256 bins only encode noise.
+    pub fn with_min_width(mut self, min_width: [f64; ACTION_DIMS]) -> Self {
+        for (dim, &w) in min_width.iter().enumerate() {
+            if self.high[dim] - self.low[dim] < w {
+                let centre = 0.5 * (self.low[dim] + self.high[dim]);
+                self.low[dim] = centre - 0.5 * w;
+                self.high[dim] = centre + 0.5 * w;
+            }
+        }
+        self
+    }
+
     /// Errors unless every bound is finite and `low < high`.
     pub fn validate(&self) -> Result<(), CoreError> {
         for dim in 0..ACTION_DIMS {
@@ -236,6 +251,20 @@ mod tests {
     fn arb_action() -> impl Strategy<Value = Action> {
         (proptest::array::uniform7(-0.5f64..0.5), any::<bool>())
             .prop_map(|(v, t)| Action::from_continuous(v, t))
+    }
+
+    #[test]
+    fn min_width_widens_only_narrow_dimensions_about_their_centre() {
+        let mut b = ActionBounds::default_uniform();
+        b.low[3] = 0.001;
+        b.high[3] = 0.003;
+        let w = b.with_min_width([0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 1.0]);
+        assert_eq!(w.low[0], b.low[0]);
+        assert_eq!(w.high[0], b.high[0]);
+        assert!((w.low[3] - (0.002 - 0.05)).abs() < 1e-12);
+        assert!((w.high[3] - (0.002 + 0.05)).abs() < 1e-12);
+        assert_eq!((w.low[6], w.high[6]), (0.0, 1.0));
+        assert!(w.validate().is_ok());
     }
 
     fn clip(tok: &ActionTokenizer, dim: usize, v: f64) -> f64 {

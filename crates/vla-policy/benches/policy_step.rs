@@ -1,5 +1,6 @@
-//! Latency of one policy step (frame → 8 tokens), batch 1, one thread, with
-//! the default network shape, built from plain tensors as
+//! Latency of one policy step (frame + joint state → 8 tokens), batch 1, one
+//! thread, with the default network shape and the Panda's 9 joints as the
+//! shipped policy reads them, built from plain tensors as
 //! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
 //! does not depend on their values, only on the shape.
 //!
@@ -11,15 +12,25 @@
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use vla_core::tokenizer::ActionTokenizer;
-use vla_core::{PixelEncoding, RgbFrame};
+use vla_core::{JointState, PixelEncoding, RgbFrame};
 use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::{InstructionTokens, ModelConfig, VlaPolicy, TEXT_HIDDEN};
 
 fn bench(c: &mut Criterion) {
-    let cfg = ModelConfig::default();
+    let names: Vec<String> = (1..=7)
+        .map(|i| format!("panda_joint{i}"))
+        .chain((1..=2).map(|i| format!("panda_finger_joint{i}")))
+        .collect();
+    let cfg = ModelConfig {
+        state_dim: names.len(),
+        ..ModelConfig::default()
+    };
     let (varmap, _) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
-    let pc = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+    let mut pc = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+    let home = [0.0f32, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785, 0.04, 0.04];
+    pc.state = Some(checkpoint::StateSpec::from_rows(names.clone(), &[&home[..]]).unwrap());
+    let joints = JointState::new(names, home.iter().map(|&q| f64::from(q)).collect(), 0.0).unwrap();
     let mut policy = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
     // A 12-word-piece instruction, the typical length of a task sentence.
     let text = Tensor::randn(0f32, 0.3, (12, TEXT_HIDDEN), &Device::Cpu).unwrap();
@@ -29,21 +40,28 @@ fn bench(c: &mut Criterion) {
     let frame = RgbFrame::new(s, s, PixelEncoding::Rgb8, pixels).unwrap();
     let big: Vec<u8> = (0..320 * 240 * 3).map(|i| (i * 31 % 251) as u8).collect();
     let camera = RgbFrame::new(320, 240, PixelEncoding::Rgb8, big).unwrap();
-    c.bench_function("policy_step_96px", |b| {
-        b.iter(|| policy.step_frame(&frame).unwrap())
+    c.bench_function("policy_step_64px", |b| {
+        b.iter(|| policy.step_observation(&frame, Some(&joints)).unwrap())
     });
     c.bench_function("policy_step_320x240_resize", |b| {
-        b.iter(|| policy.step_frame(&camera).unwrap())
+        b.iter(|| policy.step_observation(&camera, Some(&joints)).unwrap())
     });
     // The two halves of a step: observation encoding and 8-token decoding.
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
     let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
     let text = text.unsqueeze(0).unwrap();
     let mask = Tensor::ones((1, 12), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let state = Tensor::zeros((1, 9), candle_core::DType::F32, &Device::Cpu).unwrap();
     c.bench_function("policy_encode_observation", |b| {
-        b.iter(|| model.encode(&image, &text, &mask).unwrap())
+        b.iter(|| {
+            model
+                .encode_with_state(&image, &text, &mask, Some(&state))
+                .unwrap()
+        })
     });
-    let memory = model.encode(&image, &text, &mask).unwrap();
+    let memory = model
+        .encode_with_state(&image, &text, &mask, Some(&state))
+        .unwrap();
     c.bench_function("policy_decode_8_tokens", |b| {
         b.iter(|| model.generate(&memory).unwrap())
     });

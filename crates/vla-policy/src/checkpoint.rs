@@ -57,9 +57,109 @@ pub struct PolicyConfig {
     pub tokenizer: ActionTokenizer,
     /// The pinned text encoder package the model was trained with.
     pub text_encoder: String,
+    /// Proprioceptive input: which joints, in which order, and how they
+    /// are normalised; present exactly when `model.state_dim > 0`.
+    #[serde(default)]
+    pub state: Option<StateSpec>,
     /// Training summary.
     #[serde(default)]
     pub training: TrainingInfo,
+}
+
+/// The joint-position input of a policy: names in the order the model reads
+/// them, and the per-joint mean and standard deviation of the training data
+/// (`value = (position − mean) / std`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateSpec {
+    /// Joint names, in model order.
+    pub joint_names: Vec<String>,
+    /// Mean position per joint (rad, or m for prismatic joints).
+    pub mean: Vec<f64>,
+    /// Standard deviation per joint, > 0.
+    pub std: Vec<f64>,
+}
+
+impl StateSpec {
+    /// Smallest standard deviation used, so near-constant joints do not blow up.
+    pub const MIN_STD: f64 = 1e-3;
+
+    /// Mean and standard deviation of `rows` (each `joint_names.len()` long).
+    pub fn from_rows(joint_names: Vec<String>, rows: &[&[f32]]) -> Result<Self> {
+        let n = joint_names.len();
+        if rows.is_empty() || rows.iter().any(|r| r.len() != n) {
+            return Err(VlaPolicyError::Data(format!(
+                "joint states must all have {n} values"
+            )));
+        }
+        let count = rows.len() as f64;
+        let mut mean = vec![0f64; n];
+        for r in rows {
+            for (m, &v) in mean.iter_mut().zip(r.iter()) {
+                *m += f64::from(v) / count;
+            }
+        }
+        let mut var = vec![0f64; n];
+        for r in rows {
+            for ((s, &v), m) in var.iter_mut().zip(r.iter()).zip(&mean) {
+                *s += (f64::from(v) - m).powi(2) / count;
+            }
+        }
+        let std = var.iter().map(|v| v.sqrt().max(Self::MIN_STD)).collect();
+        Ok(Self {
+            joint_names,
+            mean,
+            std,
+        })
+    }
+
+    /// Normalises raw positions already in model order.
+    pub fn normalise(&self, positions: &[f32]) -> Vec<f32> {
+        positions
+            .iter()
+            .zip(self.mean.iter().zip(&self.std))
+            .map(|(&q, (m, s))| ((f64::from(q) - m) / s) as f32)
+            .collect()
+    }
+
+    /// Picks this spec's joints out of a measured joint state, by name, and
+    /// normalises them. A missing joint is an error naming it.
+    pub fn vector(&self, joints: &vla_core::JointState) -> Result<Vec<f32>> {
+        let raw = self
+            .joint_names
+            .iter()
+            .map(|name| {
+                joints.position_of(name).map(|q| q as f32).ok_or_else(|| {
+                    VlaPolicyError::Data(format!(
+                        "joint state has no joint {name:?} (the policy reads {:?})",
+                        self.joint_names
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f32>>>()?;
+        if raw.iter().any(|v| !v.is_finite()) {
+            return Err(VlaPolicyError::Data("joint state is not finite".into()));
+        }
+        Ok(self.normalise(&raw))
+    }
+
+    fn validate(&self, state_dim: usize) -> Result<()> {
+        let n = self.joint_names.len();
+        if n != state_dim || self.mean.len() != n || self.std.len() != n {
+            return Err(VlaPolicyError::Config(format!(
+                "state has {n} joint names, {} means and {} deviations; model.state_dim is {state_dim}",
+                self.mean.len(),
+                self.std.len()
+            )));
+        }
+        if self.mean.iter().any(|m| !m.is_finite())
+            || self.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return Err(VlaPolicyError::Config(
+                "state mean/std must be finite and std positive".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl PolicyConfig {
@@ -70,6 +170,7 @@ impl PolicyConfig {
             model,
             tokenizer,
             text_encoder: MINILM_PACKAGE.into(),
+            state: None,
             training: TrainingInfo::default(),
         }
     }
@@ -90,6 +191,15 @@ impl PolicyConfig {
         }
         self.model.validate().map_err(VlaPolicyError::Config)?;
         self.tokenizer.bounds.validate()?;
+        match (&self.state, self.model.state_dim) {
+            (None, 0) => {}
+            (Some(spec), dim) => spec.validate(dim)?,
+            (None, dim) => {
+                return Err(VlaPolicyError::Config(format!(
+                    "model.state_dim is {dim} but config.json has no state (joint names)"
+                )))
+            }
+        }
         Ok(())
     }
 

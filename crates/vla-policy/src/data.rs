@@ -24,6 +24,9 @@ pub struct Sample {
     pub instruction: Instruction,
     /// The expert's action for this frame.
     pub action: Action,
+    /// Measured joint positions when the frame was taken, in the order of
+    /// [`Dataset::state_names`] (empty when the source has none).
+    pub state: Vec<f32>,
 }
 
 /// Samples that share one image size.
@@ -31,6 +34,8 @@ pub struct Sample {
 pub struct Dataset {
     /// Side of every image, pixels.
     pub size_px: usize,
+    /// Names of the joints in every sample's `state` (empty: no joint states).
+    pub state_names: Vec<String>,
     /// The samples, grouped by episode.
     pub samples: Vec<Sample>,
 }
@@ -50,6 +55,13 @@ impl Dataset {
                 )));
             }
             s.action.check_finite()?;
+            if s.state.len() != self.state_names.len() || s.state.iter().any(|v| !v.is_finite()) {
+                return Err(VlaPolicyError::Data(format!(
+                    "sample {i}: {} joint positions (finite?), expected {}",
+                    s.state.len(),
+                    self.state_names.len()
+                )));
+            }
         }
         Ok(())
     }
@@ -174,10 +186,15 @@ pub mod demo_dir {
                         rgb: to_model_rgb8(&frame, size_px)?,
                         instruction: instruction.clone(),
                         action,
+                        state: Vec::new(),
                     });
                 }
             }
-            let data = Dataset { size_px, samples };
+            let data = Dataset {
+                size_px,
+                state_names: Vec::new(),
+                samples,
+            };
             data.validate()?;
             Ok(data)
         }
@@ -301,6 +318,7 @@ pub mod synthetic {
                         rgb,
                         instruction: instruction.clone(),
                         action,
+                        state: Vec::new(),
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {
@@ -312,7 +330,11 @@ pub mod synthetic {
                     last.action.terminate = true;
                 }
             }
-            Ok(Dataset { size_px, samples })
+            Ok(Dataset {
+                size_px,
+                state_names: Vec::new(),
+                samples,
+            })
         }
     }
 

@@ -59,12 +59,16 @@ pub struct ModelConfig {
     pub max_text_tokens: usize,
     /// Bins per action dimension (the output vocabulary).
     pub num_bins: usize,
+    /// Length of the proprioceptive state vector (normalised joint
+    /// positions) fed as one extra encoder token; 0 = images and text only.
+    #[serde(default)]
+    pub state_dim: usize,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            image_size_px: 96,
+            image_size_px: 64,
             stem_patch_px: 4,
             stem_channels: vec![64, 128, 128],
             d_model: 128,
@@ -75,6 +79,7 @@ impl Default for ModelConfig {
             text_hidden: crate::text::TEXT_HIDDEN,
             max_text_tokens: crate::text::MAX_TEXT_TOKENS,
             num_bins: NUM_BINS as usize,
+            state_dim: 0,
         }
     }
 }
@@ -214,6 +219,8 @@ pub struct VlaModel {
     image_pos: Tensor,
     text_proj: Linear,
     text_pos: Tensor,
+    /// Projection of the proprioceptive state to one token (`state_dim > 0`).
+    state_proj: Option<Linear>,
     encoder: Vec<Block>,
     ln_memory: LayerNorm,
     action_embed: Tensor,
@@ -263,6 +270,11 @@ impl VlaModel {
             image_pos: vb.get_with_hints((cfg.image_tokens(), d), "image_pos", small)?,
             text_proj: Linear::new(cfg.text_hidden, d, vb.pp("text_proj"))?,
             text_pos: vb.get_with_hints((cfg.max_text_tokens, d), "text_pos", small)?,
+            state_proj: if cfg.state_dim > 0 {
+                Some(Linear::new(cfg.state_dim, d, vb.pp("state_proj"))?)
+            } else {
+                None
+            },
             encoder,
             ln_memory: LayerNorm::new(d, vb.pp("ln_memory"))?,
             action_embed: vb.get_with_hints((cfg.num_bins + 1, d), "action_embed", small)?,
@@ -283,8 +295,21 @@ impl VlaModel {
 
     /// Encodes images `(B, 3, S, S)` in [0, 1] and projected instruction
     /// tokens: `text (B, L, 384)` with `text_mask (B, L)` (1 = real token,
-    /// 0 = padding). Returns the decoder's memory.
+    /// 0 = padding). Returns the decoder's memory. For models without
+    /// proprioceptive input (`state_dim == 0`).
     pub fn encode(&self, images: &Tensor, text: &Tensor, text_mask: &Tensor) -> Result<Memory> {
+        self.encode_with_state(images, text, text_mask, None)
+    }
+
+    /// [`Self::encode`] plus the normalised proprioceptive state `(B, state_dim)`,
+    /// required exactly when the model was built with `state_dim > 0`.
+    pub fn encode_with_state(
+        &self,
+        images: &Tensor,
+        text: &Tensor,
+        text_mask: &Tensor,
+        state: Option<&Tensor>,
+    ) -> Result<Memory> {
         let (b, l, _) = text.dims3()?;
         if l > self.cfg.max_text_tokens {
             candle_core::bail!(
@@ -313,7 +338,7 @@ impl VlaModel {
             if let Some(norm) = norm {
                 x = norm.forward(&x)?;
             }
-            x = proj.forward(&x)?.gelu()?;
+            x = proj.forward(&x)?.relu()?;
         }
         let x = x.flatten(1, 2)?; // (B, g·g, C)
         let img = self.stem_proj.forward(&x)?.broadcast_add(&self.image_pos)?;
@@ -321,8 +346,31 @@ impl VlaModel {
             .text_proj
             .forward(text)?
             .broadcast_add(&self.text_pos.narrow(0, 0, l)?)?;
-        let mut h = Tensor::cat(&[&img, &txt], 1)?;
-        let n_img = self.cfg.image_tokens();
+        let state_token = match (&self.state_proj, state) {
+            (Some(proj), Some(state)) => {
+                let (sb, sd) = state.dims2()?;
+                if sb != b || sd != self.cfg.state_dim {
+                    candle_core::bail!(
+                        "state is {sb}×{sd}, the model takes {b}×{}",
+                        self.cfg.state_dim
+                    );
+                }
+                Some(proj.forward(state)?.unsqueeze(1)?)
+            }
+            (None, None) => None,
+            (Some(_), None) => candle_core::bail!(
+                "this model reads a {}-value joint state and none was given",
+                self.cfg.state_dim
+            ),
+            (None, Some(_)) => candle_core::bail!("this model takes no joint state"),
+        };
+        let mut parts = vec![&img];
+        if let Some(t) = &state_token {
+            parts.push(t);
+        }
+        parts.push(&txt);
+        let mut h = Tensor::cat(&parts, 1)?;
+        let n_img = self.cfg.image_tokens() + usize::from(state_token.is_some());
         let keep = Tensor::cat(
             &[
                 &Tensor::ones((b, n_img), DType::F32, images.device())?,

@@ -172,7 +172,7 @@ impl Attention {
     }
 }
 
-/// Two-layer perceptron with GELU (tanh form).
+/// Two-layer perceptron with ReLU (GELU's tanh costs a third of CPU training time in candle).
 #[derive(Debug, Clone)]
 pub struct Mlp {
     fc1: Linear,
@@ -191,7 +191,7 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
+        self.fc2.forward(&self.fc1.forward(x)?.relu()?)
     }
 }
 

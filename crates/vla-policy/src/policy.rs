@@ -2,9 +2,10 @@
 //! [`vla_core::Policy`].
 //!
 //! `reset(instruction)` runs MiniLM once and keeps its token outputs;
-//! `act` resizes the frame (joint states are not used: the policy sees only
-//! pixels and text, as RT-2 does), runs the image encoder and the transformer, and
-//! decodes 8 tokens greedily within the valid range of each position.
+//! `act` resizes the frame, picks the joints the checkpoint reads (if it
+//! reads any: see [`crate::checkpoint::StateSpec`]) out of the joint state by
+//! name, runs the image encoder and the transformer, and decodes 8 tokens
+//! greedily within the valid range of each position.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -113,14 +114,42 @@ impl VlaPolicy {
         Ok(())
     }
 
-    /// One control step: frame in, 8 tokens and the decoded action out.
+    /// One control step for a policy that reads no joint state: frame in,
+    /// 8 tokens and the decoded action out.
     pub fn step_frame(&self, frame: &RgbFrame) -> Result<PolicyStep> {
+        self.step_observation(frame, None)
+    }
+
+    /// One control step: frame and (for policies that read it) the measured
+    /// joint state in, 8 tokens and the decoded action out. A joint state
+    /// missing one of the policy's joints is an error naming it.
+    pub fn step_observation(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<PolicyStep> {
         let instr = self
             .instruction
             .as_ref()
             .ok_or(VlaPolicyError::NoInstruction)?;
         let image = frame_tensor(frame, self.config.model.image_size_px, &self.device)?;
-        let memory = self.model.encode(&image, &instr.tokens, &instr.mask)?;
+        let state = match (&self.config.state, joints) {
+            (None, _) => None,
+            (Some(spec), Some(joints)) => {
+                let v = spec.vector(joints)?;
+                let n = v.len();
+                Some(Tensor::from_vec(v, (1, n), &self.device)?)
+            }
+            (Some(spec), None) => {
+                return Err(VlaPolicyError::Data(format!(
+                    "this policy reads the joint state of {:?}; none was given",
+                    spec.joint_names
+                )))
+            }
+        };
+        let memory =
+            self.model
+                .encode_with_state(&image, &instr.tokens, &instr.mask, state.as_ref())?;
         let bins = self.model.generate(&memory)?;
         let first = self.config.tokenizer.first_token_id;
         let mut ids = [0u32; TOKENS_PER_STEP];
@@ -146,8 +175,9 @@ impl Policy for VlaPolicy {
     fn act(
         &mut self,
         frame: &RgbFrame,
-        _joints: &JointState,
+        joints: &JointState,
     ) -> std::result::Result<PolicyStep, PolicyError> {
-        self.step_frame(frame).map_err(PolicyError::from_source)
+        self.step_observation(frame, Some(joints))
+            .map_err(PolicyError::from_source)
     }
 }

@@ -58,8 +58,15 @@ struct EpisodeLine {
 }
 
 #[derive(Deserialize)]
+struct JointsLine {
+    names: Vec<String>,
+    positions_rad: Vec<f64>,
+}
+
+#[derive(Deserialize)]
 struct StepLine {
     action: Action,
+    joints: JointsLine,
 }
 
 fn json_err(path: &Path, line: usize, e: serde_json::Error) -> VlaPolicyError {
@@ -109,6 +116,7 @@ impl DemoSource for SimDataset {
         let frame_bytes = meta.width_px as usize * meta.height_px as usize * 3;
         let episodes: Vec<EpisodeLine> = read_lines(&self.0.join("episodes.jsonl"))?;
         let mut samples = Vec::new();
+        let mut state_names: Option<Vec<String>> = None;
         for ep in episodes {
             let dir = self.0.join(&ep.dir);
             let steps: Vec<StepLine> = read_lines(&dir.join("steps.jsonl"))?;
@@ -127,6 +135,13 @@ impl DemoSource for SimDataset {
             let instruction = Instruction::new(&ep.outcome.task.instruction)?;
             for (step, px) in steps.iter().zip(bytes.chunks_exact(frame_bytes)) {
                 step.action.check_finite()?;
+                let names = state_names.get_or_insert_with(|| step.joints.names.clone());
+                if *names != step.joints.names || step.joints.positions_rad.len() != names.len() {
+                    return Err(VlaPolicyError::Data(format!(
+                        "{}: joint names or count differ between steps",
+                        dir.display()
+                    )));
+                }
                 let frame = RgbFrame::new(
                     meta.width_px,
                     meta.height_px,
@@ -138,10 +153,20 @@ impl DemoSource for SimDataset {
                     rgb: to_model_rgb8(&frame, size_px)?,
                     instruction: instruction.clone(),
                     action: step.action,
+                    state: step
+                        .joints
+                        .positions_rad
+                        .iter()
+                        .map(|&q| q as f32)
+                        .collect(),
                 });
             }
         }
-        let data = Dataset { size_px, samples };
+        let data = Dataset {
+            size_px,
+            state_names: state_names.unwrap_or_default(),
+            samples,
+        };
         data.validate()?;
         Ok(data)
     }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use vla_core::tokenizer::{ActionBounds, ActionTokenizer};
 use vla_core::{Action, Instruction, TOKENS_PER_STEP};
 
-use crate::checkpoint::{self, PolicyConfig, TrainingInfo};
+use crate::checkpoint::{self, PolicyConfig, StateSpec, TrainingInfo};
 use crate::data::Dataset;
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::{write_chw, Augment};
@@ -68,7 +68,13 @@ pub struct TrainOptions {
     /// Stop (with a checkpoint) after this step, as if interrupted; a later
     /// run with the same options continues from there.
     pub stop_at: Option<usize>,
+    /// Feed the measured joint positions to the model when the data has them.
+    pub use_state: bool,
 }
+
+/// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
+/// Δpitch Δyaw in rad, gripper): see [`ActionBounds::with_min_width`].
+pub const MIN_BOUND_WIDTH: [f64; 7] = [0.01, 0.01, 0.01, 0.1, 0.1, 0.1, 1.0];
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -87,6 +93,7 @@ impl Default for TrainOptions {
             model: ModelConfig::default(),
             progress: true,
             stop_at: None,
+            use_state: true,
         }
     }
 }
@@ -172,17 +179,27 @@ pub struct Batch {
     pub text_mask: Tensor,
     /// `(B, 8)` target bins.
     pub bins: Tensor,
+    /// `(B, state_dim)` normalised joint positions, for models that read them.
+    pub state: Option<Tensor>,
+}
+
+/// The training data with everything derived from it once: target bins,
+/// encoded instructions and normalised joint states.
+struct Prepared<'a> {
+    data: &'a Dataset,
+    bins: &'a [[u32; TOKENS_PER_STEP]],
+    cache: &'a TextCache,
+    states: Option<&'a [Vec<f32>]>,
 }
 
 /// Assembles a batch from sample indices.
 fn make_batch(
-    data: &Dataset,
+    p: &Prepared<'_>,
     idx: &[usize],
-    bins: &[[u32; TOKENS_PER_STEP]],
-    cache: &TextCache,
     aug: Option<(&Augment, &mut ChaCha8Rng)>,
     device: &Device,
 ) -> Result<Batch> {
+    let (data, bins, cache, states) = (p.data, p.bins, p.cache, p.states);
     let s = data.size_px;
     let b = idx.len();
     let mut images = vec![0f32; b * 3 * s * s];
@@ -210,7 +227,19 @@ fn make_batch(
         }
     }
     let target: Vec<u32> = idx.iter().flat_map(|&i| bins[i]).collect();
+    let state = match states {
+        Some(states) => {
+            let dim = states.first().map_or(0, Vec::len);
+            let v: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| states[i].iter().copied())
+                .collect();
+            Some(Tensor::from_vec(v, (b, dim), device)?)
+        }
+        None => None,
+    };
     Ok(Batch {
+        state,
         images: Tensor::from_vec(images, (b, 3, s, s), device)?,
         text: Tensor::from_vec(text, (b, l, TEXT_HIDDEN), device)?,
         text_mask: Tensor::from_vec(mask, (b, l), device)?,
@@ -221,17 +250,15 @@ fn make_batch(
 /// Mean loss and token accuracy of `model` over `idx`, in chunks of `batch`.
 fn evaluate(
     model: &VlaModel,
-    data: &Dataset,
+    p: &Prepared<'_>,
     idx: &[usize],
-    bins: &[[u32; TOKENS_PER_STEP]],
-    cache: &TextCache,
     batch: usize,
     device: &Device,
 ) -> Result<(f64, f64)> {
     let (mut loss_sum, mut acc_sum) = (0f64, 0f64);
     for chunk in idx.chunks(batch.max(1)) {
-        let b = make_batch(data, chunk, bins, cache, None, device)?;
-        let memory = model.encode(&b.images, &b.text, &b.text_mask)?;
+        let b = make_batch(p, chunk, None, device)?;
+        let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
         let (loss, acc) = model.loss(&memory, &b.bins)?;
         let n = chunk.len() as f64;
         loss_sum += f64::from(loss.to_scalar::<f32>()?) * n;
@@ -311,9 +338,22 @@ pub fn train(
         }
         None => {
             let actions: Vec<Action> = train_idx.iter().map(|&i| data.samples[i].action).collect();
-            let bounds = ActionBounds::from_quantiles(&actions, 0.01, 0.99)?;
+            let bounds =
+                ActionBounds::from_quantiles(&actions, 0.01, 0.99)?.with_min_width(MIN_BOUND_WIDTH);
             let tokenizer = ActionTokenizer::new(bounds, 0)?;
-            let cfg = PolicyConfig::new(opts.model.clone(), tokenizer);
+            let mut model_cfg = opts.model.clone();
+            let state = if opts.use_state && !data.state_names.is_empty() {
+                let rows: Vec<&[f32]> = train_idx
+                    .iter()
+                    .map(|&i| data.samples[i].state.as_slice())
+                    .collect();
+                Some(StateSpec::from_rows(data.state_names.clone(), &rows)?)
+            } else {
+                None
+            };
+            model_cfg.state_dim = state.as_ref().map_or(0, |s| s.joint_names.len());
+            let mut cfg = PolicyConfig::new(model_cfg, tokenizer);
+            cfg.state = state;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             (cfg, varmap, model, 0)
         }
@@ -324,6 +364,24 @@ pub fn train(
             data.size_px, cfg.model.image_size_px
         )));
     }
+    let states: Option<Vec<Vec<f32>>> = match &cfg.state {
+        Some(spec) => {
+            if spec.joint_names != data.state_names {
+                return Err(VlaPolicyError::Config(format!(
+                    "the model reads joints {:?}, the data set has {:?}",
+                    spec.joint_names, data.state_names
+                )));
+            }
+            Some(
+                data.samples
+                    .iter()
+                    .map(|s| spec.normalise(&s.state))
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let states = states.as_deref();
     let tok = cfg.tokenizer;
     let bins = data
         .samples
@@ -338,6 +396,12 @@ pub fn train(
         })
         .collect::<Result<Vec<_>>>()?;
     let cache = TextCache::build(data, text, cfg.model.max_text_tokens)?;
+    let prepared = Prepared {
+        data,
+        bins: &bins,
+        cache: &cache,
+        states,
+    };
     let mut opt = AdamW::new(&varmap, opts.adamw)?;
     if resumed.is_some() {
         opt.load(&out.join(OPTIMIZER_FILE), start_step)?;
@@ -367,14 +431,12 @@ pub fn train(
             .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
             .collect();
         let b = make_batch(
-            data,
+            &prepared,
             &idx,
-            &bins,
-            &cache,
             opts.augment.as_ref().map(|a| (a, &mut rng)),
             &device,
         )?;
-        let memory = model.encode(&b.images, &b.text, &b.text_mask)?;
+        let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
         let (loss, _) = model.loss(&memory, &b.bins)?;
         let grads = loss.backward()?;
         let lr = lr_at(
@@ -400,7 +462,7 @@ pub fn train(
         };
         let last = done == end;
         if !val_idx.is_empty() && (last || (opts.val_every > 0 && done % opts.val_every == 0)) {
-            let (vl, va) = evaluate(&model, data, &val_idx, &bins, &cache, opts.batch, &device)?;
+            let (vl, va) = evaluate(&model, &prepared, &val_idx, opts.batch, &device)?;
             entry.val_loss = Some(vl);
             entry.val_token_accuracy = Some(va);
             final_val = Some((vl, va));

@@ -417,3 +417,78 @@ fn demo_folder_round_trip_and_errors() {
     let err = vla_policy::data::load_dir(dir.path(), 24).unwrap_err();
     assert!(err.to_string().contains("000001.rgb"), "{err}");
 }
+
+#[test]
+fn a_policy_with_joint_state_input_reads_joints_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = ["j1", "j2", "finger"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let model_cfg = ModelConfig {
+        state_dim: 3,
+        ..ModelConfig::tiny()
+    };
+    let (varmap, _) = checkpoint::fresh_model(&model_cfg, 9, &Device::Cpu).unwrap();
+    let rows: Vec<Vec<f32>> = vec![vec![0.0, 1.0, 0.04], vec![1.0, -1.0, 0.0]];
+    let row_refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+    let spec = checkpoint::StateSpec::from_rows(names.clone(), &row_refs).unwrap();
+    assert_eq!(spec.mean, vec![0.5, 0.0, 0.019999999552965164]);
+    let mut cfg = PolicyConfig::new(model_cfg, ActionTokenizer::default());
+    cfg.state = Some(spec);
+    checkpoint::save(dir.path(), &cfg, &varmap).unwrap();
+
+    let (cfg, model) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+    let mut policy = VlaPolicy::from_parts(cfg, model, None, &Device::Cpu);
+    policy.set_instruction_tokens(
+        InstructionTokens::from_text_outputs(
+            &Tensor::zeros((3, TEXT_HIDDEN), DType::F32, &Device::Cpu).unwrap(),
+            64,
+        )
+        .unwrap(),
+    );
+    let frame = RgbFrame::new(32, 32, PixelEncoding::Rgb8, vec![90; 32 * 32 * 3]).unwrap();
+    // Order and extra joints do not matter: joints are picked by name.
+    let joints = JointState::new(
+        vec!["finger".into(), "extra".into(), "j2".into(), "j1".into()],
+        vec![0.02, 5.0, 0.3, -0.2],
+        0.0,
+    )
+    .unwrap();
+    let a = policy.act(&frame, &joints).unwrap();
+    let reordered = JointState::new(names.clone(), vec![-0.2, 0.3, 0.02], 0.0).unwrap();
+    assert_eq!(policy.act(&frame, &reordered).unwrap().tokens, a.tokens);
+    // The state is really an input: another pose changes the logits.
+    let (_, model) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+    let (images, text, mask, bins) = random_batch(model.config(), 1, 3);
+    let logits = |state: [f32; 3]| {
+        let state = Tensor::new(&[state], &Device::Cpu).unwrap();
+        let memory = model
+            .encode_with_state(&images, &text, &mask, Some(&state))
+            .unwrap();
+        model.forward_teacher(&memory, &bins).unwrap()
+    };
+    let diff = (logits([0.0, 0.0, 0.0]) - logits([1.0, -1.0, 2.0]))
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff > 1e-4, "state changed the logits by only {diff}");
+    assert!(model.encode(&images, &text, &mask).is_err());
+    let missing = JointState::new(vec!["j1".into(), "j2".into()], vec![0.0, 0.0], 0.0).unwrap();
+    let err = policy.act(&frame, &missing).unwrap_err();
+    assert!(err.to_string().contains("finger"), "{err}");
+    assert!(policy.step_frame(&frame).is_err());
+
+    // A config whose state does not match the model's state_dim is refused.
+    let cfg_path = dir.path().join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    json["state"]["joint_names"] = serde_json::json!(["j1", "j2"]);
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = load_err(dir.path());
+    assert!(err.to_string().contains("state_dim"), "{err}");
+}
