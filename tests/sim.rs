@@ -45,10 +45,32 @@ fn sim_text_output_names_the_outcome() {
         "sim",
         "--task",
         "push the blue cube to the left",
+        "--policy",
+        "scripted",
         "--seed",
         "3",
     ]);
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn the_bundled_policy_is_the_default_and_drives_an_episode() {
+    // No --policy: policies/default, the trained policy, reads the rendered
+    // camera frames and the joint states; whatever the outcome, the episode
+    // must run to an outcome with its steps and tokens reported.
+    let out = run_ok(&[
+        "sim",
+        "--task",
+        "pick up the red cube",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["policy"], "default");
+    assert_eq!(v["episodes"], 1);
+    let steps = v["results"][0]["steps"].as_u64().unwrap();
+    assert!(steps >= 1, "{out}");
 }
 
 #[test]
@@ -93,6 +115,8 @@ fn sim_rrd_recording_opens_in_the_official_tool() {
         "sim",
         "--task",
         "put the red cube in the green bowl",
+        "--policy",
+        "scripted",
         "--json",
         "--rrd",
         rrd_arg,
@@ -188,6 +212,8 @@ fn eval_takes_instructions_with_goals() {
         "eval",
         "--instructions",
         file.to_str().unwrap(),
+        "--policy",
+        "scripted",
         "--episodes",
         "2",
         "--json",
@@ -262,5 +288,38 @@ fn collect_writes_the_documented_files() {
         .output()
         .unwrap();
     assert!(!again.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn eval_metrics_file_keeps_one_entry_per_split() {
+    let dir = std::env::temp_dir().join(format!("vla-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let metrics = dir.join("metrics.json");
+    for split in ["train", "eval", "train"] {
+        run_ok(&[
+            "eval",
+            "--policy",
+            "scripted",
+            "--split",
+            split,
+            "--episodes",
+            "2",
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ]);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let splits = v["splits"].as_object().unwrap();
+    assert_eq!(splits.len(), 2, "{v}");
+    for split in ["train", "eval"] {
+        assert_eq!(splits[split]["episodes"], 2, "{v}");
+        assert_eq!(splits[split]["split"], split);
+        assert!(splits[split]["command"]
+            .as_str()
+            .unwrap()
+            .contains("--metrics"));
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

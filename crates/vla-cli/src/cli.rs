@@ -42,8 +42,10 @@ pub struct SimArgs {
     /// The task, in plain English, e.g. "put the red cube in the green bowl".
     #[arg(long)]
     pub task: String,
-    /// `scripted` for the built-in expert, or a policy directory.
-    #[arg(long, default_value = "scripted")]
+    /// `default` (the trained policy bundled in policies/default), another
+    /// name under policies/, a policy directory, or `scripted` (the expert,
+    /// which reads the true simulator state).
+    #[arg(long, default_value = "default")]
     pub policy: String,
     /// Number of episodes.
     #[arg(long, default_value_t = 1)]
@@ -136,8 +138,9 @@ pub struct TrainArgs {
 /// Arguments of `vla eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// `scripted` or a policy directory.
-    #[arg(long, default_value = "scripted")]
+    /// `default` (the bundled trained policy), a name under policies/, a
+    /// policy directory, or `scripted` (the expert).
+    #[arg(long, default_value = "default")]
     pub policy: String,
     /// Task suite name (under sim/suites/) or file.
     #[arg(long, default_value = "default")]
@@ -160,6 +163,11 @@ pub struct EvalArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+    /// Also record the summary in this metrics file (JSON; the split's
+    /// entry under `splits` is replaced, other splits are kept), e.g.
+    /// `policies/default/metrics.json`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Rerun visualisation.
     #[command(flatten)]
     pub viz: VizArgs,

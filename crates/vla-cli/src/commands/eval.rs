@@ -108,20 +108,23 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         rec.finish()?;
     }
     let report = SuccessReport::from_outcomes(&outcomes);
+    let mut v = serde_json::to_value(&report)?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("policy".into(), json!(args.policy));
+        obj.insert("suite".into(), json!(suite.config.name));
+        obj.insert("split".into(), json!(split.as_str()));
+        obj.insert("seed".into(), json!(args.seed));
+        obj.insert("noise".into(), json!(args.noise));
+        obj.insert(
+            "instructions".into(),
+            json!(args.instructions.as_ref().map(|p| p.display().to_string())),
+        );
+        obj.insert("failures".into(), json!(failures));
+    }
+    if let Some(path) = &args.metrics {
+        write_metrics(path, split.as_str(), &v)?;
+    }
     if args.json {
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("policy".into(), json!(args.policy));
-            obj.insert("suite".into(), json!(suite.config.name));
-            obj.insert("split".into(), json!(split.as_str()));
-            obj.insert("seed".into(), json!(args.seed));
-            obj.insert("noise".into(), json!(args.noise));
-            obj.insert(
-                "instructions".into(),
-                json!(args.instructions.as_ref().map(|p| p.display().to_string())),
-            );
-            obj.insert("failures".into(), json!(failures));
-        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
@@ -147,4 +150,35 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Stores `summary` as `splits.<split>` of the metrics file at `path`,
+/// keeping the other splits already there.
+fn write_metrics(path: &Path, split: &str, summary: &serde_json::Value) -> Result<()> {
+    let mut root = if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        if !v.is_object() {
+            bail!("{} is not a JSON object", path.display());
+        }
+        v
+    } else {
+        json!({})
+    };
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let mut entry = summary.clone();
+    if let Some(obj) = entry.as_object_mut() {
+        obj.insert("command".into(), json!(format!("vla {}", command.join(" "))));
+    }
+    if let Some(obj) = root.as_object_mut() {
+        obj.insert("written_by".into(), json!("vla eval --metrics"));
+        let splits = obj.entry("splits").or_insert_with(|| json!({}));
+        if let Some(s) = splits.as_object_mut() {
+            s.insert(split.into(), entry);
+        }
+    }
+    let text = serde_json::to_string_pretty(&root)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

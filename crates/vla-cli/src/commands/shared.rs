@@ -47,17 +47,40 @@ impl PolicyChoice {
     }
 }
 
-/// Parses `--policy`: `scripted`, or a directory of a learned policy
-/// (`config.json` + `model.safetensors`, written by `vla train`).
+/// Parses `--policy`: `scripted`, a directory of a learned policy
+/// (`config.json` + `model.safetensors`, written by `vla train`), or the name
+/// of a policy bundled under the repository's `policies/` (`default`).
 pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
     if policy == "scripted" {
         return Ok(PolicyChoice::Scripted);
     }
-    let dir = Path::new(policy);
-    if !dir.is_dir() {
-        bail!("--policy {policy}: no such policy directory (use `scripted` or a directory written by `vla train`)");
-    }
-    let loaded = vla_policy::VlaPolicy::load(dir)
-        .map_err(|e| anyhow::anyhow!("--policy {policy}: cannot load the policy: {e}"))?;
+    let dir = resolve_policy_dir(policy)?;
+    let loaded = vla_policy::VlaPolicy::load(&dir).map_err(|e| {
+        anyhow::anyhow!(
+            "--policy {policy}: cannot load the policy in {}: {e}",
+            dir.display()
+        )
+    })?;
     Ok(PolicyChoice::Learned(Box::new(loaded)))
+}
+
+/// The folder `--policy NAME` means: `NAME` itself if it is a folder, else
+/// `policies/NAME` in the repository.
+pub fn resolve_policy_dir(policy: &str) -> Result<PathBuf> {
+    let dir = Path::new(policy);
+    if dir.is_dir() {
+        return Ok(dir.to_path_buf());
+    }
+    if !policy.contains(['/', '\\']) {
+        if let Ok(root) = repo_root() {
+            let bundled = root.join("policies").join(policy);
+            if bundled.join("config.json").is_file() {
+                return Ok(bundled);
+            }
+        }
+    }
+    bail!(
+        "--policy {policy}: no such policy directory (use `scripted`, a policy under policies/, \
+         or a directory written by `vla train`)"
+    )
 }
