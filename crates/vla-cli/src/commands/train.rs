@@ -18,6 +18,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         val_every: (steps / 10).clamp(1, defaults.val_every),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
+        augment: defaults.augment.map(|a| vla_policy::image::Augment {
+            shift_px: args.shift_px.max(0),
+            ..a
+        }),
         ..defaults
     };
     let data = vla_policy::data::load_dir(&args.data, opts.model.image_size_px)
