@@ -2,6 +2,8 @@
 //! robot link visuals at their FK poses, objects) and renders RGB + depth,
 //! with optional per-episode domain randomisation.
 
+use std::collections::HashMap;
+
 use nalgebra::{Isometry3, Point3, Vector3};
 use vla_kinematics::Geometry as UrdfGeometry;
 use vla_render::{
@@ -90,7 +92,15 @@ impl SimCamera {
 
     /// Renders the world as the camera sees it now.
     pub fn render(&mut self, world: &World) -> Result<RenderOutput, SimError> {
-        let mut prims = primitives(world)?;
+        self.render_primitives(primitives(world)?)
+    }
+
+    /// Renders a scene already turned into [`primitives`] (e.g. on another
+    /// thread than the one stepping the world).
+    pub fn render_primitives(
+        &mut self,
+        mut prims: Vec<Primitive>,
+    ) -> Result<RenderOutput, SimError> {
         self.randomization
             .colours(self.seed, &mut prims)
             .map_err(render_err)?;
@@ -102,6 +112,15 @@ impl SimCamera {
 
 /// The world as render primitives: table, robot visuals, objects.
 pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
+    Ok(primitives_at(world, &world.arm().world_from_links()?))
+}
+
+/// [`primitives`] with the robot links at `world_from_links` (from
+/// [`crate::arm::Arm::world_from_links`], when the caller has them already).
+pub fn primitives_at(
+    world: &World,
+    world_from_links: &HashMap<String, Isometry3<f64>>,
+) -> Vec<Primitive> {
     let scene = world.scene();
     let t = &scene.table;
     let mut prims = vec![
@@ -134,7 +153,7 @@ pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
             casts_shadow: false,
         },
     ];
-    for v in world.arm().visuals()? {
+    for v in world.arm().visuals_at(world_from_links) {
         let (pose, rgba) = (v.world_from_visual, v.rgba);
         let shape = match v.geometry {
             UrdfGeometry::Box { size_m } => Shape::Box {
@@ -187,5 +206,5 @@ pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
             casts_shadow: true,
         });
     }
-    Ok(prims)
+    prims
 }

@@ -161,7 +161,7 @@ fn disabled_viz_does_nothing() {
 fn depth_of_wrong_size_is_an_error() {
     let dir = std::env::temp_dir().join(format!("vla-viz-depth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let viz = Viz::new("t", &VizSink::Rrd(dir.join("d.rrd"))).unwrap();
+    let mut viz = Viz::new("t", &VizSink::Rrd(dir.join("d.rrd"))).unwrap();
     let frame = RgbFrame::new(4, 4, PixelEncoding::Rgb8, vec![0; 48]).unwrap();
     let k = [1.0, 0.0, 2.0, 0.0, 1.0, 2.0, 0.0, 0.0, 1.0];
     let err = viz
