@@ -29,6 +29,7 @@
 //! chunks of at most [`PATH_CHUNK_POINTS`] points, so a step re-sends at most
 //! one chunk, however long the episode.
 
+mod blueprint;
 mod error;
 mod geometry;
 mod sink;
@@ -84,6 +85,8 @@ pub struct Viz {
     ee_actual_path: PathChunks,
     /// The last transform logged per entity, to skip unchanged ones.
     last_poses: HashMap<String, Isometry3<f64>>,
+    /// Object names of the current episode.
+    objects: Vec<String>,
 }
 
 /// A growing polyline kept as numbered chunks of at most
@@ -122,6 +125,7 @@ impl Viz {
             ee_target_path: PathChunks::default(),
             ee_actual_path: PathChunks::default(),
             last_poses: HashMap::new(),
+            objects: Vec::new(),
         }
     }
 
@@ -131,6 +135,7 @@ impl Viz {
         let mut viz = Self::disabled();
         viz.rec = rec;
         if let Some(rec) = &viz.rec {
+            blueprint::send(rec)?;
             rec.log_static("world", &rerun::ViewCoordinates::RIGHT_HAND_Z_UP())?;
         }
         Ok(viz)
@@ -155,20 +160,42 @@ impl Viz {
     }
 
     /// Starts a new episode: clears the end-effector paths.
-    pub fn begin_episode(&mut self, episode: u64) -> Result<(), VizError> {
+    ///
+    /// `objects` are the episode's objects (`world/objects/<name>`) with
+    /// their shapes. Objects of the previous episode that are not among them,
+    /// and its end-effector path chunks after the first, are cleared. Nothing
+    /// that is logged again at this time is cleared: the viewer would let
+    /// the clear win over data of the same time step.
+    pub fn begin_episode(
+        &mut self,
+        episode: u64,
+        objects: &[(String, Vec<VizShape>)],
+    ) -> Result<(), VizError> {
+        let stale_chunks = self.ee_target_path.index.max(self.ee_actual_path.index);
         self.ee_target_path.clear();
         self.ee_actual_path.clear();
-        // Objects are cleared below; every pose is logged again once.
+        // Every pose is logged again once per episode.
         self.last_poses.clear();
-        if let Some(rec) = &self.rec {
-            // Objects and paths of the previous episode disappear from here on.
-            rec.log("world/objects", &rerun::Clear::recursive())?;
-            rec.log("world/ee", &rerun::Clear::recursive())?;
-            rec.log(
-                "episode",
-                &rerun::TextLog::new(format!("episode {episode}"))
-                    .with_level(rerun::TextLogLevel::INFO),
-            )?;
+        let previous = std::mem::take(&mut self.objects);
+        self.objects = objects.iter().map(|(name, _)| name.clone()).collect();
+        let Some(rec) = &self.rec else {
+            return Ok(());
+        };
+        rec.log(
+            "episode",
+            &rerun::TextLog::new(format!("episode {episode}"))
+                .with_level(rerun::TextLogLevel::INFO),
+        )?;
+        for name in previous.iter().filter(|n| !self.objects.contains(n)) {
+            rec.log(format!("world/objects/{name}"), &rerun::Clear::recursive())?;
+        }
+        for i in 1..=stale_chunks {
+            for path in ["target_path", "actual_path"] {
+                rec.log(format!("world/ee/{path}/{i}"), &rerun::Clear::recursive())?;
+            }
+        }
+        for (name, shapes) in objects {
+            self.log_shapes(&format!("world/objects/{name}"), shapes)?;
         }
         Ok(())
     }
@@ -377,8 +404,8 @@ impl Viz {
         Ok(())
     }
 
-    /// Geometry that belongs to the current time onwards (objects of one
-    /// episode; cleared by [`Viz::begin_episode`]).
+    /// Geometry that belongs to the current time onwards (e.g. objects of
+    /// one episode, see [`Viz::begin_episode`]).
     pub fn log_shapes(&self, entity: &str, shapes: &[VizShape]) -> Result<(), VizError> {
         let Some(rec) = &self.rec else {
             return Ok(());

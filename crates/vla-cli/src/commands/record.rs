@@ -98,7 +98,7 @@ struct EpisodeMessage {
     step: i64,
     time_secs: f64,
     instruction: String,
-    objects: Vec<(String, VizShape)>,
+    objects: Vec<(String, Vec<VizShape>)>,
     /// For rendering frames on the logging thread: the same camera the loop
     /// would build.
     scene: Box<SceneConfig>,
@@ -201,7 +201,7 @@ impl SimRecorder {
         let objects = world
             .objects()
             .iter()
-            .map(|o| (object_name(o), sim_shape(&o.geometry, o.rgb)))
+            .map(|o| (object_name(o), vec![sim_shape(&o.geometry, o.rgb)]))
             .collect();
         self.worker.send(Message::Episode(Box::new(EpisodeMessage {
             episode: self.episode,
@@ -330,13 +330,9 @@ impl LoggingThread {
             }
             Message::Episode(m) => {
                 viz.set_time(m.step, m.time_secs);
-                viz.begin_episode(m.episode)?;
+                viz.begin_episode(m.episode, &m.objects)?;
                 viz.log_instruction(&m.instruction)?;
-                self.object_names.clear();
-                for (name, shape) in m.objects {
-                    viz.log_shapes(&format!("world/objects/{name}"), &[shape])?;
-                    self.object_names.push(name);
-                }
+                self.object_names = m.objects.into_iter().map(|(name, _)| name).collect();
                 self.camera = Some(
                     SimCamera::new(&m.scene, m.randomization, m.seed)
                         .map_err(|e| VizError::Prepare(e.to_string()))?,
