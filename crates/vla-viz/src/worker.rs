@@ -3,11 +3,13 @@
 //! else the caller defers to `handler` (e.g. rendering a camera image for
 //! the recording) run on a dedicated thread.
 //!
-//! Nothing here ever blocks the sender. Step snapshots go into a queue of at
-//! most `capacity_steps` waiting steps; when it is full the snapshot is
-//! dropped and counted (a slow sink costs recorded steps, never control
-//! time). Messages that must not be lost (episode starts, static geometry)
-//! bypass the limit; the caller sends a handful of them per episode.
+//! Nothing here ever blocks the sender. Step snapshots go into a queue
+//! holding at most `capacity_bytes` (the sender states each snapshot's
+//! approximate size, so small snapshots may queue by the thousand and ones
+//! carrying images by the hundred); when it is full the snapshot is dropped
+//! and counted (a slow sink costs recorded steps, never control time).
+//! Messages that must not be lost (episode starts, static geometry) bypass
+//! the limit; the caller sends a handful of them per episode.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -20,8 +22,8 @@ use crate::{Viz, VizError};
 enum Job<M> {
     /// Always delivered.
     Control(M),
-    /// Counted against the step capacity.
-    Step(M),
+    /// Counted against the capacity with its size in bytes.
+    Step(M, usize),
 }
 
 /// What the logging thread did, returned by [`VizWorker::finish`].
@@ -48,8 +50,8 @@ struct ThreadOutcome {
 /// A [`Viz`] owned by a logging thread that runs `handler` on every message.
 pub struct VizWorker<M: Send + 'static> {
     tx: Option<Sender<Job<M>>>,
-    queued_steps: Arc<AtomicUsize>,
-    capacity_steps: usize,
+    queued_bytes: Arc<AtomicUsize>,
+    capacity_bytes: usize,
     steps_dropped: u64,
     handle: Option<JoinHandle<ThreadOutcome>>,
 }
@@ -58,13 +60,13 @@ impl<M: Send + 'static> VizWorker<M> {
     /// Starts the thread. `handler` turns a message into logging calls; the
     /// first error it returns stops logging (later messages are discarded)
     /// and is reported by [`VizWorker::finish`].
-    pub fn spawn<F>(viz: Viz, capacity_steps: usize, mut handler: F) -> Result<Self, VizError>
+    pub fn spawn<F>(viz: Viz, capacity_bytes: usize, mut handler: F) -> Result<Self, VizError>
     where
         F: FnMut(&mut Viz, M) -> Result<(), VizError> + Send + 'static,
     {
         let (tx, rx) = channel::<Job<M>>();
-        let queued_steps = Arc::new(AtomicUsize::new(0));
-        let queued = Arc::clone(&queued_steps);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::clone(&queued_bytes);
         let handle = std::thread::Builder::new()
             .name("vla-viz".into())
             .spawn(move || {
@@ -75,9 +77,9 @@ impl<M: Send + 'static> VizWorker<M> {
                     error: None,
                 };
                 for job in rx {
-                    let (msg, is_step) = match job {
-                        Job::Control(m) => (m, false),
-                        Job::Step(m) => (m, true),
+                    let (msg, step_bytes) = match job {
+                        Job::Control(m) => (m, None),
+                        Job::Step(m, bytes) => (m, Some(bytes)),
                     };
                     if outcome.error.is_none() {
                         let start = Instant::now();
@@ -86,9 +88,9 @@ impl<M: Send + 'static> VizWorker<M> {
                         }
                         outcome.busy += start.elapsed();
                     }
-                    if is_step {
+                    if let Some(bytes) = step_bytes {
                         outcome.steps_logged += 1;
-                        queued.fetch_sub(1, Ordering::AcqRel);
+                        queued.fetch_sub(bytes, Ordering::AcqRel);
                     }
                 }
                 if outcome.error.is_none() {
@@ -101,8 +103,8 @@ impl<M: Send + 'static> VizWorker<M> {
             .map_err(|e| VizError::Worker(format!("cannot start the logging thread: {e}")))?;
         Ok(Self {
             tx: Some(tx),
-            queued_steps,
-            capacity_steps,
+            queued_bytes,
+            capacity_bytes,
             steps_dropped: 0,
             handle: Some(handle),
         })
@@ -117,28 +119,32 @@ impl<M: Send + 'static> VizWorker<M> {
         }
     }
 
-    /// Queues a step snapshot unless `capacity_steps` are already waiting.
-    /// Never blocks; returns whether it was queued (drops are counted).
-    pub fn try_send_step(&mut self, msg: M) -> bool {
+    /// Queues a step snapshot of about `size_bytes` unless it would take
+    /// the waiting snapshots past `capacity_bytes` (one snapshot is always
+    /// accepted into an empty queue). Never blocks; returns whether it was
+    /// queued (drops are counted).
+    pub fn try_send_step(&mut self, msg: M, size_bytes: usize) -> bool {
         let Some(tx) = &self.tx else {
             return false;
         };
-        if self.queued_steps.load(Ordering::Acquire) >= self.capacity_steps {
+        let size = size_bytes.max(1);
+        let queued = self.queued_bytes.load(Ordering::Acquire);
+        if queued > 0 && queued.saturating_add(size) > self.capacity_bytes {
             self.steps_dropped += 1;
             return false;
         }
-        self.queued_steps.fetch_add(1, Ordering::AcqRel);
-        if tx.send(Job::Step(msg)).is_err() {
-            self.queued_steps.fetch_sub(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if tx.send(Job::Step(msg, size)).is_err() {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             self.steps_dropped += 1;
             return false;
         }
         true
     }
 
-    /// Step snapshots waiting for the thread now.
-    pub fn queued_steps(&self) -> usize {
-        self.queued_steps.load(Ordering::Acquire)
+    /// Bytes of step snapshots waiting for the thread now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Step snapshots dropped so far.
@@ -195,7 +201,7 @@ mod tests {
         .unwrap();
         worker.send(0);
         for i in 1..=10 {
-            assert!(worker.try_send_step(i));
+            assert!(worker.try_send_step(i, 10));
         }
         let report = worker.finish().unwrap();
         assert_eq!(report.steps_logged, 10);
@@ -209,7 +215,7 @@ mod tests {
         // The handler blocks until released, so the queue fills up.
         let (release_tx, release_rx) = sync_channel::<()>(0);
         let (seen_tx, seen_rx) = channel();
-        let mut worker = VizWorker::spawn(Viz::disabled(), 2, move |_viz, m: u32| {
+        let mut worker = VizWorker::spawn(Viz::disabled(), 200, move |_viz, m: u32| {
             if m == 1 {
                 release_rx
                     .recv()
@@ -218,10 +224,11 @@ mod tests {
             seen_tx.send(m).map_err(|e| VizError::Worker(e.to_string()))
         })
         .unwrap();
-        assert!(worker.try_send_step(1));
-        assert!(worker.try_send_step(2));
-        // Steps 1 and 2 are queued or being handled: capacity reached.
-        assert!(!worker.try_send_step(3));
+        assert!(worker.try_send_step(1, 100));
+        assert!(worker.try_send_step(2, 100));
+        // Steps 1 and 2 are queued or being handled: 200 bytes, full.
+        assert_eq!(worker.queued_bytes(), 200);
+        assert!(!worker.try_send_step(3, 1));
         worker.send(100);
         assert_eq!(worker.steps_dropped(), 1);
         release_tx.send(()).unwrap();
@@ -243,7 +250,7 @@ mod tests {
         })
         .unwrap();
         for i in 1..=3 {
-            worker.try_send_step(i);
+            worker.try_send_step(i, 1);
         }
         let err = worker.finish().unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");

@@ -27,10 +27,11 @@ use vla_viz::{StatusLevel, Viz, VizError, VizGeometry, VizShape, VizSink, VizWor
 
 use crate::cli::VizArgs;
 
-/// Step snapshots that may wait for the logging thread before new ones are
-/// dropped (a snapshot is a few kB, or about 115 kB with a rendered frame
-/// and depth image).
-pub const QUEUE_CAPACITY_STEPS: usize = 512;
+/// Bytes of step snapshots that may wait for the logging thread before new
+/// ones are dropped: a snapshot is about 5 kB when the logging thread
+/// renders the frame (some 12 000 steps fit), about 120 kB with a frame and
+/// depth image the loop rendered (some 500 steps).
+pub const QUEUE_CAPACITY_BYTES: usize = 64 << 20;
 
 /// What logging cost, from [`SimRecorder::finish`].
 #[derive(Debug, Clone)]
@@ -54,7 +55,8 @@ pub fn warn_dropped(steps_dropped: u64) {
     if steps_dropped > 0 {
         eprintln!(
             "warning: the rerun recording misses {steps_dropped} steps: the logging thread \
-             fell more than {QUEUE_CAPACITY_STEPS} steps behind the loop"
+             fell more than {} MiB of snapshots behind the loop",
+            QUEUE_CAPACITY_BYTES >> 20
         );
     }
 }
@@ -137,6 +139,34 @@ struct StepMessage {
     status: Option<(StepStatus, StatusLevel, f64)>,
 }
 
+impl StepMessage {
+    /// Roughly the heap and inline bytes the snapshot holds.
+    fn approx_size_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let image = match &self.image {
+            StepImage::Rendered { frame, depth_m, .. } => {
+                frame.data().len() + depth_m.as_ref().map_or(0, |d| d.len() * size_of::<f32>())
+            }
+            StepImage::ToRender(prims) => prims.len() * size_of::<Primitive>(),
+            StepImage::None => 0,
+        };
+        let links: usize = self
+            .links
+            .iter()
+            .map(|(name, _)| name.len() + size_of::<(String, Isometry3<f64>)>())
+            .sum();
+        let joints = self
+            .joints
+            .as_ref()
+            .map_or(0, |j| j.iter().map(|v| v.len() * size_of::<f64>()).sum());
+        size_of::<Self>()
+            + image
+            + links
+            + self.objects.len() * size_of::<Isometry3<f64>>()
+            + joints
+    }
+}
+
 /// State of the logging thread besides the [`Viz`].
 #[derive(Default)]
 struct LoggingThread {
@@ -154,7 +184,7 @@ impl SimRecorder {
         }
         let viz = Viz::new(recording_name, &sink).context("opening the rerun recording")?;
         let mut thread = LoggingThread::default();
-        let worker = VizWorker::spawn(viz, QUEUE_CAPACITY_STEPS, move |viz, msg| {
+        let worker = VizWorker::spawn(viz, QUEUE_CAPACITY_BYTES, move |viz, msg| {
             thread.handle(viz, msg)
         })
         .context("starting the rerun logging thread")?;
@@ -309,7 +339,9 @@ impl StepObserver for SimRecorder {
             match self.snapshot(view) {
                 // A full queue drops the step; the worker counts it.
                 Ok(msg) => {
-                    self.worker.try_send_step(Message::Step(Box::new(msg)));
+                    let size = msg.approx_size_bytes();
+                    self.worker
+                        .try_send_step(Message::Step(Box::new(msg)), size);
                 }
                 Err(err) => self.error = Some(err),
             }
