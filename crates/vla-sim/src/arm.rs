@@ -303,16 +303,7 @@ impl Arm {
 
     /// The robot's link visuals posed in the world, for rendering.
     pub fn visuals(&self) -> Result<Vec<PosedVisual>, SimError> {
-        Ok(self.visuals_at(&self.world_from_links()?))
-    }
-
-    /// The link visuals posed by `world_from_links` (from
-    /// [`Arm::world_from_links`]; links missing from it are left out).
-    pub fn visuals_at(
-        &self,
-        world_from_links: &HashMap<String, Isometry3<f64>>,
-    ) -> Vec<PosedVisual> {
-        let poses = world_from_links;
+        let poses = self.world_from_links()?;
         let mut names: Vec<&String> = poses.keys().collect();
         names.sort();
         let mut out = Vec::new();
@@ -326,6 +317,6 @@ impl Arm {
                 });
             }
         }
-        out
+        Ok(out)
     }
 }

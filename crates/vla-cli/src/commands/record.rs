@@ -5,21 +5,23 @@
 //! tokens, status, and the camera frame when the loop rendered one) and
 //! hands it to a [`VizWorker`] without ever blocking; the rerun calls run on
 //! the logging thread. When the driver needs no camera (the scripted
-//! expert), the loop renders nothing: the snapshot carries the scene as
-//! render primitives and the logging thread renders the image the camera
-//! saw at the start of the step, exactly as the loop would have.
+//! expert), the loop renders nothing: the logging thread keeps the scene's
+//! shapes (taken once per episode) and the poses of the previous snapshot,
+//! and renders the image the camera saw at the start of the step, exactly
+//! as the loop would have.
 //!
 //! The conversion from simulator and URDF geometry to [`VizShape`] lives here
 //! so that `vla-viz` depends on neither crate.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nalgebra::Isometry3;
 use vla_core::{Action, ActionTokens, RgbFrame};
 use vla_kinematics::{Geometry as UrdfGeometry, StepStatus};
-use vla_render::{DomainRandomization, Primitive};
-use vla_sim::render::{primitives, primitives_at, SimCamera};
+use vla_render::DomainRandomization;
+use vla_sim::render::{SceneShapes, SimCamera};
 use vla_sim::scene::{Geometry as SimGeometry, SceneConfig};
 use vla_sim::world::World;
 use vla_sim::{EpisodeStart, StepObserver, StepView};
@@ -72,9 +74,6 @@ pub struct SimRecorder {
     time_offset_secs: f64,
     last_step: i64,
     last_time_secs: f64,
-    /// The scene at the start of the coming step, as render primitives,
-    /// for the logging thread to render when the loop renders no frame.
-    pending_primitives: Option<Vec<Primitive>>,
     /// Control-thread time spent in the observer.
     control: Duration,
     error: Option<VizError>,
@@ -106,6 +105,10 @@ struct EpisodeMessage {
     scene: Box<SceneConfig>,
     randomization: DomainRandomization,
     seed: u64,
+    /// The shapes to render and the poses at the start of the episode.
+    shapes: Box<SceneShapes>,
+    world_from_links: HashMap<String, Isometry3<f64>>,
+    world_from_objects: Vec<Isometry3<f64>>,
 }
 
 /// The camera image of a step.
@@ -117,10 +120,9 @@ enum StepImage {
         world_from_camera: Isometry3<f64>,
         k_row_major: [f64; 9],
     },
-    /// The scene at the start of the step, to render on the logging thread.
-    ToRender(Vec<Primitive>),
-    /// No image.
-    None,
+    /// None: the logging thread renders the scene at the start of the step
+    /// (the poses of the previous snapshot).
+    RenderOnLoggingThread,
 }
 
 /// Everything logged per step.
@@ -130,7 +132,7 @@ struct StepMessage {
     image: StepImage,
     tokens: ActionTokens,
     action: Action,
-    links: Vec<(String, Isometry3<f64>)>,
+    links: HashMap<String, Isometry3<f64>>,
     objects: Vec<Isometry3<f64>>,
     /// `world_from_target`, `world_from_tcp`.
     ee: Option<(Isometry3<f64>, Isometry3<f64>)>,
@@ -147,13 +149,12 @@ impl StepMessage {
             StepImage::Rendered { frame, depth_m, .. } => {
                 frame.data().len() + depth_m.as_ref().map_or(0, |d| d.len() * size_of::<f32>())
             }
-            StepImage::ToRender(prims) => prims.len() * size_of::<Primitive>(),
-            StepImage::None => 0,
+            StepImage::RenderOnLoggingThread => 0,
         };
         let links: usize = self
             .links
-            .iter()
-            .map(|(name, _)| name.len() + size_of::<(String, Isometry3<f64>)>())
+            .keys()
+            .map(|name| name.len() + size_of::<(String, Isometry3<f64>)>())
             .sum();
         let joints = self
             .joints
@@ -171,7 +172,11 @@ impl StepMessage {
 #[derive(Default)]
 struct LoggingThread {
     camera: Option<SimCamera>,
+    shapes: Option<SceneShapes>,
     object_names: Vec<String>,
+    /// Poses at the start of the coming step.
+    world_from_links: HashMap<String, Isometry3<f64>>,
+    world_from_objects: Vec<Isometry3<f64>>,
 }
 
 impl SimRecorder {
@@ -196,7 +201,6 @@ impl SimRecorder {
             time_offset_secs: 0.0,
             last_step: -1,
             last_time_secs: 0.0,
-            pending_primitives: None,
             control: Duration::ZERO,
             error: None,
         }))
@@ -242,9 +246,13 @@ impl SimRecorder {
             scene: Box::new(start.scene.clone()),
             randomization: start.randomization,
             seed: start.seed,
+            shapes: Box::new(SceneShapes::new(world)),
+            world_from_links: world
+                .arm()
+                .world_from_links()
+                .map_err(|e| VizError::Prepare(e.to_string()))?,
+            world_from_objects: (0..world.objects().len()).map(|i| world.pose(i)).collect(),
         })));
-        self.pending_primitives =
-            Some(primitives(world).map_err(|e| VizError::Prepare(e.to_string()))?);
         Ok(())
     }
 
@@ -255,9 +263,6 @@ impl SimRecorder {
         let time_secs = self.time_offset_secs + world.time_secs();
         self.last_step = step;
         self.last_time_secs = time_secs;
-        let world_from_links = arm
-            .world_from_links()
-            .map_err(|e| VizError::Prepare(e.to_string()))?;
         let image = match (view.frame, view.camera) {
             (Some(frame), Some(camera)) => StepImage::Rendered {
                 frame: frame.clone(),
@@ -265,17 +270,11 @@ impl SimRecorder {
                 world_from_camera: camera.world_from_camera,
                 k_row_major: camera.intrinsics_k(),
             },
-            _ => {
-                // The image of this step shows the scene at its start; keep
-                // the scene now for the next step.
-                let now = primitives_at(world, &world_from_links);
-                match self.pending_primitives.replace(now) {
-                    Some(prims) => StepImage::ToRender(prims),
-                    None => StepImage::None,
-                }
-            }
+            _ => StepImage::RenderOnLoggingThread,
         };
-        let links = world_from_links.into_iter().collect();
+        let links = arm
+            .world_from_links()
+            .map_err(|e| VizError::Prepare(e.to_string()))?;
         let objects = (0..world.objects().len()).map(|i| world.pose(i)).collect();
         let mut ee = None;
         let mut joints = None;
@@ -369,6 +368,9 @@ impl LoggingThread {
                     SimCamera::new(&m.scene, m.randomization, m.seed)
                         .map_err(|e| VizError::Prepare(e.to_string()))?,
                 );
+                self.shapes = Some(*m.shapes);
+                self.world_from_links = m.world_from_links;
+                self.world_from_objects = m.world_from_objects;
             }
             Message::Step(m) => self.log_step(viz, *m)?,
         }
@@ -384,8 +386,9 @@ impl LoggingThread {
                 world_from_camera,
                 k_row_major,
             } => viz.log_camera(&world_from_camera, &k_row_major, &frame, depth_m.as_deref())?,
-            StepImage::ToRender(prims) => {
-                if let Some(camera) = self.camera.as_mut() {
+            StepImage::RenderOnLoggingThread => {
+                if let (Some(camera), Some(shapes)) = (self.camera.as_mut(), self.shapes.as_ref()) {
+                    let prims = shapes.primitives(&self.world_from_links, &self.world_from_objects);
                     let out = camera
                         .render_primitives(prims)
                         .map_err(|e| VizError::Prepare(e.to_string()))?;
@@ -398,13 +401,24 @@ impl LoggingThread {
                     )?;
                 }
             }
-            StepImage::None => {}
         }
         viz.log_action(&m.tokens, &m.action)?;
-        viz.log_poses("world/robot", &m.links)?;
-        let objects: Vec<(String, Isometry3<f64>)> =
-            self.object_names.iter().cloned().zip(m.objects).collect();
+        let links: Vec<(String, Isometry3<f64>)> = m
+            .links
+            .iter()
+            .map(|(name, pose)| (name.clone(), *pose))
+            .collect();
+        viz.log_poses("world/robot", &links)?;
+        let objects: Vec<(String, Isometry3<f64>)> = self
+            .object_names
+            .iter()
+            .cloned()
+            .zip(m.objects.iter().copied())
+            .collect();
         viz.log_poses("world/objects", &objects)?;
+        // The next step's image shows the scene as it is now.
+        self.world_from_links = m.links;
+        self.world_from_objects = m.objects;
         if let Some((world_from_target, world_from_tcp)) = m.ee {
             viz.log_ee(&world_from_target, &world_from_tcp)?;
         }
