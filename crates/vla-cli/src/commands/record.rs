@@ -10,22 +10,23 @@
 //! and renders the image the camera saw at the start of the step, exactly
 //! as the loop would have.
 //!
-//! The conversion from simulator and URDF geometry to [`VizShape`] lives here
-//! so that `vla-viz` depends on neither crate.
+//! The messages and the logging thread's side are in `record/logging.rs`;
+//! the conversion from simulator and URDF geometry to `VizShape`s is in
+//! `record/shapes.rs`, so that `vla-viz` depends on neither crate.
 
-use std::collections::HashMap;
+mod logging;
+mod shapes;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nalgebra::Isometry3;
-use vla_core::{Action, ActionTokens, RgbFrame};
-use vla_kinematics::{Geometry as UrdfGeometry, StepStatus};
-use vla_render::DomainRandomization;
-use vla_sim::render::{SceneShapes, SimCamera};
-use vla_sim::scene::{Geometry as SimGeometry, SceneConfig};
-use vla_sim::world::World;
+use vla_kinematics::StepStatus;
+use vla_sim::render::SceneShapes;
 use vla_sim::{EpisodeStart, StepObserver, StepView};
-use vla_viz::{StatusLevel, Viz, VizError, VizGeometry, VizShape, VizSink, VizWorker};
+use vla_viz::{StatusLevel, Viz, VizError, VizSink, VizWorker};
+
+use logging::{robot_message, EpisodeMessage, LoggingThread, Message, StepImage, StepMessage};
+use shapes::{object_name, sim_shape};
 
 use crate::cli::VizArgs;
 
@@ -77,106 +78,6 @@ pub struct SimRecorder {
     /// Control-thread time spent in the observer.
     control: Duration,
     error: Option<VizError>,
-}
-
-/// One message to the logging thread.
-enum Message {
-    Robot(Box<RobotMessage>),
-    Episode(Box<EpisodeMessage>),
-    Step(Box<StepMessage>),
-}
-
-/// Logged once per recording.
-struct RobotMessage {
-    joint_names: Vec<String>,
-    links: Vec<(String, Vec<VizShape>)>,
-    table: VizShape,
-}
-
-/// Logged at the start of each episode.
-struct EpisodeMessage {
-    episode: u64,
-    step: i64,
-    time_secs: f64,
-    instruction: String,
-    objects: Vec<(String, Vec<VizShape>)>,
-    /// For rendering frames on the logging thread: the same camera the loop
-    /// would build.
-    scene: Box<SceneConfig>,
-    randomization: DomainRandomization,
-    seed: u64,
-    /// The shapes to render and the poses at the start of the episode.
-    shapes: Box<SceneShapes>,
-    world_from_links: HashMap<String, Isometry3<f64>>,
-    world_from_objects: Vec<Isometry3<f64>>,
-}
-
-/// The camera image of a step.
-enum StepImage {
-    /// The frame the loop rendered (what the driver saw).
-    Rendered {
-        frame: RgbFrame,
-        depth_m: Option<Vec<f32>>,
-        world_from_camera: Isometry3<f64>,
-        k_row_major: [f64; 9],
-    },
-    /// None: the logging thread renders the scene at the start of the step
-    /// (the poses of the previous snapshot).
-    RenderOnLoggingThread,
-}
-
-/// Everything logged per step.
-struct StepMessage {
-    step: i64,
-    time_secs: f64,
-    image: StepImage,
-    tokens: ActionTokens,
-    action: Action,
-    links: HashMap<String, Isometry3<f64>>,
-    objects: Vec<Isometry3<f64>>,
-    /// `world_from_target`, `world_from_tcp`.
-    ee: Option<(Isometry3<f64>, Isometry3<f64>)>,
-    /// Measured and commanded positions, lower and upper limits.
-    joints: Option<[Vec<f64>; 4]>,
-    status: Option<(StepStatus, StatusLevel, f64)>,
-}
-
-impl StepMessage {
-    /// Roughly the heap and inline bytes the snapshot holds.
-    fn approx_size_bytes(&self) -> usize {
-        use std::mem::size_of;
-        let image = match &self.image {
-            StepImage::Rendered { frame, depth_m, .. } => {
-                frame.data().len() + depth_m.as_ref().map_or(0, |d| d.len() * size_of::<f32>())
-            }
-            StepImage::RenderOnLoggingThread => 0,
-        };
-        let links: usize = self
-            .links
-            .keys()
-            .map(|name| name.len() + size_of::<(String, Isometry3<f64>)>())
-            .sum();
-        let joints = self
-            .joints
-            .as_ref()
-            .map_or(0, |j| j.iter().map(|v| v.len() * size_of::<f64>()).sum());
-        size_of::<Self>()
-            + image
-            + links
-            + self.objects.len() * size_of::<Isometry3<f64>>()
-            + joints
-    }
-}
-
-/// State of the logging thread besides the [`Viz`].
-#[derive(Default)]
-struct LoggingThread {
-    camera: Option<SimCamera>,
-    shapes: Option<SceneShapes>,
-    object_names: Vec<String>,
-    /// Poses at the start of the coming step.
-    world_from_links: HashMap<String, Isometry3<f64>>,
-    world_from_objects: Vec<Isometry3<f64>>,
 }
 
 impl SimRecorder {
@@ -346,185 +247,5 @@ impl StepObserver for SimRecorder {
             }
         }
         self.control += t0.elapsed();
-    }
-}
-
-impl LoggingThread {
-    fn handle(&mut self, viz: &mut Viz, msg: Message) -> Result<(), VizError> {
-        match msg {
-            Message::Robot(m) => {
-                viz.log_series_names(&m.joint_names)?;
-                for (link, shapes) in &m.links {
-                    viz.log_static_shapes(&format!("world/robot/{link}"), shapes)?;
-                }
-                viz.log_static_shapes("world/table", &[m.table])?;
-            }
-            Message::Episode(m) => {
-                viz.set_time(m.step, m.time_secs);
-                viz.begin_episode(m.episode, &m.objects)?;
-                viz.log_instruction(&m.instruction)?;
-                self.object_names = m.objects.into_iter().map(|(name, _)| name).collect();
-                self.camera = Some(
-                    SimCamera::new(&m.scene, m.randomization, m.seed)
-                        .map_err(|e| VizError::Prepare(e.to_string()))?,
-                );
-                self.shapes = Some(*m.shapes);
-                self.world_from_links = m.world_from_links;
-                self.world_from_objects = m.world_from_objects;
-            }
-            Message::Step(m) => self.log_step(viz, *m)?,
-        }
-        Ok(())
-    }
-
-    fn log_step(&mut self, viz: &mut Viz, m: StepMessage) -> Result<(), VizError> {
-        viz.set_time(m.step, m.time_secs);
-        match m.image {
-            StepImage::Rendered {
-                frame,
-                depth_m,
-                world_from_camera,
-                k_row_major,
-            } => viz.log_camera(&world_from_camera, &k_row_major, &frame, depth_m.as_deref())?,
-            StepImage::RenderOnLoggingThread => {
-                if let (Some(camera), Some(shapes)) = (self.camera.as_mut(), self.shapes.as_ref()) {
-                    let prims = shapes.primitives(&self.world_from_links, &self.world_from_objects);
-                    let out = camera
-                        .render_primitives(prims)
-                        .map_err(|e| VizError::Prepare(e.to_string()))?;
-                    let c = camera.camera();
-                    viz.log_camera(
-                        &c.world_from_camera,
-                        &c.intrinsics_k(),
-                        &out.rgb,
-                        Some(&out.depth_m),
-                    )?;
-                }
-            }
-        }
-        viz.log_action(&m.tokens, &m.action)?;
-        let links: Vec<(String, Isometry3<f64>)> = m
-            .links
-            .iter()
-            .map(|(name, pose)| (name.clone(), *pose))
-            .collect();
-        viz.log_poses("world/robot", &links)?;
-        let objects: Vec<(String, Isometry3<f64>)> = self
-            .object_names
-            .iter()
-            .cloned()
-            .zip(m.objects.iter().copied())
-            .collect();
-        viz.log_poses("world/objects", &objects)?;
-        // The next step's image shows the scene as it is now.
-        self.world_from_links = m.links;
-        self.world_from_objects = m.objects;
-        if let Some((world_from_target, world_from_tcp)) = m.ee {
-            viz.log_ee(&world_from_target, &world_from_tcp)?;
-        }
-        if let Some([measured, commanded, lower, upper]) = m.joints {
-            viz.log_joints(&measured, &commanded, &lower, &upper)?;
-        }
-        if let Some((status, level, condition_number)) = m.status {
-            viz.log_status(&status.to_string(), level, condition_number)?;
-        }
-        Ok(())
-    }
-}
-
-/// The static robot geometry and the table.
-fn robot_message(world: &World) -> RobotMessage {
-    let arm = world.arm();
-    let model = arm.model();
-    let links = model
-        .link_names()
-        .iter()
-        .map(|link| {
-            let shapes = model
-                .link_visuals(link)
-                .iter()
-                .map(|v| VizShape {
-                    entity_from_shape: v.link_from_visual,
-                    geometry: urdf_geometry(&v.geometry),
-                    rgba: v.rgba,
-                })
-                .collect();
-            (link.to_string(), shapes)
-        })
-        .collect();
-    let t = &world.scene().table;
-    RobotMessage {
-        joint_names: arm.chain().joint_names().to_vec(),
-        links,
-        table: VizShape {
-            entity_from_shape: Isometry3::translation(
-                t.centre_xy_m[0],
-                t.centre_xy_m[1],
-                t.height_m - t.thickness_m / 2.0,
-            ),
-            geometry: VizGeometry::Box {
-                size_m: [t.size_xy_m[0], t.size_xy_m[1], t.thickness_m],
-            },
-            rgba: [t.rgb[0], t.rgb[1], t.rgb[2], 1.0],
-        },
-    }
-}
-
-/// An object's entity name, e.g. `red_cube`.
-fn object_name(o: &vla_sim::world::SimObject) -> String {
-    o.object.to_string().replace(' ', "_")
-}
-
-fn urdf_geometry(g: &UrdfGeometry) -> VizGeometry {
-    match *g {
-        UrdfGeometry::Box { size_m } => VizGeometry::Box { size_m },
-        UrdfGeometry::Cylinder { radius_m, length_m } => {
-            VizGeometry::Cylinder { radius_m, length_m }
-        }
-        UrdfGeometry::Sphere { radius_m } => VizGeometry::Sphere { radius_m },
-    }
-}
-
-/// An object's shape in its body frame (receptacles have their origin at
-/// the centre of the base; they are drawn as their outer cylinder, see-through).
-fn sim_shape(g: &SimGeometry, rgb: [f32; 3]) -> VizShape {
-    let solid = [rgb[0], rgb[1], rgb[2], 1.0];
-    let (entity_from_shape, geometry, rgba) = match *g {
-        SimGeometry::Box { half_extents_m } => (
-            Isometry3::identity(),
-            VizGeometry::Box {
-                size_m: half_extents_m.map(|h| 2.0 * h),
-            },
-            solid,
-        ),
-        SimGeometry::Cylinder {
-            radius_m,
-            half_height_m,
-        } => (
-            Isometry3::identity(),
-            VizGeometry::Cylinder {
-                radius_m,
-                length_m: 2.0 * half_height_m,
-            },
-            solid,
-        ),
-        SimGeometry::Sphere { radius_m } => (
-            Isometry3::identity(),
-            VizGeometry::Sphere { radius_m },
-            solid,
-        ),
-        SimGeometry::Bowl { radius_m, height_m } | SimGeometry::Plate { radius_m, height_m } => (
-            Isometry3::translation(0.0, 0.0, height_m / 2.0),
-            VizGeometry::Cylinder {
-                radius_m,
-                length_m: height_m,
-            },
-            [rgb[0], rgb[1], rgb[2], 0.6],
-        ),
-    };
-    VizShape {
-        entity_from_shape,
-        geometry,
-        rgba,
     }
 }
