@@ -10,7 +10,7 @@
 //! | `action/tokens` | the 8 action token ids of each step |
 //! | `action/decoded` | the decoded action (Δx … gripper, terminate) |
 //! | `world/robot/<link>` | each URDF link: pose (transform) + primitive geometry |
-//! | `world/ee/target`, `world/ee/actual` | end-effector target and reached pose; paths as line strips |
+//! | `world/ee/target`, `world/ee/target_path/<n>`, `world/ee/actual_path/<n>` | end-effector target (axes); target and reached paths as line strips, in chunks |
 //! | `world/objects/<name>` | simulated objects: pose + geometry |
 //! | `joints/measured`, `joints/commanded`, `joints/lower`, `joints/upper` | one series per joint |
 //! | `status` | the kinematics status as a text log (warnings for scaled, clipped, singular, halted) |
@@ -23,6 +23,8 @@
 //! microseconds per call. A control loop therefore hands a snapshot to a
 //! [`VizWorker`], which owns the `Viz` on a logging thread and never blocks
 //! the sender.
+//!
+//! Every recording carries a viewer layout (a blueprint, `blueprint.rs`).
 //!
 //! To keep the recording small and the logging thread light, transforms are
 //! only logged when they changed, and the end-effector paths are logged in
