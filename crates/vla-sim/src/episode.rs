@@ -136,8 +136,34 @@ pub struct StepView<'a> {
     pub action: Action,
 }
 
-/// Called once per policy step by [`run_episode_observed`].
+/// What an observer sees when an episode starts, before the first step.
+pub struct EpisodeStart<'a> {
+    /// The freshly built world.
+    pub world: &'a World,
+    /// Its scene (camera, table, light).
+    pub scene: &'a SceneConfig,
+    /// The task text.
+    pub instruction: &'a str,
+    /// The rendering randomisation of the episode.
+    pub randomization: DomainRandomization,
+    /// The episode seed (drives the randomisation).
+    pub seed: u64,
+}
+
+/// Called by [`run_episode_observed`]: once when the episode starts, then
+/// once per policy step.
 pub trait StepObserver {
+    /// Whether the loop should render camera frames for the observer even
+    /// when the driver does not look at them. An observer that renders for
+    /// itself (e.g. off the control thread, from [`crate::render::primitives`])
+    /// returns `false`; frames the driver needs are rendered and shown anyway.
+    fn wants_frames(&self) -> bool {
+        true
+    }
+
+    /// The episode starts; `start.world` is its initial state.
+    fn on_episode_start(&mut self, _start: &EpisodeStart<'_>) {}
+
     /// One step happened.
     fn on_step(&mut self, view: &StepView<'_>);
 }
@@ -172,8 +198,8 @@ pub fn run_episode(
     run_episode_observed(scene, task, distractor_pool, driver, options, seed, None)
 }
 
-/// [`run_episode`], calling `observer` after every policy step (frames are
-/// rendered whenever there is an observer).
+/// [`run_episode`], calling `observer` at the start and after every policy
+/// step (frames are rendered for it when it [wants them](StepObserver::wants_frames)).
 pub fn run_episode_observed(
     scene: &SceneConfig,
     task: &Task,
@@ -187,7 +213,7 @@ pub fn run_episode_observed(
     let tokenizer = ActionTokenizer::default();
     let instruction = Instruction::new(&task.instruction)?;
     let learned = matches!(driver, Driver::Learned(_));
-    let render = options.render || learned || observer.is_some();
+    let render = options.render || learned || observer.as_deref().is_some_and(|o| o.wants_frames());
     let mut camera = if render {
         Some(SimCamera::new(scene, options.randomization, seed)?)
     } else {
@@ -204,6 +230,15 @@ pub fn run_episode_observed(
             None
         }
     };
+    if let Some(obs) = observer.as_deref_mut() {
+        obs.on_episode_start(&EpisodeStart {
+            world: &world,
+            scene,
+            instruction: &task.instruction,
+            randomization: options.randomization,
+            seed,
+        });
+    }
     let object_index = world.index_of(task.goal.object());
     let mut records = Vec::new();
     let mut frames = Vec::new();

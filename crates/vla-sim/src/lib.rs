@@ -32,7 +32,7 @@ pub mod world;
 
 pub use episode::{
     run_episode, run_episode_observed, Driver, Episode, EpisodeOptions, EpisodeOutcome,
-    StepObserver, StepView,
+    EpisodeStart, StepObserver, StepView,
 };
 pub use error::SimError;
 pub use expert::{NoiseConfig, ScriptedExpert};

@@ -2,8 +2,10 @@
 //! robot link visuals at their FK poses, objects) and renders RGB + depth,
 //! with optional per-episode domain randomisation.
 
+use std::collections::HashMap;
+
 use nalgebra::{Isometry3, Point3, Vector3};
-use vla_kinematics::Geometry as UrdfGeometry;
+use vla_kinematics::{Geometry as UrdfGeometry, Visual};
 use vla_render::{
     Camera, DomainRandomization, Lighting, Primitive, RenderConfig, RenderOutput, Renderer, Shape,
 };
@@ -90,7 +92,15 @@ impl SimCamera {
 
     /// Renders the world as the camera sees it now.
     pub fn render(&mut self, world: &World) -> Result<RenderOutput, SimError> {
-        let mut prims = primitives(world)?;
+        self.render_primitives(primitives(world)?)
+    }
+
+    /// Renders a scene already turned into [`primitives`] (e.g. on another
+    /// thread than the one stepping the world).
+    pub fn render_primitives(
+        &mut self,
+        mut prims: Vec<Primitive>,
+    ) -> Result<RenderOutput, SimError> {
         self.randomization
             .colours(self.seed, &mut prims)
             .map_err(render_err)?;
@@ -102,90 +112,144 @@ impl SimCamera {
 
 /// The world as render primitives: table, robot visuals, objects.
 pub fn primitives(world: &World) -> Result<Vec<Primitive>, SimError> {
-    let scene = world.scene();
-    let t = &scene.table;
-    let mut prims = vec![
-        Primitive {
-            world_from_shape: Isometry3::translation(
-                t.centre_xy_m[0],
-                t.centre_xy_m[1],
-                t.height_m,
-            ),
-            shape: Shape::Plane {
-                half_extents_m: [t.size_xy_m[0] / 2.0, t.size_xy_m[1] / 2.0],
+    let world_from_links = world.arm().world_from_links()?;
+    let world_from_objects: Vec<Isometry3<f64>> =
+        (0..world.objects().len()).map(|i| world.pose(i)).collect();
+    Ok(SceneShapes::new(world).primitives(&world_from_links, &world_from_objects))
+}
+
+/// What [`primitives`] needs besides the poses, which does not change
+/// during an episode: the table, every link's visuals and every object's
+/// shape and colour. Taken once, it turns link and object poses into
+/// primitives without the [`World`], e.g. on a logging thread.
+#[derive(Debug, Clone)]
+pub struct SceneShapes {
+    table: [Primitive; 2],
+    /// Links sorted by name, with their visuals.
+    links: Vec<(String, Vec<Visual>)>,
+    /// Shape and colour per object, in [`World::objects`] order.
+    objects: Vec<(Geometry, [f32; 3])>,
+}
+
+impl SceneShapes {
+    /// The shapes of `world`.
+    pub fn new(world: &World) -> Self {
+        let t = &world.scene().table;
+        let table = [
+            Primitive {
+                world_from_shape: Isometry3::translation(
+                    t.centre_xy_m[0],
+                    t.centre_xy_m[1],
+                    t.height_m,
+                ),
+                shape: Shape::Plane {
+                    half_extents_m: [t.size_xy_m[0] / 2.0, t.size_xy_m[1] / 2.0],
+                },
+                rgb: t.rgb,
+                casts_shadow: false,
             },
-            rgb: t.rgb,
-            casts_shadow: false,
-        },
-        Primitive {
-            world_from_shape: Isometry3::translation(
-                t.centre_xy_m[0],
-                t.centre_xy_m[1],
-                t.height_m - t.thickness_m / 2.0 - 0.001,
-            ),
-            shape: Shape::Box {
-                half_extents_m: [
-                    t.size_xy_m[0] / 2.0,
-                    t.size_xy_m[1] / 2.0,
-                    t.thickness_m / 2.0,
-                ],
+            Primitive {
+                world_from_shape: Isometry3::translation(
+                    t.centre_xy_m[0],
+                    t.centre_xy_m[1],
+                    t.height_m - t.thickness_m / 2.0 - 0.001,
+                ),
+                shape: Shape::Box {
+                    half_extents_m: [
+                        t.size_xy_m[0] / 2.0,
+                        t.size_xy_m[1] / 2.0,
+                        t.thickness_m / 2.0,
+                    ],
+                },
+                rgb: t.rgb.map(|c| c * 0.8),
+                casts_shadow: false,
             },
-            rgb: t.rgb.map(|c| c * 0.8),
-            casts_shadow: false,
-        },
-    ];
-    for v in world.arm().visuals()? {
-        let (pose, rgba) = (v.world_from_visual, v.rgba);
-        let shape = match v.geometry {
-            UrdfGeometry::Box { size_m } => Shape::Box {
-                half_extents_m: [size_m[0] / 2.0, size_m[1] / 2.0, size_m[2] / 2.0],
-            },
-            UrdfGeometry::Cylinder { radius_m, length_m } => Shape::Cylinder {
-                radius_m,
-                half_height_m: length_m / 2.0,
-            },
-            UrdfGeometry::Sphere { radius_m } => Shape::Sphere { radius_m },
-        };
-        prims.push(Primitive {
-            world_from_shape: pose,
-            shape,
-            rgb: [rgba[0], rgba[1], rgba[2]],
-            casts_shadow: true,
-        });
+        ];
+        let model = world.arm().model();
+        let mut names: Vec<&String> = model.link_names().iter().collect();
+        names.sort();
+        let links = names
+            .into_iter()
+            .map(|name| (name.clone(), model.link_visuals(name).to_vec()))
+            .collect();
+        let objects = world
+            .objects()
+            .iter()
+            .map(|o| (o.geometry, o.rgb))
+            .collect();
+        Self {
+            table,
+            links,
+            objects,
+        }
     }
-    for (i, o) in world.objects().iter().enumerate() {
-        let pose = world.pose(i);
-        let (world_from_shape, shape) = match o.geometry {
-            Geometry::Box { half_extents_m } => (pose, Shape::Box { half_extents_m }),
-            Geometry::Cylinder {
-                radius_m,
-                half_height_m,
-            } => (
-                pose,
-                Shape::Cylinder {
+
+    /// The primitives with the links at `world_from_links` (from
+    /// [`crate::arm::Arm::world_from_links`]; links missing there are left
+    /// out) and the objects at `world_from_objects` (in [`World::objects`]
+    /// order; extra poses are ignored, missing ones leave objects out).
+    pub fn primitives(
+        &self,
+        world_from_links: &HashMap<String, Isometry3<f64>>,
+        world_from_objects: &[Isometry3<f64>],
+    ) -> Vec<Primitive> {
+        let mut prims = self.table.to_vec();
+        for (name, visuals) in &self.links {
+            let Some(world_from_link) = world_from_links.get(name) else {
+                continue;
+            };
+            for v in visuals {
+                let shape = match v.geometry {
+                    UrdfGeometry::Box { size_m } => Shape::Box {
+                        half_extents_m: [size_m[0] / 2.0, size_m[1] / 2.0, size_m[2] / 2.0],
+                    },
+                    UrdfGeometry::Cylinder { radius_m, length_m } => Shape::Cylinder {
+                        radius_m,
+                        half_height_m: length_m / 2.0,
+                    },
+                    UrdfGeometry::Sphere { radius_m } => Shape::Sphere { radius_m },
+                };
+                prims.push(Primitive {
+                    world_from_shape: world_from_link * v.link_from_visual,
+                    shape,
+                    rgb: [v.rgba[0], v.rgba[1], v.rgba[2]],
+                    casts_shadow: true,
+                });
+            }
+        }
+        for ((geometry, rgb), &pose) in self.objects.iter().zip(world_from_objects) {
+            let (world_from_shape, shape) = match *geometry {
+                Geometry::Box { half_extents_m } => (pose, Shape::Box { half_extents_m }),
+                Geometry::Cylinder {
                     radius_m,
                     half_height_m,
-                },
-            ),
-            Geometry::Sphere { radius_m } => (pose, Shape::Sphere { radius_m }),
-            Geometry::Bowl { radius_m, height_m } => (
-                pose * Isometry3::translation(0.0, 0.0, height_m / 2.0),
-                Shape::Bowl { radius_m, height_m },
-            ),
-            Geometry::Plate { radius_m, height_m } => (
-                pose * Isometry3::translation(0.0, 0.0, height_m / 2.0),
-                Shape::Cylinder {
-                    radius_m,
-                    half_height_m: height_m / 2.0,
-                },
-            ),
-        };
-        prims.push(Primitive {
-            world_from_shape,
-            shape,
-            rgb: o.rgb,
-            casts_shadow: true,
-        });
+                } => (
+                    pose,
+                    Shape::Cylinder {
+                        radius_m,
+                        half_height_m,
+                    },
+                ),
+                Geometry::Sphere { radius_m } => (pose, Shape::Sphere { radius_m }),
+                Geometry::Bowl { radius_m, height_m } => (
+                    pose * Isometry3::translation(0.0, 0.0, height_m / 2.0),
+                    Shape::Bowl { radius_m, height_m },
+                ),
+                Geometry::Plate { radius_m, height_m } => (
+                    pose * Isometry3::translation(0.0, 0.0, height_m / 2.0),
+                    Shape::Cylinder {
+                        radius_m,
+                        half_height_m: height_m / 2.0,
+                    },
+                ),
+            };
+            prims.push(Primitive {
+                world_from_shape,
+                shape,
+                rgb: *rgb,
+                casts_shadow: true,
+            });
+        }
+        prims
     }
-    Ok(prims)
 }

@@ -346,3 +346,82 @@ fn success_is_judged_from_where_objects_actually_are() {
     };
     assert!(!check(&w, &pick).success);
 }
+
+/// Link poses by name and object poses.
+type Poses = (
+    std::collections::HashMap<String, nalgebra::Isometry3<f64>>,
+    Vec<nalgebra::Isometry3<f64>>,
+);
+
+/// Renders for itself, like the rerun recorder's logging thread: scene
+/// shapes once, then the poses after each step for the next step's frame.
+struct SelfRenderingObserver {
+    camera: Option<vla_sim::render::SimCamera>,
+    shapes: Option<vla_sim::render::SceneShapes>,
+    poses: Option<Poses>,
+    frames: Vec<vla_core::RgbFrame>,
+    loop_rendered: bool,
+}
+
+fn poses_of(w: &World) -> Poses {
+    let links = w.arm().world_from_links().unwrap();
+    (links, (0..w.objects().len()).map(|i| w.pose(i)).collect())
+}
+
+impl vla_sim::StepObserver for SelfRenderingObserver {
+    fn wants_frames(&self) -> bool {
+        false
+    }
+
+    fn on_episode_start(&mut self, start: &vla_sim::EpisodeStart<'_>) {
+        self.camera = Some(
+            vla_sim::render::SimCamera::new(start.scene, start.randomization, start.seed).unwrap(),
+        );
+        self.shapes = Some(vla_sim::render::SceneShapes::new(start.world));
+        self.poses = Some(poses_of(start.world));
+    }
+
+    fn on_step(&mut self, view: &vla_sim::StepView<'_>) {
+        self.loop_rendered |= view.frame.is_some();
+        let (links, objects) = self.poses.take().unwrap();
+        let prims = self.shapes.as_ref().unwrap().primitives(&links, &objects);
+        let out = self
+            .camera
+            .as_mut()
+            .unwrap()
+            .render_primitives(prims)
+            .unwrap();
+        self.frames.push(out.rgb);
+        self.poses = Some(poses_of(view.world));
+    }
+}
+
+#[test]
+fn an_observer_rendering_from_scene_shapes_sees_the_loops_frames() {
+    let s = suite();
+    let task = s.sample_task(Split::Train, 3).unwrap();
+    let pool = s.distractor_pool(task.distractor_split);
+    let mut o = opts(&s, true);
+    o.randomization = DomainRandomization::moderate();
+    let driver = || Driver::Expert(NoiseConfig::demonstrations());
+    let reference = run_episode(&s.scene, &task, &pool, driver(), &o, 3).unwrap();
+    o.render = false;
+    let mut observer = SelfRenderingObserver {
+        camera: None,
+        shapes: None,
+        poses: None,
+        frames: Vec::new(),
+        loop_rendered: false,
+    };
+    let observed =
+        vla_sim::run_episode_observed(&s.scene, &task, &pool, driver(), &o, 3, Some(&mut observer))
+            .unwrap();
+    assert!(
+        !observer.loop_rendered,
+        "the loop rendered frames nobody needed"
+    );
+    assert!(observed.frames.is_empty());
+    assert_eq!(reference.outcome, observed.outcome);
+    assert!(reference.frames.len() > 10);
+    assert_eq!(observer.frames, reference.frames);
+}

@@ -19,6 +19,12 @@ pub enum VizError {
         /// Actual number of values.
         actual: usize,
     },
+    /// The logging thread could not start or died.
+    #[error("rerun logging thread: {0}")]
+    Worker(String),
+    /// Data for the recording could not be prepared (e.g. rendering a frame).
+    #[error("preparing data for the recording: {0}")]
+    Prepare(String),
     /// A viewer address that is not a rerun proxy URL or host:port.
     #[error("invalid viewer address {0:?}: expected host:port or rerun+http://host:port/proxy")]
     Address(String),

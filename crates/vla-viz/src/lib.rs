@@ -10,23 +10,39 @@
 //! | `action/tokens` | the 8 action token ids of each step |
 //! | `action/decoded` | the decoded action (Δx … gripper, terminate) |
 //! | `world/robot/<link>` | each URDF link: pose (transform) + primitive geometry |
-//! | `world/ee/target`, `world/ee/actual` | end-effector target and reached pose; paths as line strips |
+//! | `world/ee/target`, `world/ee/target_path/<n>`, `world/ee/actual_path/<n>` | end-effector target (axes); target and reached paths as line strips, in chunks |
 //! | `world/objects/<name>` | simulated objects: pose + geometry |
 //! | `joints/measured`, `joints/commanded`, `joints/lower`, `joints/upper` | one series per joint |
 //! | `status` | the kinematics status as a text log (warnings for scaled, clipped, singular, halted) |
 //!
 //! Timelines: `step` (policy step), `sim_time` (simulated seconds) and the
-//! wall clock (`log_time`, added by rerun to every row). Logging goes through
-//! rerun's batcher thread: a `log` call serialises and queues, it never waits
-//! for disk or network.
+//! wall clock (`log_time`, added by rerun to every row).
+//!
+//! A `Viz` call serialises and queues to rerun's batcher thread (it never
+//! waits for disk or network), but that still costs the caller tens of
+//! microseconds per call. A control loop therefore hands a snapshot to a
+//! [`VizWorker`], which owns the `Viz` on a logging thread and never blocks
+//! the sender.
+//!
+//! Every recording carries a viewer layout (a blueprint, `blueprint.rs`).
+//!
+//! To keep the recording small and the logging thread light, transforms are
+//! only logged when they changed, and the end-effector paths are logged in
+//! chunks of at most [`PATH_CHUNK_POINTS`] points, so a step re-sends at most
+//! one chunk, however long the episode.
 
+mod blueprint;
 mod error;
 mod geometry;
 mod sink;
+mod worker;
 
 pub use error::VizError;
 pub use geometry::{VizGeometry, VizShape};
 pub use sink::VizSink;
+pub use worker::{VizWorker, WorkerReport};
+
+use std::collections::HashMap;
 
 use nalgebra::Isometry3;
 use rerun::RecordingStream;
@@ -48,6 +64,11 @@ pub const TOKEN_NAMES: [&str; 8] = [
     "gripper",
 ];
 
+/// Points per logged piece of an end-effector path: each piece is its own
+/// entity (`world/ee/target_path/<n>`), re-sent while it grows, so a step
+/// costs at most this many points whatever the episode length.
+pub const PATH_CHUNK_POINTS: usize = 64;
+
 /// Severity of a controller status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusLevel {
@@ -62,8 +83,40 @@ pub enum StatusLevel {
 /// A rerun recording, or nothing when visualisation is off.
 pub struct Viz {
     rec: Option<RecordingStream>,
-    ee_target_path: Vec<[f32; 3]>,
-    ee_actual_path: Vec<[f32; 3]>,
+    ee_target_path: PathChunks,
+    ee_actual_path: PathChunks,
+    /// The last transform logged per entity, to skip unchanged ones.
+    last_poses: HashMap<String, Isometry3<f64>>,
+    /// Object names of the current episode.
+    objects: Vec<String>,
+}
+
+/// A growing polyline kept as numbered chunks of at most
+/// [`PATH_CHUNK_POINTS`] points; consecutive chunks share their end point.
+#[derive(Debug, Default)]
+struct PathChunks {
+    /// Index of the chunk being filled.
+    index: usize,
+    points: Vec<[f32; 3]>,
+}
+
+impl PathChunks {
+    fn clear(&mut self) {
+        self.index = 0;
+        self.points.clear();
+    }
+
+    /// Adds a point; returns the chunk to (re-)log: its index and points.
+    fn push(&mut self, p: [f32; 3]) -> (usize, &[[f32; 3]]) {
+        if self.points.len() >= PATH_CHUNK_POINTS {
+            let last = self.points[self.points.len() - 1];
+            self.points.clear();
+            self.points.push(last);
+            self.index += 1;
+        }
+        self.points.push(p);
+        (self.index, &self.points)
+    }
 }
 
 impl Viz {
@@ -71,8 +124,10 @@ impl Viz {
     pub fn disabled() -> Self {
         Self {
             rec: None,
-            ee_target_path: Vec::new(),
-            ee_actual_path: Vec::new(),
+            ee_target_path: PathChunks::default(),
+            ee_actual_path: PathChunks::default(),
+            last_poses: HashMap::new(),
+            objects: Vec::new(),
         }
     }
 
@@ -82,6 +137,7 @@ impl Viz {
         let mut viz = Self::disabled();
         viz.rec = rec;
         if let Some(rec) = &viz.rec {
+            blueprint::send(rec)?;
             rec.log_static("world", &rerun::ViewCoordinates::RIGHT_HAND_Z_UP())?;
         }
         Ok(viz)
@@ -106,18 +162,42 @@ impl Viz {
     }
 
     /// Starts a new episode: clears the end-effector paths.
-    pub fn begin_episode(&mut self, episode: u64) -> Result<(), VizError> {
+    ///
+    /// `objects` are the episode's objects (`world/objects/<name>`) with
+    /// their shapes. Objects of the previous episode that are not among them,
+    /// and its end-effector path chunks after the first, are cleared. Nothing
+    /// that is logged again at this time is cleared: the viewer would let
+    /// the clear win over data of the same time step.
+    pub fn begin_episode(
+        &mut self,
+        episode: u64,
+        objects: &[(String, Vec<VizShape>)],
+    ) -> Result<(), VizError> {
+        let stale_chunks = self.ee_target_path.index.max(self.ee_actual_path.index);
         self.ee_target_path.clear();
         self.ee_actual_path.clear();
-        if let Some(rec) = &self.rec {
-            // Objects and paths of the previous episode disappear from here on.
-            rec.log("world/objects", &rerun::Clear::recursive())?;
-            rec.log("world/ee", &rerun::Clear::recursive())?;
-            rec.log(
-                "episode",
-                &rerun::TextLog::new(format!("episode {episode}"))
-                    .with_level(rerun::TextLogLevel::INFO),
-            )?;
+        // Every pose is logged again once per episode.
+        self.last_poses.clear();
+        let previous = std::mem::take(&mut self.objects);
+        self.objects = objects.iter().map(|(name, _)| name.clone()).collect();
+        let Some(rec) = &self.rec else {
+            return Ok(());
+        };
+        rec.log(
+            "episode",
+            &rerun::TextLog::new(format!("episode {episode}"))
+                .with_level(rerun::TextLogLevel::INFO),
+        )?;
+        for name in previous.iter().filter(|n| !self.objects.contains(n)) {
+            rec.log(format!("world/objects/{name}"), &rerun::Clear::recursive())?;
+        }
+        for i in 1..=stale_chunks {
+            for path in ["target_path", "actual_path"] {
+                rec.log(format!("world/ee/{path}/{i}"), &rerun::Clear::recursive())?;
+            }
+        }
+        for (name, shapes) in objects {
+            self.log_shapes(&format!("world/objects/{name}"), shapes)?;
         }
         Ok(())
     }
@@ -132,10 +212,55 @@ impl Viz {
 
     /// The camera: pose in the world, intrinsics (row-major K), RGB and
     /// optional depth (metres, row-major, non-finite = no return).
+    /// [`Viz::log_camera_model`] followed by [`Viz::log_camera_images`].
     pub fn log_camera(
-        &self,
+        &mut self,
         world_from_camera: &Isometry3<f64>,
         k_row_major: &[f64; 9],
+        frame: &RgbFrame,
+        depth_m: Option<&[f32]>,
+    ) -> Result<(), VizError> {
+        self.log_camera_model(
+            world_from_camera,
+            k_row_major,
+            [frame.width_px(), frame.height_px()],
+        )?;
+        self.log_camera_images(frame, depth_m)
+    }
+
+    /// The camera's pose in the world and its pinhole (row-major K, image
+    /// size in pixels); the pose is only logged when it changed.
+    pub fn log_camera_model(
+        &mut self,
+        world_from_camera: &Isometry3<f64>,
+        k_row_major: &[f64; 9],
+        size_px: [u32; 2],
+    ) -> Result<(), VizError> {
+        if self.rec.is_none() || self.last_poses.get("world/camera") == Some(world_from_camera) {
+            return Ok(());
+        }
+        self.last_poses
+            .insert("world/camera".to_string(), *world_from_camera);
+        let Some(rec) = &self.rec else {
+            return Ok(());
+        };
+        rec.log("world/camera", &transform(world_from_camera))?;
+        rec.log(
+            "world/camera",
+            &rerun::Pinhole::from_focal_length_and_resolution(
+                [k_row_major[0] as f32, k_row_major[4] as f32],
+                [size_px[0] as f32, size_px[1] as f32],
+            )
+            .with_principal_point([k_row_major[2] as f32, k_row_major[5] as f32])
+            .with_camera_xyz(rerun::components::ViewCoordinates::RDF),
+        )?;
+        Ok(())
+    }
+
+    /// What the camera saw: RGB and optional depth (metres, row-major,
+    /// non-finite = no return), below the camera entity.
+    pub fn log_camera_images(
+        &self,
         frame: &RgbFrame,
         depth_m: Option<&[f32]>,
     ) -> Result<(), VizError> {
@@ -143,21 +268,12 @@ impl Viz {
             return Ok(());
         };
         let (w, h) = (frame.width_px(), frame.height_px());
-        rec.log("world/camera", &transform(world_from_camera))?;
-        rec.log(
-            "world/camera",
-            &rerun::Pinhole::from_focal_length_and_resolution(
-                [k_row_major[0] as f32, k_row_major[4] as f32],
-                [w as f32, h as f32],
-            )
-            .with_principal_point([k_row_major[2] as f32, k_row_major[5] as f32])
-            .with_camera_xyz(rerun::components::ViewCoordinates::RDF),
-        )?;
-        let rgb = frame.to_rgb8();
-        rec.log(
-            "world/camera/image",
-            &rerun::Image::from_rgb24(rgb.data().to_vec(), [w, h]),
-        )?;
+        let rgb = if frame.encoding() == vla_core::PixelEncoding::Rgb8 {
+            frame.data().to_vec()
+        } else {
+            frame.to_rgb8().data().to_vec()
+        };
+        rec.log("world/camera/image", &rerun::Image::from_rgb24(rgb, [w, h]))?;
         if let Some(depth) = depth_m {
             let expected = w as usize * h as usize;
             if depth.len() != expected {
@@ -290,8 +406,8 @@ impl Viz {
         Ok(())
     }
 
-    /// Geometry that belongs to the current time onwards (objects of one
-    /// episode; cleared by [`Viz::begin_episode`]).
+    /// Geometry that belongs to the current time onwards (e.g. objects of
+    /// one episode, see [`Viz::begin_episode`]).
     pub fn log_shapes(&self, entity: &str, shapes: &[VizShape]) -> Result<(), VizError> {
         let Some(rec) = &self.rec else {
             return Ok(());
@@ -303,9 +419,10 @@ impl Viz {
     }
 
     /// Poses of named frames below `parent` (e.g. `world/robot`, links by
-    /// name, `parent_from_frame` each).
+    /// name, `parent_from_frame` each). A pose equal to the one last logged
+    /// for the same entity is skipped (the viewer keeps showing it).
     pub fn log_poses(
-        &self,
+        &mut self,
         parent: &str,
         poses: &[(String, Isometry3<f64>)],
     ) -> Result<(), VizError> {
@@ -313,13 +430,18 @@ impl Viz {
             return Ok(());
         };
         for (name, parent_from_frame) in poses {
-            rec.log(format!("{parent}/{name}"), &transform(parent_from_frame))?;
+            let entity = format!("{parent}/{name}");
+            if self.last_poses.get(&entity) == Some(parent_from_frame) {
+                continue;
+            }
+            rec.log(entity.as_str(), &transform(parent_from_frame))?;
+            self.last_poses.insert(entity, *parent_from_frame);
         }
         Ok(())
     }
 
     /// End-effector target and actual pose (world frame); both paths grow
-    /// through the episode.
+    /// through the episode, logged in chunks (see [`PATH_CHUNK_POINTS`]).
     pub fn log_ee(
         &mut self,
         world_from_target: &Isometry3<f64>,
@@ -332,21 +454,21 @@ impl Viz {
             let t = iso.translation.vector;
             [t.x as f32, t.y as f32, t.z as f32]
         };
-        self.ee_target_path.push(p(world_from_target));
-        self.ee_actual_path.push(p(world_from_ee));
         let Some(rec) = &self.rec else {
             return Ok(());
         };
         rec.log("world/ee/target", &transform(world_from_target))?;
         rec.log("world/ee/target", &rerun::TransformAxes3D::new(0.05))?;
+        let (i, points) = self.ee_target_path.push(p(world_from_target));
         rec.log(
-            "world/ee/target_path",
-            &rerun::LineStrips3D::new([self.ee_target_path.clone()])
+            format!("world/ee/target_path/{i}"),
+            &rerun::LineStrips3D::new([points.iter().copied()])
                 .with_colors([rerun::Color::from_rgb(255, 160, 0)]),
         )?;
+        let (i, points) = self.ee_actual_path.push(p(world_from_ee));
         rec.log(
-            "world/ee/actual_path",
-            &rerun::LineStrips3D::new([self.ee_actual_path.clone()])
+            format!("world/ee/actual_path/{i}"),
+            &rerun::LineStrips3D::new([points.iter().copied()])
                 .with_colors([rerun::Color::from_rgb(0, 200, 255)]),
         )?;
         Ok(())
@@ -378,4 +500,42 @@ fn transform(parent_from_child: &Isometry3<f64>) -> rerun::Transform3D {
         [t.x as f32, t.y as f32, t.z as f32],
         rerun::Quaternion::from_xyzw([q.i as f32, q.j as f32, q.k as f32, q.w as f32]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_chunks_are_bounded_and_continuous() {
+        let mut path = PathChunks::default();
+        let n = 3 * PATH_CHUNK_POINTS;
+        let mut chunks: Vec<(usize, Vec<[f32; 3]>)> = Vec::new();
+        for i in 0..n {
+            let (index, points) = path.push([i as f32, 0.0, 0.0]);
+            assert!(points.len() <= PATH_CHUNK_POINTS);
+            // The newest point is always in the chunk re-sent this step.
+            assert_eq!(points.last(), Some(&[i as f32, 0.0, 0.0]));
+            match chunks.last_mut() {
+                Some((last, pts)) if *last == index => *pts = points.to_vec(),
+                _ => chunks.push((index, points.to_vec())),
+            }
+        }
+        // Chunk indices count up from 0; each chunk starts where the
+        // previous one ended, so the strips join into the whole path.
+        let mut joined: Vec<[f32; 3]> = Vec::new();
+        for (k, (index, pts)) in chunks.iter().enumerate() {
+            assert_eq!(*index, k);
+            if k > 0 {
+                assert_eq!(joined.last(), pts.first());
+                joined.extend_from_slice(&pts[1..]);
+            } else {
+                joined.extend_from_slice(pts);
+            }
+        }
+        let expected: Vec<[f32; 3]> = (0..n).map(|i| [i as f32, 0.0, 0.0]).collect();
+        assert_eq!(joined, expected);
+        path.clear();
+        assert_eq!(path.push([9.0; 3]), (0, &[[9.0f32; 3]][..]));
+    }
 }

@@ -35,9 +35,6 @@ fn write_recording(path: &Path) {
     assert!(viz.is_enabled());
     let joints: Vec<String> = (1..=3).map(|i| format!("j{i}")).collect();
     viz.log_series_names(&joints).unwrap();
-    viz.begin_episode(0).unwrap();
-    viz.log_instruction("put the red cube in the green bowl")
-        .unwrap();
     let link_shape = VizShape {
         entity_from_shape: Isometry3::identity(),
         geometry: VizGeometry::Cylinder {
@@ -57,9 +54,16 @@ fn write_recording(path: &Path) {
         geometry: VizGeometry::Sphere { radius_m: 0.02 },
         ..cube
     };
-    viz.log_static_shapes("world/objects/red_cube", &[cube])
-        .unwrap();
-    viz.log_static_shapes("world/objects/blue_ball", &[ball])
+    viz.set_time(0, 0.0);
+    viz.begin_episode(
+        1,
+        &[
+            ("red_cube".to_string(), vec![cube]),
+            ("blue_ball".to_string(), vec![ball]),
+        ],
+    )
+    .unwrap();
+    viz.log_instruction("put the red cube in the green bowl")
         .unwrap();
     let camera = Isometry3::from_parts(
         Translation3::new(1.0, 0.0, 0.8),
@@ -161,7 +165,7 @@ fn disabled_viz_does_nothing() {
 fn depth_of_wrong_size_is_an_error() {
     let dir = std::env::temp_dir().join(format!("vla-viz-depth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let viz = Viz::new("t", &VizSink::Rrd(dir.join("d.rrd"))).unwrap();
+    let mut viz = Viz::new("t", &VizSink::Rrd(dir.join("d.rrd"))).unwrap();
     let frame = RgbFrame::new(4, 4, PixelEncoding::Rgb8, vec![0; 48]).unwrap();
     let k = [1.0, 0.0, 2.0, 0.0, 1.0, 2.0, 0.0, 0.0, 1.0];
     let err = viz

@@ -10,7 +10,7 @@ use vla_sim::episode::{run_episode_observed, EpisodeOptions};
 use vla_sim::StepObserver;
 use vla_sim::{Goal, NoiseConfig, Split, SuccessReport, Task, TaskSuite};
 
-use super::record::SimRecorder;
+use super::record::{warn_dropped, SimRecorder};
 use super::shared::{choose_policy, repo_root};
 use crate::cli::EvalArgs;
 
@@ -85,9 +85,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         let mut options = EpisodeOptions::new(suite.config.max_steps);
         options.render = false;
         let driver = choice.driver(noise);
-        if let Some(rec) = recorder.as_mut() {
-            rec.begin_episode();
-        }
         let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
         let episode =
             run_episode_observed(&suite.scene, &task, &pool, driver, &options, seed, observer)
@@ -105,7 +102,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         outcomes.push(episode.outcome);
     }
     if let Some(rec) = recorder {
-        rec.finish()?;
+        warn_dropped(rec.finish()?.steps_dropped);
     }
     let report = SuccessReport::from_outcomes(&outcomes);
     let mut v = serde_json::to_value(&report)?;

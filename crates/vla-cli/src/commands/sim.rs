@@ -8,7 +8,7 @@ use vla_sim::language::parse_instruction;
 use vla_sim::StepObserver;
 use vla_sim::{NoiseConfig, SuccessReport, TaskSuite};
 
-use super::record::SimRecorder;
+use super::record::{warn_dropped, SimRecorder};
 use super::shared::{choose_policy, repo_root};
 use crate::cli::SimArgs;
 
@@ -30,9 +30,6 @@ pub fn run(args: &SimArgs) -> Result<()> {
         // policies that look at them.
         options.render = false;
         let driver = choice.driver(NoiseConfig::none());
-        if let Some(rec) = recorder.as_mut() {
-            rec.begin_episode();
-        }
         let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
         let episode =
             run_episode_observed(&suite.scene, &task, &pool, driver, &options, seed, observer)
@@ -55,12 +52,18 @@ pub fn run(args: &SimArgs) -> Result<()> {
     let loop_secs = loop_start.elapsed().as_secs_f64();
     let viz = match recorder {
         Some(rec) => {
-            let logging_secs = rec.finish()?.as_secs_f64();
-            let rest_secs = (loop_secs - logging_secs).max(f64::EPSILON);
+            let r = rec.finish()?;
+            warn_dropped(r.steps_dropped);
+            let control_secs = r.control.as_secs_f64();
+            let rest_secs = (loop_secs - control_secs).max(f64::EPSILON);
             Some(json!({
                 "loop_secs": loop_secs,
-                "logging_secs": logging_secs,
-                "logging_overhead_fraction": logging_secs / rest_secs,
+                "control_thread_secs": control_secs,
+                "logging_overhead_fraction": control_secs / rest_secs,
+                "logging_thread_busy_secs": r.logging_thread_busy.as_secs_f64(),
+                "drain_secs": r.drain.as_secs_f64(),
+                "steps_logged": r.steps_logged,
+                "steps_dropped": r.steps_dropped,
             }))
         }
         None => None,
