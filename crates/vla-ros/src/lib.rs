@@ -13,7 +13,15 @@
 //! * [`params`], [`convert`], [`topics`]: ROS parameters with defaults,
 //!   message conversions, the default names both nodes share.
 
+#[cfg(feature = "ros2")]
+pub mod controller;
+#[cfg(feature = "ros2")]
+pub mod convert;
 pub mod error;
+#[cfg(feature = "ros2")]
+pub mod params;
+#[cfg(feature = "ros2")]
+pub mod sim_node;
 pub mod topics;
 
 pub use error::RosError;
