@@ -154,9 +154,11 @@ fn read_all(r: Option<impl std::io::Read>) -> Vec<u8> {
     buf
 }
 
-fn controller(policy: &Path, domain: u32) -> Running {
+fn controller(policy: &Path, domain: u32, extra: &[&str]) -> Running {
     let p = format!("policy:={}", policy.display());
-    spawn_vla(&["run", "--ros-args", "-p", &p], domain)
+    let mut args = vec!["run", "--ros-args", "-p", &p];
+    args.extend_from_slice(extra);
+    spawn_vla(&args, domain)
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn the_controller_follows_the_safety_rules_over_ros() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     tiny_policy(dir.path());
-    let _node = controller(dir.path(), 11);
+    let _node = controller(dir.path(), 11, &[]);
     let out = run_script("controller_test.py", &["main"], 11, Duration::from_secs(90));
     assert!(
         out.status.success(),
@@ -181,7 +183,7 @@ fn the_controller_commands_nothing_before_a_joint_state_over_ros() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     tiny_policy(dir.path());
-    let _node = controller(dir.path(), 12);
+    let _node = controller(dir.path(), 12, &[]);
     let out = run_script(
         "controller_test.py",
         &["no-joint-state"],
@@ -198,10 +200,86 @@ fn sim_node_and_controller_find_each_other_with_default_names() {
     let dir = tempfile::tempdir().unwrap();
     tiny_policy(dir.path());
     let _sim = spawn_vla(&["sim-node"], 13);
-    let _node = controller(dir.path(), 13);
+    let _node = controller(dir.path(), 13, &[]);
     let out = run_script("pair_test.py", &[], 13, Duration::from_secs(90));
     assert!(
         out.status.success(),
         "pair scenario failed (see output above)"
     );
+}
+
+#[test]
+fn sim_node_follows_a_forward_position_controller_too() {
+    require_private_network();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    tiny_policy(dir.path());
+    let _sim = spawn_vla(&["sim-node"], 14);
+    // The robot description as a string parameter, as launch files pass it.
+    let urdf = std::fs::read_to_string(root().join("urdf/panda.urdf")).unwrap();
+    let params = dir.path().join("params.yaml");
+    let yaml = serde_json::json!({"vla_controller": {"ros__parameters": {
+        "robot_description": urdf,
+        "urdf": "/nonexistent.urdf",
+    }}});
+    std::fs::write(&params, yaml.to_string()).unwrap();
+    let params = params.display().to_string();
+    let _node = controller(
+        dir.path(),
+        14,
+        &[
+            "--params-file",
+            &params,
+            "-p",
+            "command_interface:=forward_position",
+        ],
+    );
+    let out = run_script("pair_test.py", &[], 14, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "pair scenario failed (see output above)"
+    );
+}
+
+#[test]
+fn sim_node_records_to_rerun_and_stops_cleanly_on_sigint() {
+    require_private_network();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let rrd = dir.path().join("sim-node.rrd");
+    let mut sim = spawn_vla(&["sim-node", "--rrd", rrd.to_str().unwrap()], 15);
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = sim.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = sim.0.wait().unwrap();
+    assert!(
+        status.success(),
+        "vla sim-node exited with {status} on SIGINT"
+    );
+    assert!(
+        std::fs::metadata(&rrd).unwrap().len() > 10_000,
+        "recording too small"
+    );
+    match std::env::var_os("VLA_RERUN_BIN") {
+        Some(rerun) => {
+            let out = Command::new(rerun)
+                .args(["rrd", "verify"])
+                .arg(&rrd)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rerun rrd verify: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        None => assert!(
+            std::env::var_os("VLA_REQUIRE_TOOLS").is_none(),
+            "VLA_RERUN_BIN is not set"
+        ),
+    }
 }
