@@ -55,6 +55,8 @@ pub struct Runtime {
     gripper_value: f64,
     hold_rad: Option<Vec<f64>>,
     motion: Option<Motion>,
+    /// After a failed policy step, the next try waits a policy period.
+    policy_retry_secs: f64,
     status: Status,
 }
 
@@ -98,6 +100,7 @@ impl Runtime {
             gripper_value: 0.0,
             hold_rad: None,
             motion: None,
+            policy_retry_secs: f64::NEG_INFINITY,
             status: Status::initial(),
         })
     }
@@ -201,6 +204,7 @@ impl Runtime {
         self.status.policy_reset_secs = Some(started.elapsed().as_secs_f64());
         self.status.task = Some(instruction.as_str().to_string());
         self.task = Some(instruction);
+        self.policy_retry_secs = f64::NEG_INFINITY;
         self.started = true;
         if let Some(m) = self.motion.as_mut() {
             m.next_policy_secs = now_secs;
@@ -274,6 +278,13 @@ impl Runtime {
         if self.task.is_none() {
             return Some((RunState::Holding, "no task".into()));
         }
+        let retry_in = self.policy_retry_secs - now_secs;
+        if retry_in > 0.5 * self.config.command_period_secs {
+            return Some((
+                RunState::Holding,
+                format!("policy failed, retrying in {} ms", ms(retry_in)),
+            ));
+        }
         let joint_age = now_secs - measured_secs;
         if joint_age > timeout {
             return Some((
@@ -325,7 +336,7 @@ impl Runtime {
                 match Interpolator::new(&measured_rad, limits) {
                     Ok(interpolator) => Motion {
                         interpolator,
-                        next_policy_secs: now_secs,
+                        next_policy_secs: now_secs.max(self.policy_retry_secs),
                         last_tick_secs: now_secs,
                     },
                     Err(e) => {
@@ -357,6 +368,7 @@ impl Runtime {
             let step = match self.policy.act(frame, state) {
                 Ok(step) => step,
                 Err(e) => {
+                    self.policy_retry_secs = now_secs + period;
                     let reason = format!("policy failed: {e}");
                     self.status.last_error = Some(reason.clone());
                     return self.hold(measured_rad, now_secs, RunState::Holding, reason, None);

@@ -446,7 +446,17 @@ fn a_failing_policy_step_holds_with_the_reason_and_recovers() {
     assert_eq!(r.state(), RunState::Holding);
     assert!(r.reason().contains("scripted failure"));
     assert_eq!(arm_positions(&out), q);
-    assert!(r.fresh_tick(&q, t + 0.11).tokens.is_some());
+    // The retry waits one policy period (no policy call every tick), holding.
+    let acts = r.seen.borrow().acts;
+    for k in 1..10 {
+        let out = r.fresh_tick(&q, t + 0.1 + k as f64 * 0.01);
+        assert_eq!(out.tokens, None);
+        assert_eq!(arm_positions(&out), q);
+        assert_eq!(r.state(), RunState::Holding);
+        assert!(r.reason().contains("retrying"), "{}", r.reason());
+    }
+    assert_eq!(r.seen.borrow().acts, acts);
+    assert!(r.fresh_tick(&q, t + 0.2).tokens.is_some());
     assert_eq!(r.state(), RunState::Running);
 }
 
