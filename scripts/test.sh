@@ -24,3 +24,25 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+# ROS 2: the `ros2` feature builds r2r against ROS 2 Jazzy's core, installed
+# from the Python registry's wheels into .local/ros (once), and its tests
+# run the real nodes against rclpy processes inside a private network
+# namespace (loopback only), so no DDS traffic leaves the machine. The text
+# encoder the controller loads was fetched into the user cache by the
+# vla-policy tests above (the namespace has no network).
+echo "== ROS 2 Jazzy (.local/ros)"
+scripts/setup-ros.sh >/dev/null
+# shellcheck source=scripts/ros-env.sh
+source scripts/ros-env.sh
+ros_features=(--features vla-cli/ros2,vla-ros/ros2)
+
+echo "== cargo clippy --features ros2 (warnings are errors)"
+cargo clippy -p vla-ros -p vla-cli --all-targets --locked "${ros_features[@]}" -- -D warnings
+
+echo "== cargo test -p vla-ros --features ros2 (message conversions, parameters)"
+cargo test -p vla-ros --locked --features ros2 --lib
+
+echo "== ROS 2 integration tests (rclpy world; private network namespace)"
+cargo test -p vla-cli --locked "${ros_features[@]}" --test ros --no-run
+scripts/ros-netns.sh cargo test -p vla-cli --offline --locked "${ros_features[@]}" --test ros -- --nocapture

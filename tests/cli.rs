@@ -73,3 +73,21 @@ fn train_writes_a_policy_and_resumes() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("episodes.jsonl"));
 }
+
+/// Without the `ros2` feature the ROS 2 nodes say how to build them and run nothing.
+#[cfg(not(feature = "ros2"))]
+#[test]
+fn ros_nodes_without_the_feature_say_how_to_build_them() {
+    for sub in ["run", "sim-node"] {
+        let out = vla()
+            .args([sub, "--ros-args", "-p", "policy:=x"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "`vla {sub}` succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("without the `ros2` feature") && err.contains("--features ros2"),
+            "`vla {sub}`: {err}"
+        );
+    }
+}

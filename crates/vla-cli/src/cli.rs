@@ -33,7 +33,7 @@ pub enum Command {
     /// The controller as a ROS 2 node (needs the `ros2` feature).
     Run(RosArgs),
     /// The simulator as a ROS 2 node (needs the `ros2` feature).
-    SimNode(RosArgs),
+    SimNode(SimNodeArgs),
 }
 
 /// Arguments of `vla sim`.
@@ -226,6 +226,18 @@ pub struct IkArgs {
     /// Starting joint positions (default: mid-range of each joint).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub seed: Option<Vec<f64>>,
+}
+
+/// Arguments of `vla sim-node`; ROS parameters come after `--ros-args`.
+#[derive(Debug, Args)]
+pub struct SimNodeArgs {
+    /// Rerun visualisation of the simulation (camera, robot, objects, the
+    /// controller's tokens heard on /vla/action_tokens).
+    #[command(flatten)]
+    pub viz: VizArgs,
+    /// Arguments passed through to ROS (e.g. `--ros-args -p seed:=3`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ros_args: Vec<String>,
 }
 
 /// Arguments of the ROS 2 nodes; ROS parameters come after `--ros-args`.

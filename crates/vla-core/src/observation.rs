@@ -131,6 +131,17 @@ impl RgbFrame {
         step_bytes: usize,
         data: &[u8],
     ) -> Result<Self, CoreError> {
+        if width_px == 0
+            || height_px == 0
+            || width_px > MAX_IMAGE_SIDE_PX
+            || height_px > MAX_IMAGE_SIDE_PX
+        {
+            return Err(CoreError::ImageDimensions {
+                width: width_px,
+                height: height_px,
+                max: MAX_IMAGE_SIDE_PX,
+            });
+        }
         let row_bytes = width_px as usize * encoding.channels();
         if step_bytes < row_bytes || data.len() != step_bytes * height_px as usize {
             return Err(CoreError::ImageSize {
@@ -400,6 +411,9 @@ mod tests {
         let f = RgbFrame::from_strided(1, 2, PixelEncoding::Rgb8, 4, &data).unwrap();
         assert_eq!(f.data(), &[1, 2, 3, 4, 5, 6]);
         assert!(RgbFrame::from_strided(1, 2, PixelEncoding::Rgb8, 2, &data).is_err());
+        // Zero-sized images (as a malformed message may claim) are errors, not panics.
+        assert!(RgbFrame::from_strided(0, 2, PixelEncoding::Rgb8, 0, &[]).is_err());
+        assert!(RgbFrame::from_strided(2, 0, PixelEncoding::Rgb8, 6, &[]).is_err());
     }
 
     #[test]

@@ -280,6 +280,62 @@ impl Arm {
         {
             *q = a + (b - a) * s;
         }
+        self.finish_substep(dt_secs, min_finger_m, physics)
+    }
+
+    /// One physics substep of `dt_secs` following joint position targets
+    /// from outside (a position-controlled arm driven by a joint command
+    /// topic, as under ros2_control): each joint moves toward its target,
+    /// clamped into its position limits, at most its URDF velocity limit ×
+    /// `dt_secs`; the gripper closes when `close_gripper`. The targets are
+    /// checked (length, finite) and the arm does not move when they are bad.
+    pub fn track_substep(
+        &mut self,
+        targets_rad: &[f64],
+        close_gripper: bool,
+        dt_secs: f64,
+        min_finger_m: f64,
+        physics: &mut Physics,
+    ) -> Result<(), SimError> {
+        if targets_rad.len() != self.positions_rad.len() {
+            return Err(SimError::Robot(format!(
+                "joint command has {} positions, the arm has {} joints",
+                targets_rad.len(),
+                self.positions_rad.len()
+            )));
+        }
+        if let Some(bad) = targets_rad.iter().find(|q| !q.is_finite()) {
+            return Err(SimError::Robot(format!(
+                "joint command position {bad} is not finite"
+            )));
+        }
+        let velocity = &self.controller.config().velocity_limits_rad_s;
+        for ((q, target), (limits, v_max)) in self
+            .positions_rad
+            .iter_mut()
+            .zip(targets_rad)
+            .zip(self.chain.limits().iter().zip(velocity))
+        {
+            let max_move = v_max * dt_secs;
+            *q += (limits.clamp(*target) - *q).clamp(-max_move, max_move);
+        }
+        self.step_start_rad.clone_from(&self.positions_rad);
+        self.step_goal_rad.clone_from(&self.positions_rad);
+        self.finger_target_m = if close_gripper {
+            0.0
+        } else {
+            self.finger_open_m
+        };
+        self.finish_substep(dt_secs, min_finger_m, physics)
+    }
+
+    /// Moves the fingers by one substep and sets the link bodies' targets.
+    fn finish_substep(
+        &mut self,
+        dt_secs: f64,
+        min_finger_m: f64,
+        physics: &mut Physics,
+    ) -> Result<(), SimError> {
         let max_move = self.finger_speed_m_s * dt_secs;
         let target = self
             .finger_target_m

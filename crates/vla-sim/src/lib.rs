@@ -11,10 +11,13 @@
 //! * [`success`]: success checks from the physical state;
 //! * [`expert`]: the scripted expert;
 //! * [`render`]: the camera;
+//! * [`commanded`]: the arm following joint commands from outside (the
+//!   stand-in for a real arm under ros2_control);
 //! * [`episode`], [`report`] and [`dataset`]: closed-loop episodes, success
 //!   statistics and the demonstration format.
 
 pub mod arm;
+pub mod commanded;
 pub mod dataset;
 pub mod episode;
 pub mod error;
@@ -30,6 +33,7 @@ pub mod success;
 pub mod suite;
 pub mod world;
 
+pub use commanded::CommandedSim;
 pub use episode::{
     run_episode, run_episode_observed, Driver, Episode, EpisodeOptions, EpisodeOutcome,
     EpisodeStart, StepObserver, StepView,

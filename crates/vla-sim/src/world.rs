@@ -168,9 +168,48 @@ impl World {
         let n = self.scene.physics.substeps;
         let dt = self.physics.dt_secs();
         for k in 1..=n {
+            self.physics_substep(|arm, min_finger, physics| {
+                arm.substep(k, n, dt, min_finger, physics)
+            })?;
+        }
+        self.time_secs += dt_policy;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// Advances one physics substep ([`Self::physics_dt_secs`]) with the arm
+    /// following joint position targets from outside (e.g. a ROS 2 joint
+    /// command topic) instead of actions: see [`Arm::track_substep`]. The
+    /// gripper closes when `close_gripper`. Does not count as a policy step.
+    pub fn track_substep(
+        &mut self,
+        targets_rad: &[f64],
+        close_gripper: bool,
+    ) -> Result<(), SimError> {
+        let dt = self.physics.dt_secs();
+        self.physics_substep(|arm, min_finger, physics| {
+            arm.track_substep(targets_rad, close_gripper, dt, min_finger, physics)
+        })?;
+        self.time_secs += dt;
+        Ok(())
+    }
+
+    /// Seconds of one physics substep.
+    pub fn physics_dt_secs(&self) -> f64 {
+        self.physics.dt_secs()
+    }
+
+    /// One physics substep after `move_arm` placed the arm: carries or
+    /// releases the held object, steps the physics, checks for a grasp.
+    fn physics_substep(
+        &mut self,
+        move_arm: impl FnOnce(&mut Arm, f64, &mut Physics) -> Result<(), SimError>,
+    ) -> Result<(), SimError> {
+        let dt = self.physics.dt_secs();
+        {
             let before = self.arm.world_from_tcp()?;
             let min_finger = self.held.map(|h| h.half_width_m).unwrap_or(0.0);
-            self.arm.substep(k, n, dt, min_finger, &mut self.physics)?;
+            move_arm(&mut self.arm, min_finger, &mut self.physics)?;
             let tcp = self.arm.world_from_tcp()?;
             if let Some(h) = self.held {
                 if self.arm.closing() {
@@ -190,8 +229,6 @@ impl World {
                 self.try_grasp(&tcp);
             }
         }
-        self.time_secs += dt_policy;
-        self.steps += 1;
         Ok(())
     }
 

@@ -425,3 +425,42 @@ fn an_observer_rendering_from_scene_shapes_sees_the_loops_frames() {
     assert!(reference.frames.len() > 10);
     assert_eq!(observer.frames, reference.frames);
 }
+
+#[test]
+fn tracking_joint_targets_moves_within_velocity_limits_and_rejects_bad_targets() {
+    let s = suite();
+    let mut w = world(&s.scene, &[place("red", "cube", 0.5, 0.2)]);
+    let home = w.arm().positions_rad().to_vec();
+    let mut target = home.clone();
+    target[0] += 0.3;
+    // Joint 1 of the Panda is limited to 2.175 rad/s: 0.3 rad takes > 0.13 s.
+    let dt = w.physics_dt_secs();
+    w.track_substep(&target, false).unwrap();
+    let moved = w.arm().positions_rad()[0] - home[0];
+    assert!(moved > 0.0 && moved <= 2.175 * dt + 1e-9, "moved {moved}");
+    for _ in 0..50 {
+        w.track_substep(&target, false).unwrap();
+    }
+    assert!((w.arm().positions_rad()[0] - target[0]).abs() < 1e-9);
+    assert_eq!(&w.arm().positions_rad()[1..], &home[1..]);
+    // A target beyond the position limit stops at the limit.
+    let mut beyond = target.clone();
+    beyond[3] = 10.0;
+    for _ in 0..400 {
+        w.track_substep(&beyond, false).unwrap();
+    }
+    let upper = w.arm().chain().limits()[3].upper_rad;
+    assert!((w.arm().positions_rad()[3] - upper).abs() < 1e-9);
+    // Wrong length or NaN: an error, and the arm does not move.
+    let before = w.arm().positions_rad().to_vec();
+    assert!(w.track_substep(&target[..3], false).is_err());
+    let mut nan = target.clone();
+    nan[2] = f64::NAN;
+    assert!(w.track_substep(&nan, false).is_err());
+    assert_eq!(w.arm().positions_rad(), &before[..]);
+    // Closing the gripper closes the fingers.
+    for _ in 0..100 {
+        w.track_substep(&target, true).unwrap();
+    }
+    assert!(w.arm().finger_m() < 1e-9);
+}

@@ -4,11 +4,12 @@ mod collect;
 mod eval;
 mod kin;
 mod record;
+mod ros;
 mod shared;
 mod sim;
 mod train;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
@@ -20,12 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(&args),
         Command::Kin(command) => kin::run(command),
-        Command::Run(_) => not_built("run", 6),
-        Command::SimNode(_) => not_built("sim-node", 6),
+        Command::Run(args) => ros::run_controller(&args),
+        Command::SimNode(args) => ros::run_sim_node(&args),
     }
-}
-
-/// The honest answer of a subcommand whose issue has not landed yet.
-fn not_built(name: &str, issue: u32) -> Result<()> {
-    bail!("`vla {name}` is not built yet (tracked in issue #{issue}); nothing was run")
 }
