@@ -37,12 +37,14 @@ scripts/setup-ros.sh >/dev/null
 source scripts/ros-env.sh
 ros_features=(--features vla-cli/ros2,vla-ros/ros2)
 
+# --workspace with the extra features keeps every other crate's feature set
+# identical to the steps above, so only the ROS crates and vla-cli rebuild.
 echo "== cargo clippy --features ros2 (warnings are errors)"
-cargo clippy -p vla-ros -p vla-cli --all-targets --locked "${ros_features[@]}" -- -D warnings
+cargo clippy --workspace --all-targets --locked "${ros_features[@]}" -- -D warnings
 
-echo "== cargo test -p vla-ros --features ros2 (message conversions, parameters)"
-cargo test -p vla-ros --locked --features ros2 --lib
+echo "== cargo test --lib --features ros2 (vla-ros message conversions, parameters)"
+cargo test --workspace --locked "${ros_features[@]}" --lib
 
 echo "== ROS 2 integration tests (rclpy world; private network namespace)"
-cargo test -p vla-cli --locked "${ros_features[@]}" --test ros --no-run
-scripts/ros-netns.sh cargo test -p vla-cli --offline --locked "${ros_features[@]}" --test ros -- --nocapture
+cargo test --workspace --locked "${ros_features[@]}" --test ros --no-run
+scripts/ros-netns.sh cargo test --workspace --offline --locked "${ros_features[@]}" --test ros -- --nocapture

@@ -258,29 +258,29 @@ pub fn run_episode_observed(
         // policy's would; a learned policy's tokens are in its own
         // tokenizer (its checkpoint's bounds), so its decoded action is
         // executed as it is.
-        let (label, label_tokens, executed_tokens, executed) =
-            match (&mut driver, expert.as_mut()) {
-                (Driver::Expert(_), Some(ex)) => {
-                    let s = ex.act(&world)?;
-                    let executed_tokens = tokenizer.tokenize(&s.executed)?;
-                    (
-                        s.label,
-                        tokenizer.tokenize(&s.label)?,
-                        executed_tokens,
-                        tokenizer.detokenize(&executed_tokens)?,
-                    )
-                }
-                (Driver::Learned(policy), _) => {
-                    let frame = frame.as_ref().ok_or_else(|| {
-                        SimError::Render("a learned policy needs camera frames".into())
-                    })?;
-                    let s = policy.act(frame, &joints)?;
-                    (s.action, s.tokens, s.tokens, s.action)
-                }
-                (Driver::Expert(_), None) => {
-                    return Err(SimError::Goal("expert missing".into()));
-                }
-            };
+        let (label, label_tokens, executed_tokens, executed) = match (&mut driver, expert.as_mut())
+        {
+            (Driver::Expert(_), Some(ex)) => {
+                let s = ex.act(&world)?;
+                let executed_tokens = tokenizer.tokenize(&s.executed)?;
+                (
+                    s.label,
+                    tokenizer.tokenize(&s.label)?,
+                    executed_tokens,
+                    tokenizer.detokenize(&executed_tokens)?,
+                )
+            }
+            (Driver::Learned(policy), _) => {
+                let frame = frame.as_ref().ok_or_else(|| {
+                    SimError::Render("a learned policy needs camera frames".into())
+                })?;
+                let s = policy.act(frame, &joints)?;
+                (s.action, s.tokens, s.tokens, s.action)
+            }
+            (Driver::Expert(_), None) => {
+                return Err(SimError::Goal("expert missing".into()));
+            }
+        };
         if options.record {
             let tcp = world.world_from_tcp()?;
             let q = tcp.rotation.quaternion();

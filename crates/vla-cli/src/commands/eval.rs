@@ -153,8 +153,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 /// keeping the other splits already there.
 fn write_metrics(path: &Path, split: &str, summary: &serde_json::Value) -> Result<()> {
     let mut root = if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
         if !v.is_object() {
@@ -167,7 +167,10 @@ fn write_metrics(path: &Path, split: &str, summary: &serde_json::Value) -> Resul
     let command: Vec<String> = std::env::args().skip(1).collect();
     let mut entry = summary.clone();
     if let Some(obj) = entry.as_object_mut() {
-        obj.insert("command".into(), json!(format!("vla {}", command.join(" "))));
+        obj.insert(
+            "command".into(),
+            json!(format!("vla {}", command.join(" "))),
+        );
     }
     if let Some(obj) = root.as_object_mut() {
         obj.insert("written_by".into(), json!("vla eval --metrics"));
