@@ -21,7 +21,7 @@ use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{Action, ActionTokens, TOKENS_PER_STEP};
 use vla_sim::episode::task_for_goal;
 use vla_sim::language::parse_instruction;
-use vla_sim::{CommandedSim, StepObserver, StepView, TaskSuite};
+use vla_sim::{CommandedSim, EpisodeStart, StepObserver, StepView, TaskSuite};
 
 use crate::convert;
 use crate::params::Params;
@@ -103,6 +103,16 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
     let goal = parse_instruction(&s.scene_task, &suite.scene)?;
     let task = task_for_goal(goal, &s.scene_task, s.distractors, s.seed);
     let mut sim = CommandedSim::new(&suite.scene, &task, &suite.distractor_pool(None))?;
+    if let Some(obs) = observer.as_deref_mut() {
+        // The same randomisation and seed CommandedSim's camera uses.
+        obs.on_episode_start(&EpisodeStart {
+            world: sim.world(),
+            scene: &suite.scene,
+            instruction: &s.scene_task,
+            randomization: vla_render::DomainRandomization::default(),
+            seed: task.layout_seed,
+        });
+    }
     let forward_joints = if s.forward_joints.is_empty() {
         let mut j = sim.world().arm().chain().joint_names().to_vec();
         j.extend(suite.scene.robot.finger_joints.first().cloned());

@@ -20,9 +20,6 @@ pub fn run_sim_node(args: &SimNodeArgs) -> Result<()> {
     use vla_sim::StepObserver;
     let root = super::shared::repo_root()?;
     let mut recorder = super::record::SimRecorder::from_args(&args.viz, "vla sim-node")?;
-    if let Some(rec) = recorder.as_mut() {
-        rec.begin_episode();
-    }
     let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
     vla_ros::sim_node::run(&root, observer)?;
     if let Some(rec) = recorder {
