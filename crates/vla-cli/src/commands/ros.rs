@@ -7,11 +7,14 @@ use anyhow::Result;
 use crate::cli::{RosArgs, SimNodeArgs};
 
 #[cfg(feature = "ros2")]
-/// Runs the controller node (`vla run`). ROS arguments (`--ros-args ...`)
-/// are read by rcl from the process arguments.
-pub fn run_controller(_args: &RosArgs) -> Result<()> {
+/// Runs the controller node (`vla run`), recording its policy steps to
+/// rerun when asked. ROS arguments (`--ros-args ...`) are read by rcl from
+/// the process arguments.
+pub fn run_controller(args: &RosArgs) -> Result<()> {
     let root = super::shared::repo_root().ok();
-    Ok(vla_ros::controller::run(root.as_deref())?)
+    let viz = &args.viz;
+    let sink = vla_viz::VizSink::from_flags(viz.rrd.clone(), viz.spawn, viz.connect.clone());
+    Ok(vla_ros::controller::run(root.as_deref(), &sink)?)
 }
 
 #[cfg(feature = "ros2")]
@@ -20,9 +23,6 @@ pub fn run_sim_node(args: &SimNodeArgs) -> Result<()> {
     use vla_sim::StepObserver;
     let root = super::shared::repo_root()?;
     let mut recorder = super::record::SimRecorder::from_args(&args.viz, "vla sim-node")?;
-    if let Some(rec) = recorder.as_mut() {
-        rec.begin_episode();
-    }
     let observer = recorder.as_mut().map(|r| r as &mut dyn StepObserver);
     vla_ros::sim_node::run(&root, observer)?;
     if let Some(rec) = recorder {
