@@ -241,6 +241,99 @@ fn sim_node_follows_a_forward_position_controller_too() {
     );
 }
 
+/// Stops a node with SIGINT (as Ctrl-C would) and asserts it exits cleanly.
+fn interrupt(node: &mut Running, what: &str) {
+    let pid = node.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = node.0.wait().unwrap();
+    assert!(status.success(), "{what} exited with {status} on SIGINT");
+}
+
+/// Checks a recording with the official `rerun` tool (when the test set-up
+/// provides it): `rerun rrd verify` accepts it and `rerun rrd print` lists
+/// every entity of `entities`.
+fn check_recording(rrd: &Path, entities: &[&str]) {
+    let Some(rerun) = std::env::var_os("VLA_RERUN_BIN") else {
+        assert!(
+            std::env::var_os("VLA_REQUIRE_TOOLS").is_none(),
+            "VLA_RERUN_BIN is not set"
+        );
+        return;
+    };
+    let verify = Command::new(&rerun)
+        .args(["rrd", "verify"])
+        .arg(rrd)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "rerun rrd verify {}: {}",
+        rrd.display(),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let print = Command::new(&rerun)
+        .args(["rrd", "print"])
+        .arg(rrd)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&print.stdout).to_string()
+        + &String::from_utf8_lossy(&print.stderr);
+    for entity in entities {
+        assert!(
+            listing.contains(entity),
+            "{entity} missing from {}:\n{listing}",
+            rrd.display()
+        );
+    }
+}
+
+#[test]
+fn controller_records_its_policy_steps_to_rerun() {
+    require_private_network();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    tiny_policy(dir.path());
+    let rrd = dir.path().join("run.rrd");
+    let _sim = spawn_vla(&["sim-node"], 16);
+    let p = format!("policy:={}", dir.path().display());
+    let mut node = spawn_vla(
+        &[
+            "run",
+            "--rrd",
+            rrd.to_str().unwrap(),
+            "--ros-args",
+            "-p",
+            &p,
+        ],
+        16,
+    );
+    // The pair scenario takes policy steps (a task, then a stop).
+    let out = run_script("pair_test.py", &[], 16, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "pair scenario failed (see output above)"
+    );
+    interrupt(&mut node, "vla run");
+    check_recording(
+        &rrd,
+        &[
+            "/world/camera/image",
+            "/instruction",
+            "/action/tokens",
+            "/action/decoded",
+            "/joints/measured",
+            "/joints/commanded",
+            "/joints/lower",
+            "/joints/upper",
+            "/status",
+        ],
+    );
+}
+
 #[test]
 fn sim_node_records_to_rerun_and_stops_cleanly_on_sigint() {
     require_private_network();
@@ -249,37 +342,18 @@ fn sim_node_records_to_rerun_and_stops_cleanly_on_sigint() {
     let rrd = dir.path().join("sim-node.rrd");
     let mut sim = spawn_vla(&["sim-node", "--rrd", rrd.to_str().unwrap()], 15);
     std::thread::sleep(Duration::from_secs(3));
-    let pid = sim.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = sim.0.wait().unwrap();
-    assert!(
-        status.success(),
-        "vla sim-node exited with {status} on SIGINT"
-    );
+    interrupt(&mut sim, "vla sim-node");
     assert!(
         std::fs::metadata(&rrd).unwrap().len() > 10_000,
         "recording too small"
     );
-    match std::env::var_os("VLA_RERUN_BIN") {
-        Some(rerun) => {
-            let out = Command::new(rerun)
-                .args(["rrd", "verify"])
-                .arg(&rrd)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "rerun rrd verify: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        None => assert!(
-            std::env::var_os("VLA_REQUIRE_TOOLS").is_none(),
-            "VLA_RERUN_BIN is not set"
-        ),
-    }
+    check_recording(
+        &rrd,
+        &[
+            "/world/camera/image",
+            "/world/camera/depth",
+            "/world/robot/panda_link3",
+            "/world/objects/red_cube",
+        ],
+    );
 }

@@ -62,7 +62,7 @@ def main():
     o = Observer()
     try:
         o.spin_until(lambda: o.statuses and o.statuses[-1]["state"] == "idle", 20.0, "the controller idle with fresh joint states")
-        o.spin_until(lambda: o.images and o.infos, 5.0, "camera image and info")
+        o.spin_until(lambda: o.images and o.infos and o.joints, 5.0, "camera image, info and joint states")
         img, info = o.images[-1], o.infos[-1]
         check(img.encoding == "rgb8" and len(img.data) == img.step * img.height, f"image {img.width}x{img.height} rgb8")
         check(info.width == img.width and info.k[0] > 0 and info.k[8] == 1.0, "CameraInfo matches the image, K set")

@@ -243,6 +243,10 @@ pub struct SimNodeArgs {
 /// Arguments of the ROS 2 nodes; ROS parameters come after `--ros-args`.
 #[derive(Debug, Args)]
 pub struct RosArgs {
+    /// Rerun recording of the controller's policy steps (camera frame the
+    /// policy saw, instruction, tokens, decoded action, joints, status).
+    #[command(flatten)]
+    pub viz: VizArgs,
     /// Arguments passed through to ROS (e.g. `--ros-args -p policy:=...`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ros_args: Vec<String>,

@@ -10,6 +10,9 @@
 //! `stop_type:=bool`, stopping on `true`) in; the joint command,
 //! `/vla/status` (`std_msgs/String`, one JSON object: [`vla_runtime::Status`])
 //! and `/vla/action_tokens` (`std_msgs/Int32MultiArray`, 8 ids per step) out.
+//!
+//! Given a [`VizSink`] other than none, every policy step is also recorded
+//! to rerun, off the loop, by [`crate::record::ControllerRecorder`].
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -26,9 +29,11 @@ use vla_kinematics::WorkspaceBox;
 use vla_policy::VlaPolicy;
 use vla_runtime::config::SafetyLimits;
 use vla_runtime::{ArmSetup, Runtime, RuntimeConfig};
+use vla_viz::VizSink;
 
 use crate::convert;
 use crate::params::Params;
+use crate::record::ControllerRecorder;
 use crate::topics::{self, CommandInterface};
 use crate::RosError;
 
@@ -210,6 +215,7 @@ struct ControllerNode {
     last_status: String,
     last_status_at: Instant,
     throttle: Throttle,
+    recorder: Option<ControllerRecorder>,
 }
 
 impl ControllerNode {
@@ -218,7 +224,12 @@ impl ControllerNode {
     }
 
     fn tick(&mut self) {
-        let out = self.runtime.tick(self.now());
+        let now = self.now();
+        let out = self.runtime.tick(now);
+        if let Some(rec) = self.recorder.as_mut() {
+            let commanded = out.command.as_ref().map(|c| c.positions_rad.as_slice());
+            rec.after_tick(&self.runtime, out.tokens.as_ref(), commanded, now);
+        }
         if let Some(cmd) = &out.command {
             let sent = match &self.command {
                 CommandPublisher::Trajectory(p) => {
@@ -257,8 +268,9 @@ impl ControllerNode {
 
 type StopStream = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
-/// Runs `vla run` until Ctrl-C. `root`: the checkout, for relative default paths.
-pub fn run(root: Option<&Path>) -> Result<(), RosError> {
+/// Runs `vla run` until Ctrl-C. `root`: the checkout, for relative default
+/// paths; `viz`: where to record the policy steps to rerun (or nowhere).
+pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, topics::CONTROLLER_NODE, "")?;
     let params = Params::from_node(&node);
@@ -270,6 +282,7 @@ pub fn run(root: Option<&Path>) -> Result<(), RosError> {
         message: e.to_string(),
     })?;
     let side = u32::try_from(policy.config().model.image_size_px).unwrap_or(u32::MAX);
+    let tokenizer = policy.config().tokenizer;
     let urdf = if s.robot_description.is_empty() {
         let path = resolve(&s.urdf_path, root);
         std::fs::read_to_string(&path).map_err(|e| RosError::Io {
@@ -298,6 +311,7 @@ pub fn run(root: Option<&Path>) -> Result<(), RosError> {
         expected_frame_size_px: s.expected_frame_size_px,
     };
     let runtime = Runtime::new(Box::new(policy), arm, config)?;
+    let recorder = ControllerRecorder::new(viz, tokenizer, runtime.arm().chain.joint_names())?;
 
     let command_topic = s.command_topic();
     let command = match s.command_interface {
@@ -354,6 +368,7 @@ pub fn run(root: Option<&Path>) -> Result<(), RosError> {
         last_status: String::new(),
         last_status_at: Instant::now(),
         throttle: Throttle { last: Vec::new() },
+        recorder,
     };
 
     let executor = tokio::runtime::Builder::new_current_thread()
@@ -421,5 +436,15 @@ pub fn run(root: Option<&Path>) -> Result<(), RosError> {
     spinner
         .join()
         .map_err(|_| RosError::Ros("the spinning thread panicked".into()))?;
+    if let Some(rec) = state.recorder.take() {
+        let report = rec.finish()?;
+        eprintln!(
+            "[{}] rerun: {} policy steps recorded, {} dropped (logging thread busy {:.3} s)",
+            topics::CONTROLLER_NODE,
+            report.steps_logged,
+            report.steps_dropped,
+            report.busy.as_secs_f64()
+        );
+    }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub enum RosError {
     /// The simulator failed.
     #[error(transparent)]
     Sim(#[from] vla_sim::SimError),
+    /// The rerun recording failed.
+    #[error("rerun recording: {0}")]
+    Viz(#[from] vla_viz::VizError),
     /// A file could not be read.
     #[error("cannot read {path}: {message}")]
     Io {

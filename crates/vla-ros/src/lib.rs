@@ -6,7 +6,8 @@
 //!   `/joint_states`, `/vla/task` and `/vla/stop` in; joint commands
 //!   (`trajectory_msgs/JointTrajectory` or `std_msgs/Float64MultiArray`),
 //!   `/vla/status` and `/vla/action_tokens` out. All decisions are
-//!   `vla-runtime`'s; this module only moves messages.
+//!   `vla-runtime`'s; this module only moves messages. [`record`] logs its
+//!   policy steps to rerun (`vla run --rrd FILE`).
 //! * [`sim_node`]: `vla sim-node`, the node `vla_sim`: the simulator as a
 //!   stand-in arm, publishing camera images, `CameraInfo` and
 //!   `/joint_states` and following the same joint command topics.
@@ -20,6 +21,8 @@ pub mod convert;
 pub mod error;
 #[cfg(feature = "ros2")]
 pub mod params;
+#[cfg(feature = "ros2")]
+pub mod record;
 #[cfg(feature = "ros2")]
 pub mod sim_node;
 pub mod topics;

@@ -19,6 +19,7 @@ use r2r::trajectory_msgs::msg::JointTrajectory;
 use r2r::QosProfile;
 use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{Action, ActionTokens, TOKENS_PER_STEP};
+use vla_render::DomainRandomization;
 use vla_sim::episode::task_for_goal;
 use vla_sim::language::parse_instruction;
 use vla_sim::{CommandedSim, EpisodeStart, StepObserver, StepView, TaskSuite};
@@ -155,6 +156,18 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
         forward_topic,
         forward_joints.join(", ")
     );
+
+    if let Some(obs) = observer.as_deref_mut() {
+        // One episode for the node's whole life; the camera renders
+        // without randomisation (see `CommandedSim::new`).
+        obs.on_episode_start(&EpisodeStart {
+            world: sim.world(),
+            scene: &suite.scene,
+            instruction: &shown_task,
+            randomization: DomainRandomization::default(),
+            seed: task.layout_seed,
+        });
+    }
 
     let executor = tokio::runtime::Builder::new_current_thread()
         .enable_all()

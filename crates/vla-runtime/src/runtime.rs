@@ -125,6 +125,17 @@ impl Runtime {
         &self.config
     }
 
+    /// The last accepted camera frame, as given to the policy (resized to
+    /// its input size), if one arrived.
+    pub fn policy_frame(&self) -> Option<&RgbFrame> {
+        self.frame.as_ref().map(|(frame, _)| frame)
+    }
+
+    /// The chain's positions in the last accepted joint state, if one arrived.
+    pub fn measured_rad(&self) -> Option<&[f64]> {
+        self.measured.as_ref().map(|m| m.chain_rad.as_slice())
+    }
+
     fn reject(&mut self, err: RuntimeError) -> RuntimeError {
         self.status.last_error = Some(err.to_string());
         self.status.rejected_inputs += 1;

@@ -509,3 +509,31 @@ fn bad_settings_are_errors() {
     };
     assert!(ArmSetup::from_urdf_str(&urdf(), None, None, &[], &[], slow).is_err());
 }
+
+#[test]
+fn the_last_accepted_frame_and_joints_are_what_the_policy_was_given() {
+    let mut r = rig();
+    assert!(r.rt.policy_frame().is_none());
+    assert!(r.rt.measured_rad().is_none());
+    r.rt.on_task("pick up the red cube", 0.0).unwrap();
+    let out = r.fresh_tick(&HOME, 0.0);
+    assert!(out.tokens.is_some());
+    // The frame as the policy got it: resized to its input, not the 64x48 sent.
+    let frame = r.rt.policy_frame().unwrap();
+    assert_eq!((frame.width_px(), frame.height_px()), (32, 32));
+    assert_eq!(r.seen.borrow().frame_sizes.last(), Some(&(32, 32)));
+    // The chain's joints only (the finger joints of the message are not in it).
+    assert_eq!(r.rt.measured_rad().unwrap(), &HOME[..]);
+    // A rejected frame leaves the last accepted one.
+    let bad = ImageIn {
+        width_px: 64,
+        height_px: 48,
+        encoding: "rgb8",
+        step_bytes: 64 * 3,
+        data: &[0u8; 10],
+    };
+    assert!(r.rt.on_image(&bad, 0.01).is_err());
+    let kept = r.rt.policy_frame().unwrap();
+    assert_eq!((kept.width_px(), kept.height_px()), (32, 32));
+    assert!(kept.data().iter().all(|&b| b == 90));
+}

@@ -7,11 +7,14 @@ use anyhow::Result;
 use crate::cli::{RosArgs, SimNodeArgs};
 
 #[cfg(feature = "ros2")]
-/// Runs the controller node (`vla run`). ROS arguments (`--ros-args ...`)
-/// are read by rcl from the process arguments.
-pub fn run_controller(_args: &RosArgs) -> Result<()> {
+/// Runs the controller node (`vla run`), recording its policy steps to
+/// rerun when asked. ROS arguments (`--ros-args ...`) are read by rcl from
+/// the process arguments.
+pub fn run_controller(args: &RosArgs) -> Result<()> {
     let root = super::shared::repo_root().ok();
-    Ok(vla_ros::controller::run(root.as_deref())?)
+    let viz = &args.viz;
+    let sink = vla_viz::VizSink::from_flags(viz.rrd.clone(), viz.spawn, viz.connect.clone());
+    Ok(vla_ros::controller::run(root.as_deref(), &sink)?)
 }
 
 #[cfg(feature = "ros2")]
