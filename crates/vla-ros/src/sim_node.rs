@@ -104,16 +104,6 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
     let goal = parse_instruction(&s.scene_task, &suite.scene)?;
     let task = task_for_goal(goal, &s.scene_task, s.distractors, s.seed);
     let mut sim = CommandedSim::new(&suite.scene, &task, &suite.distractor_pool(None))?;
-    if let Some(obs) = observer.as_deref_mut() {
-        // The same randomisation and seed CommandedSim's camera uses.
-        obs.on_episode_start(&EpisodeStart {
-            world: sim.world(),
-            scene: &suite.scene,
-            instruction: &s.scene_task,
-            randomization: vla_render::DomainRandomization::default(),
-            seed: task.layout_seed,
-        });
-    }
     let forward_joints = if s.forward_joints.is_empty() {
         let mut j = sim.world().arm().chain().joint_names().to_vec();
         j.extend(suite.scene.robot.finger_joints.first().cloned());
