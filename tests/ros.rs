@@ -209,6 +209,22 @@ fn sim_node_and_controller_find_each_other_with_default_names() {
 }
 
 #[test]
+fn the_bundled_policy_drives_the_simulated_arm_with_no_arguments() {
+    // Both nodes exactly as a user starts them: no parameters, so the
+    // controller loads policies/default (the trained policy) and the pair
+    // finds each other on the default topics.
+    require_private_network();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _sim = spawn_vla(&["sim-node"], 18);
+    let _node = spawn_vla(&["run"], 18);
+    let out = run_script("pair_test.py", &[], 18, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "pair scenario with the bundled policy failed (see output above)"
+    );
+}
+
+#[test]
 fn sim_node_follows_a_forward_position_controller_too() {
     require_private_network();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
