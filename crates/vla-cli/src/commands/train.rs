@@ -15,7 +15,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let opts = TrainOptions {
         steps,
         // Validate about ten times per run, at most every 250 steps.
-        val_every: (steps / 10).clamp(1, defaults.val_every),
+        val_every: args
+            .val_every
+            .unwrap_or((steps / 10).clamp(1, defaults.val_every))
+            .max(1),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
