@@ -14,6 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{JointState, PixelEncoding, RgbFrame};
 use vla_policy::checkpoint::{self, PolicyConfig};
+use vla_policy::fast_decode::FastDecoder;
 use vla_policy::{InstructionTokens, ModelConfig, VlaPolicy, TEXT_HIDDEN};
 
 fn bench(c: &mut Criterion) {
@@ -40,7 +41,7 @@ fn bench(c: &mut Criterion) {
     let frame = RgbFrame::new(s, s, PixelEncoding::Rgb8, pixels).unwrap();
     let big: Vec<u8> = (0..320 * 240 * 3).map(|i| (i * 31 % 251) as u8).collect();
     let camera = RgbFrame::new(320, 240, PixelEncoding::Rgb8, big).unwrap();
-    c.bench_function("policy_step_64px", |b| {
+    c.bench_function("policy_step", |b| {
         b.iter(|| policy.step_observation(&frame, Some(&joints)).unwrap())
     });
     c.bench_function("policy_step_320x240_resize", |b| {
@@ -62,8 +63,13 @@ fn bench(c: &mut Criterion) {
     let memory = model
         .encode_with_state(&image, &text, &mask, Some(&state))
         .unwrap();
-    c.bench_function("policy_decode_8_tokens", |b| {
+    c.bench_function("policy_decode_8_tokens_candle", |b| {
         b.iter(|| model.generate(&memory).unwrap())
+    });
+    // What `VlaPolicy` runs on the CPU.
+    let fast = FastDecoder::new(&model).unwrap();
+    c.bench_function("policy_decode_8_tokens", |b| {
+        b.iter(|| fast.generate(&memory).unwrap())
     });
 }
 

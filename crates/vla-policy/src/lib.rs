@@ -4,7 +4,8 @@
 //!   [`text_files`], where its files come from (pinned, checksummed, cached);
 //! * [`model`]: the network (conv-stem image tokens + projected instruction
 //!   tokens → transformer encoder → autoregressive decoder of action tokens),
-//!   built from the differentiable blocks in [`nn`];
+//!   built from the differentiable blocks in [`nn`]; [`fast_decode`] runs its
+//!   decoder for batch-1 CPU inference without per-op overhead;
 //! * [`train`]: behaviour cloning with AdamW ([`optim`]), augmentation
 //!   ([`image`]) and resumable checkpoints ([`checkpoint`]);
 //! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
@@ -15,6 +16,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod fast_decode;
 pub mod image;
 pub mod init;
 pub mod model;

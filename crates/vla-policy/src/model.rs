@@ -42,7 +42,7 @@ use vla_core::TOKENS_PER_STEP;
 use crate::nn::{log_softmax_last, softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
 
 /// Added to the scores of masked positions (padding, future tokens, invalid bins).
-const NEG_INF: f64 = -1e9;
+pub(crate) const NEG_INF: f64 = -1e9;
 
 /// Shape of the network; stored in the checkpoint's `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,12 +198,12 @@ impl ModelConfig {
 
 /// Pre-norm transformer layer; `cross` is present in decoder layers.
 #[derive(Debug, Clone)]
-struct Block {
-    ln_self: LayerNorm,
-    self_attn: Attention,
-    cross: Option<(LayerNorm, Attention)>,
-    ln_mlp: LayerNorm,
-    mlp: Mlp,
+pub(crate) struct Block {
+    pub(crate) ln_self: LayerNorm,
+    pub(crate) self_attn: Attention,
+    pub(crate) cross: Option<(LayerNorm, Attention)>,
+    pub(crate) ln_mlp: LayerNorm,
+    pub(crate) mlp: Mlp,
 }
 
 impl Block {
@@ -244,9 +244,9 @@ impl Block {
 
 /// The encoded observation: memory keys/values for each decoder layer.
 pub struct Memory {
-    kv: Vec<KeyValues>,
+    pub(crate) kv: Vec<KeyValues>,
     /// `(B, 1, 1, T)` additive mask of padded instruction tokens.
-    bias: Tensor,
+    pub(crate) bias: Tensor,
 }
 
 /// The policy network.
@@ -268,11 +268,11 @@ pub struct VlaModel {
     state_proj: Option<Linear>,
     encoder: Vec<Block>,
     ln_memory: LayerNorm,
-    action_embed: Tensor,
-    action_pos: Tensor,
-    decoder: Vec<Block>,
-    ln_out: LayerNorm,
-    head: Linear,
+    pub(crate) action_embed: Tensor,
+    pub(crate) action_pos: Tensor,
+    pub(crate) decoder: Vec<Block>,
+    pub(crate) ln_out: LayerNorm,
+    pub(crate) head: Linear,
     /// `(8, num_bins)`: 0 where a bin is valid at a position, −1e9 elsewhere.
     valid_bias: Tensor,
     /// `(8, 8)` causal mask of the decoder.
@@ -420,7 +420,11 @@ impl VlaModel {
                 let shift = scale_shift.narrow(3, ch, ch)?;
                 x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
             }
-            if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.cfg.keypoint_stage) {
+            if let Some(kp) = self
+                .keypoints
+                .as_ref()
+                .filter(|_| i == self.cfg.keypoint_stage)
+            {
                 keypoint_tokens = Some(kp.tokens(&x)?);
             }
         }

@@ -15,8 +15,8 @@ use candle_nn::{Init, VarBuilder};
 /// `y = x·Wᵀ + b` over the last dimension of an input of any rank.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
-    bias: Tensor,
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
 }
 
 impl Linear {
@@ -56,9 +56,9 @@ impl Module for Linear {
 /// Layer normalisation over the last dimension, differentiable.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+    pub(crate) eps: f64,
 }
 
 impl LayerNorm {
@@ -114,17 +114,19 @@ pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
 /// Multi-head attention with separate query and key/value inputs.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q: Linear,
-    kv: Linear,
-    out: Linear,
-    heads: usize,
+    pub(crate) q: Linear,
+    pub(crate) kv: Linear,
+    pub(crate) out: Linear,
+    pub(crate) heads: usize,
 }
 
 /// Keys and values of one attention layer, projected once and reused.
 #[derive(Debug, Clone)]
 pub struct KeyValues {
-    k: Tensor,
-    v: Tensor,
+    /// `(B, H, Tk, D/H)`.
+    pub(crate) k: Tensor,
+    /// `(B, H, Tk, D/H)`.
+    pub(crate) v: Tensor,
 }
 
 impl Attention {
@@ -175,8 +177,8 @@ impl Attention {
 /// Two-layer perceptron with ReLU (GELU's tanh costs a third of CPU training time in candle).
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
 }
 
 impl Mlp {

@@ -19,6 +19,7 @@ use vla_core::{
 
 use crate::checkpoint::{self, PolicyConfig};
 use crate::error::{Result, VlaPolicyError};
+use crate::fast_decode::FastDecoder;
 use crate::image::frame_tensor;
 use crate::model::VlaModel;
 use crate::text::TextEncoder;
@@ -44,6 +45,8 @@ impl InstructionTokens {
 pub struct VlaPolicy {
     config: PolicyConfig,
     model: VlaModel,
+    /// The decoder as flat weights (CPU only); `None` decodes through candle.
+    fast: Option<FastDecoder>,
     text: Option<Arc<TextEncoder>>,
     instruction: Option<InstructionTokens>,
     device: Device,
@@ -78,9 +81,18 @@ impl VlaPolicy {
         text: Option<Arc<TextEncoder>>,
         device: &Device,
     ) -> Self {
+        // Copying the weights only fails for a model without decoder
+        // cross-attention, which `VlaModel::new` never builds; candle's
+        // decoder gives the same tokens then, only slower.
+        let fast = if device.is_cpu() {
+            FastDecoder::new(&model).ok()
+        } else {
+            None
+        };
         Self {
             config,
             model,
+            fast,
             text,
             instruction: None,
             device: device.clone(),
@@ -150,7 +162,10 @@ impl VlaPolicy {
         let memory =
             self.model
                 .encode_with_state(&image, &instr.tokens, &instr.mask, state.as_ref())?;
-        let bins = self.model.generate(&memory)?;
+        let bins = match &self.fast {
+            Some(fast) => fast.generate(&memory)?,
+            None => self.model.generate(&memory)?,
+        };
         let first = self.config.tokenizer.first_token_id;
         let mut ids = [0u32; TOKENS_PER_STEP];
         for (id, bin) in ids.iter_mut().zip(bins) {

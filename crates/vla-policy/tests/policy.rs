@@ -14,6 +14,7 @@ use vla_core::{Instruction, JointState, PixelEncoding, Policy, RgbFrame, TOKENS_
 use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::data::synthetic::Synthetic;
 use vla_policy::data::DemoSource;
+use vla_policy::fast_decode::FastDecoder;
 use vla_policy::model::valid_bins;
 use vla_policy::optim::{AdamW, AdamWConfig};
 use vla_policy::{
@@ -125,6 +126,78 @@ fn constrained_decoding_never_yields_an_invalid_token() {
             bins[1], 200,
             "continuous positions are unconstrained below 256"
         );
+        let fast = FastDecoder::new(&model).unwrap().generate(&memory).unwrap();
+        assert_eq!(fast, bins, "the CPU decoder applies the same constraint");
+    }
+}
+
+/// The plain-Rust decoder gives candle's bins and logits, for the tiny and
+/// the default network, with and without padded instruction tokens.
+#[test]
+fn fast_decoder_matches_the_candle_decoder() {
+    let dev = Device::Cpu;
+    for (ci, cfg) in [ModelConfig::tiny(), ModelConfig::default()]
+        .into_iter()
+        .enumerate()
+    {
+        let (varmap, _) = checkpoint::fresh_model(&cfg, 7 + ci as u64, &dev).unwrap();
+        let model = checkpoint::inference_model(&cfg, &varmap, &dev).unwrap();
+        let fast = FastDecoder::new(&model).unwrap();
+        for trial in 0..6 {
+            let l = 3 + trial;
+            let (images, text, _, _) = random_batch(&cfg, 1, l);
+            // Every other trial pads the last two instruction tokens.
+            let keep: Vec<f32> = (0..l)
+                .map(|i| {
+                    if trial % 2 == 1 && i + 2 >= l {
+                        0.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(keep, (1, l), &dev).unwrap();
+            let memory = model.encode(&images, &text, &mask).unwrap();
+            let (bins, logits) = fast.generate_with_logits(&memory).unwrap();
+            // Candle's logits along the fast decoder's own prefix.
+            let targets = Tensor::new(&bins[..], &dev).unwrap().unsqueeze(0).unwrap();
+            let want = model
+                .forward_teacher(&memory, &targets)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for pos in 0..TOKENS_PER_STEP {
+                let valid = valid_bins(pos) as usize;
+                for bin in 0..valid {
+                    let (a, b) = (logits[pos][bin], want[pos][bin]);
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "config {ci} trial {trial} position {pos} bin {bin}: {a} vs {b}"
+                    );
+                }
+                // Greedy: the bin is candle's argmax unless two logits tie
+                // to within float rounding.
+                let mut sorted: Vec<f32> = want[pos][..valid].to_vec();
+                sorted.sort_by(|x, y| y.total_cmp(x));
+                let margin = sorted[0] - sorted.get(1).copied().unwrap_or(f32::NEG_INFINITY);
+                if margin > 1e-4 {
+                    assert_eq!(want[pos][bins[pos] as usize], sorted[0], "position {pos}");
+                }
+            }
+            let candle_bins = model.generate(&memory).unwrap();
+            if candle_bins != bins {
+                // Only acceptable through a rounding tie, checked above.
+                let first = (0..TOKENS_PER_STEP)
+                    .find(|&p| candle_bins[p] != bins[p])
+                    .unwrap();
+                let gap = (want[first][candle_bins[first] as usize]
+                    - want[first][bins[first] as usize])
+                    .abs();
+                assert!(gap <= 1e-4, "bins differ at {first} by logit gap {gap}");
+            }
+        }
     }
 }
 
