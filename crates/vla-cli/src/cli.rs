@@ -109,14 +109,21 @@ pub struct CollectArgs {
     /// Domain randomisation of the rendering (light, colour shade, camera pose, table texture).
     #[arg(long)]
     pub randomize: bool,
+    /// DAgger: run this learned policy (directory or bundled name) with the
+    /// expert labelling every step; every episode is kept, failed or not.
+    #[arg(long)]
+    pub dagger: Option<String>,
+    /// With --dagger: probability per step of executing the expert's action instead of the policy's.
+    #[arg(long, default_value_t = 0.3)]
+    pub expert_prob: f64,
 }
 
 /// Arguments of `vla train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Directory written by `vla collect`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Directory written by `vla collect` (repeat to train on several).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// Output policy directory.
     #[arg(long)]
     pub out: PathBuf,

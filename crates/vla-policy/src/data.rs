@@ -92,6 +92,36 @@ pub fn load_dir(dir: &std::path::Path, size_px: usize) -> Result<Dataset> {
     }
 }
 
+/// Loads several folders ([`load_dir`] each) into one data set; episode
+/// numbers are renumbered so that they stay distinct. All folders must
+/// record the same joints (or none).
+pub fn load_dirs(dirs: &[std::path::PathBuf], size_px: usize) -> Result<Dataset> {
+    let mut all = Dataset {
+        size_px,
+        ..Dataset::default()
+    };
+    for (i, dir) in dirs.iter().enumerate() {
+        let part = load_dir(dir, size_px)?;
+        if i == 0 {
+            all.state_names = part.state_names.clone();
+        } else if part.state_names != all.state_names {
+            return Err(VlaPolicyError::Data(format!(
+                "{} records joints {:?}, {} records {:?}",
+                dir.display(),
+                part.state_names,
+                dirs[0].display(),
+                all.state_names
+            )));
+        }
+        let offset = all.samples.iter().map(|s| s.episode + 1).max().unwrap_or(0);
+        all.samples.extend(part.samples.into_iter().map(|mut s| {
+            s.episode += offset;
+            s
+        }));
+    }
+    Ok(all)
+}
+
 pub mod demo_dir {
     //! A plain on-disk format for demonstrations, readable without any
     //! image codec:

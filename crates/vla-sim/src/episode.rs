@@ -3,6 +3,8 @@
 //! until the driver terminates or the step limit, lets the world settle and
 //! judges success from the physical state.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{Action, ActionTokens, Instruction, JointState, Policy, RgbFrame};
@@ -24,6 +26,17 @@ pub enum Driver<'a> {
     Expert(NoiseConfig),
     /// A learned policy, seeing only camera frames, joint states and the instruction.
     Learned(&'a mut dyn Policy),
+    /// DAgger data collection: the expert (no noise) labels every step, the
+    /// learned policy's action is executed, or with probability
+    /// `expert_prob` per step the expert's. The expert decides when the
+    /// episode ends (a policy's early terminate is not executed), so the
+    /// rollout visits every phase of the task.
+    Dagger {
+        /// The policy whose mistakes the data should correct.
+        policy: &'a mut dyn Policy,
+        /// Probability per step of executing the expert's action instead.
+        expert_prob: f64,
+    },
 }
 
 /// How to run an episode.
@@ -212,7 +225,7 @@ pub fn run_episode_observed(
     let mut world = build_world(scene, task, distractor_pool)?;
     let tokenizer = ActionTokenizer::default();
     let instruction = Instruction::new(&task.instruction)?;
-    let learned = matches!(driver, Driver::Learned(_));
+    let learned = !matches!(driver, Driver::Expert(_));
     let render = options.render || learned || observer.as_deref().is_some_and(|o| o.wants_frames());
     let mut camera = if render {
         Some(SimCamera::new(scene, options.randomization, seed)?)
@@ -229,7 +242,16 @@ pub fn run_episode_observed(
             policy.reset(&instruction)?;
             None
         }
+        Driver::Dagger { policy, .. } => {
+            policy.reset(&instruction)?;
+            Some(ScriptedExpert::new(
+                task.goal.clone(),
+                NoiseConfig::none(),
+                seed,
+            ))
+        }
     };
+    let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda66_e500);
     if let Some(obs) = observer.as_deref_mut() {
         obs.on_episode_start(&EpisodeStart {
             world: &world,
@@ -277,7 +299,35 @@ pub fn run_episode_observed(
                 let s = policy.act(frame, &joints)?;
                 (s.action, s.tokens, s.tokens, s.action)
             }
-            (Driver::Expert(_), None) => {
+            (
+                Driver::Dagger {
+                    policy,
+                    expert_prob,
+                },
+                Some(ex),
+            ) => {
+                let s = ex.act(&world)?;
+                let frame = frame.as_ref().ok_or_else(|| {
+                    SimError::Render("a learned policy needs camera frames".into())
+                })?;
+                let p = policy.act(frame, &joints)?;
+                let chosen = if mix_rng.gen::<f64>() < *expert_prob {
+                    s.executed
+                } else {
+                    p.action
+                };
+                let executed = Action {
+                    terminate: s.label.terminate,
+                    ..chosen
+                };
+                (
+                    s.label,
+                    tokenizer.tokenize(&s.label)?,
+                    tokenizer.tokenize(&executed)?,
+                    executed,
+                )
+            }
+            (Driver::Expert(_) | Driver::Dagger { .. }, None) => {
                 return Err(SimError::Goal("expert missing".into()));
             }
         };

@@ -464,3 +464,78 @@ fn tracking_joint_targets_moves_within_velocity_limits_and_rejects_bad_targets()
     }
     assert!(w.arm().finger_m() < 1e-9);
 }
+
+/// A policy that always asks to hold still (and to terminate at once).
+struct HoldStill;
+
+impl Policy for HoldStill {
+    fn name(&self) -> &str {
+        "hold"
+    }
+    fn reset(&mut self, _instruction: &Instruction) -> Result<(), PolicyError> {
+        Ok(())
+    }
+    fn act(&mut self, _frame: &RgbFrame, _joints: &JointState) -> Result<PolicyStep, PolicyError> {
+        let action = vla_core::Action {
+            terminate: true,
+            ..vla_core::Action::hold(0.0)
+        };
+        let tokens = ActionTokenizer::default()
+            .tokenize(&action)
+            .map_err(PolicyError::from_source)?;
+        Ok(PolicyStep { tokens, action })
+    }
+}
+
+#[test]
+fn dagger_executes_the_policy_and_records_the_experts_labels() {
+    let s = suite();
+    let task = s.sample_task(Split::Train, 2).unwrap();
+    let pool = s.distractor_pool(task.distractor_split);
+    let mut o = opts(&s, true);
+    o.max_steps = 12;
+    let mut policy = HoldStill;
+    let ep = run_episode(
+        &s.scene,
+        &task,
+        &pool,
+        Driver::Dagger {
+            policy: &mut policy,
+            expert_prob: 0.0,
+        },
+        &o,
+        2,
+    )
+    .unwrap();
+    // The policy's early terminate is not executed: the expert ends episodes.
+    assert_eq!(ep.records.len(), 12);
+    assert!(!ep.outcome.success);
+    for r in &ep.records {
+        assert_eq!(r.executed.translation_m, [0.0; 3], "step {}", r.step);
+        assert!(!r.executed.terminate);
+    }
+    // The arm held still, so the expert keeps asking to move towards the object.
+    let moving = ep
+        .records
+        .iter()
+        .filter(|r| r.action.translation_m.iter().any(|v| v.abs() > 1e-3))
+        .count();
+    assert!(moving >= 10, "expert labels: {moving} of 12 ask for motion");
+    assert_eq!(ep.frames.len(), 12);
+
+    // With the expert executing every step, the rollout is the expert's.
+    let mut policy = HoldStill;
+    let dagger = run_episode(
+        &s.scene,
+        &task,
+        &pool,
+        Driver::Dagger {
+            policy: &mut policy,
+            expert_prob: 1.0,
+        },
+        &opts(&s, true),
+        2,
+    )
+    .unwrap();
+    assert!(dagger.outcome.success, "{}", dagger.outcome.reason);
+}

@@ -1,5 +1,7 @@
 //! `vla collect`: scripted-expert demonstrations of a suite's split, written
 //! in the documented dataset format, with a progress bar and the throughput.
+//! With `--dagger POLICY` the learned policy drives and the expert labels
+//! (DAgger, Ross et al. 2011).
 
 use std::time::Instant;
 
@@ -11,7 +13,7 @@ use vla_sim::dataset::{DatasetMeta, DatasetWriter, FORMAT, VERSION};
 use vla_sim::episode::{run_episode, Driver, EpisodeOptions};
 use vla_sim::{NoiseConfig, Split, TaskSuite};
 
-use super::shared::repo_root;
+use super::shared::{choose_policy, repo_root, PolicyChoice};
 use crate::cli::CollectArgs;
 
 /// Runs `vla collect`.
@@ -61,6 +63,19 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         episodes: 0,
         steps: 0,
     };
+    if !(0.0..=1.0).contains(&args.expert_prob) {
+        bail!(
+            "--expert-prob must be within [0, 1], got {}",
+            args.expert_prob
+        );
+    }
+    let mut dagger_policy = match &args.dagger {
+        Some(name) => match choose_policy(name)? {
+            PolicyChoice::Learned(p) => Some(p),
+            PolicyChoice::Scripted => bail!("--dagger needs a learned policy, not `scripted`"),
+        },
+        None => None,
+    };
     let mut writer = DatasetWriter::create(&args.out, meta)?;
     let bar = ProgressBar::new(args.episodes as u64);
     bar.set_style(
@@ -82,9 +97,17 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         attempts += 1;
         let task = suite.sample_task(split, seed)?;
         let pool = suite.distractor_pool(task.distractor_split);
-        let episode = run_episode(scene, &task, &pool, Driver::Expert(noise), &options, seed)
+        let driver = match dagger_policy.as_mut() {
+            Some(policy) => Driver::Dagger {
+                policy: policy.as_mut(),
+                expert_prob: args.expert_prob,
+            },
+            None => Driver::Expert(noise),
+        };
+        let episode = run_episode(scene, &task, &pool, driver, &options, seed)
             .with_context(|| format!("episode seed {seed}: {:?}", task.instruction))?;
-        if !episode.outcome.success {
+        // DAgger keeps every rollout: the states a failing policy reaches are the point.
+        if !episode.outcome.success && dagger_policy.is_none() {
             failed += 1;
             continue;
         }

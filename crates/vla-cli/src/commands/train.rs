@@ -27,13 +27,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }),
         ..defaults
     };
-    let data = vla_policy::data::load_dir(&args.data, opts.model.image_size_px)
-        .with_context(|| format!("loading demonstrations from {}", args.data.display()))?;
+    let dirs = args
+        .data
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let data = vla_policy::data::load_dirs(&args.data, opts.model.image_size_px)
+        .with_context(|| format!("loading demonstrations from {dirs}"))?;
     eprintln!(
-        "{} frames from {} episodes in {}",
+        "{} frames from {} episodes in {dirs}",
         data.samples.len(),
         data.episodes(),
-        args.data.display()
     );
     let text = TextEncoder::from_default_location(args.text_encoder.as_deref(), &Device::Cpu)?;
     let report = vla_policy::train(&data, &text, &args.out, &opts)?;
