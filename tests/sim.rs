@@ -281,6 +281,16 @@ fn collect_writes_the_documented_files() {
                 .len(),
             meta["joint_names"].as_array().unwrap().len()
         );
+        // Privileged positions for auxiliary training targets: the goal's
+        // object starts on the table inside the workspace.
+        let obj: Vec<f64> = records[0]["object_xyz_m"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!((0.3..0.75).contains(&obj[0]) && obj[1].abs() < 0.3, "{obj:?}");
+        assert!((0.75..0.80).contains(&obj[2]), "{obj:?}");
     }
     // A second collect into the same folder refuses to overwrite it.
     let again = vla()

@@ -27,7 +27,20 @@ pub struct Sample {
     /// Measured joint positions when the frame was taken, in the order of
     /// [`Dataset::state_names`] (empty when the source has none).
     pub state: Vec<f32>,
+    /// Auxiliary training target (privileged simulator state, never a model
+    /// input): the goal object's and the target object's position relative
+    /// to the gripper, world axes, in units of [`AUX_UNIT_M`].
+    pub aux: [f32; AUX_DIM],
+    /// 1 where `aux` is known, 0 where not (no target object, or a source
+    /// without positions).
+    pub aux_mask: [f32; AUX_DIM],
 }
+
+/// Values in [`Sample::aux`]: object − gripper (x, y, z), target − gripper (x, y, z).
+pub const AUX_DIM: usize = 6;
+
+/// Length unit of [`Sample::aux`], metres (10 cm keeps the values near 1).
+pub const AUX_UNIT_M: f64 = 0.1;
 
 /// Samples that share one image size.
 #[derive(Debug, Clone, Default)]
@@ -217,6 +230,8 @@ pub mod demo_dir {
                         instruction: instruction.clone(),
                         action,
                         state: Vec::new(),
+                        aux: [0.0; crate::data::AUX_DIM],
+                        aux_mask: [0.0; crate::data::AUX_DIM],
                     });
                 }
             }
@@ -349,6 +364,8 @@ pub mod synthetic {
                         instruction: instruction.clone(),
                         action,
                         state: Vec::new(),
+                        aux: [0.0; crate::data::AUX_DIM],
+                        aux_mask: [0.0; crate::data::AUX_DIM],
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {

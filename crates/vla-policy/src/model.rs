@@ -87,6 +87,12 @@ pub struct ModelConfig {
     /// Stem stage whose feature map the keypoints read (0 = the patchify layer).
     #[serde(default)]
     pub keypoint_stage: usize,
+    /// Outputs of the auxiliary head (0 = none): one learned query token in
+    /// the encoder whose output predicts, in training only, where the named
+    /// objects are relative to the gripper ([`crate::data::Sample::aux`]).
+    /// Inference ignores the prediction; the token stays in the memory.
+    #[serde(default)]
+    pub aux_outputs: usize,
 }
 
 impl Default for ModelConfig {
@@ -107,6 +113,7 @@ impl Default for ModelConfig {
             film: true,
             keypoints: 16,
             keypoint_stage: 1,
+            aux_outputs: crate::data::AUX_DIM,
         }
     }
 }
@@ -247,6 +254,8 @@ pub struct Memory {
     pub(crate) kv: Vec<KeyValues>,
     /// `(B, 1, 1, T)` additive mask of padded instruction tokens.
     pub(crate) bias: Tensor,
+    /// `(B, aux_outputs)`: the auxiliary head's prediction, if the model has one.
+    pub(crate) aux: Option<Tensor>,
 }
 
 /// The policy network.
@@ -266,6 +275,8 @@ pub struct VlaModel {
     text_pos: Tensor,
     /// Projection of the proprioceptive state to one token (`state_dim > 0`).
     state_proj: Option<Linear>,
+    /// Auxiliary query token `(1, d)` and its head (`aux_outputs > 0`).
+    aux: Option<(Tensor, Linear)>,
     encoder: Vec<Block>,
     ln_memory: LayerNorm,
     pub(crate) action_embed: Tensor,
@@ -335,6 +346,14 @@ impl VlaModel {
             text_pos: vb.get_with_hints((cfg.max_text_tokens, d), "text_pos", small)?,
             state_proj: if cfg.state_dim > 0 {
                 Some(Linear::new(cfg.state_dim, d, vb.pp("state_proj"))?)
+            } else {
+                None
+            },
+            aux: if cfg.aux_outputs > 0 {
+                Some((
+                    vb.get_with_hints((1, d), "aux_query", small)?,
+                    Linear::new(d, cfg.aux_outputs, vb.pp("aux_head"))?,
+                ))
             } else {
                 None
             },
@@ -459,11 +478,19 @@ impl VlaModel {
         if let Some(t) = &state_token {
             parts.push(t);
         }
+        let aux_token = match &self.aux {
+            Some((query, _)) => Some(query.unsqueeze(0)?.repeat((b, 1, 1))?),
+            None => None,
+        };
+        if let Some(t) = &aux_token {
+            parts.push(t);
+        }
         parts.push(&txt);
         let mut h = Tensor::cat(&parts, 1)?;
         let n_img = self.cfg.image_tokens()
             + keypoint_tokens.as_ref().map_or(0, |_| self.cfg.keypoints)
-            + usize::from(state_token.is_some());
+            + usize::from(state_token.is_some())
+            + usize::from(aux_token.is_some());
         let keep = Tensor::cat(
             &[
                 &Tensor::ones((b, n_img), DType::F32, images.device())?,
@@ -476,6 +503,11 @@ impl VlaModel {
             h = block.forward(&h, Some(&bias), None)?;
         }
         let h = self.ln_memory.forward(&h)?;
+        let aux = match &self.aux {
+            // The aux token sits right before the instruction tokens.
+            Some((_, head)) => Some(head.forward(&h.narrow(1, n_img - 1, 1)?.squeeze(1)?)?),
+            None => None,
+        };
         let kv = self
             .decoder
             .iter()
@@ -484,7 +516,7 @@ impl VlaModel {
                 None => candle_core::bail!("decoder block without cross-attention"),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Memory { kv, bias })
+        Ok(Memory { kv, bias, aux })
     }
 
     /// Decoder logits `(B, T, num_bins)` for inputs `(B, T)` of bins where
@@ -527,6 +559,18 @@ impl VlaModel {
             .to_dtype(DType::F32)?
             .mean_all()?;
         Ok((loss, correct))
+    }
+
+    /// Masked mean squared error of the auxiliary head against `targets`
+    /// `(B, aux_outputs)` where `mask` `(B, aux_outputs)` is 1; `None` for a
+    /// model without the head.
+    pub fn aux_loss(&self, memory: &Memory, targets: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
+        let Some(pred) = &memory.aux else {
+            return Ok(None);
+        };
+        let err = ((pred - targets)? * mask)?.sqr()?.sum_all()?;
+        let count = mask.sum_all()?.clamp(1.0, f64::MAX)?;
+        Ok(Some(err.div(&count)?))
     }
 
     /// Greedy constrained decoding of one observation (batch 1): the 8 bins.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vla_core::{Action, Instruction, PixelEncoding, RgbFrame};
 
-use crate::data::{Dataset, DemoSource, Sample};
+use crate::data::{Dataset, DemoSource, Sample, AUX_DIM, AUX_UNIT_M};
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::to_model_rgb8;
 
@@ -67,6 +67,30 @@ struct JointsLine {
 struct StepLine {
     action: Action,
     joints: JointsLine,
+    tcp_xyz_m: [f64; 3],
+    #[serde(default)]
+    object_xyz_m: Option<[f64; 3]>,
+    #[serde(default)]
+    target_xyz_m: Option<[f64; 3]>,
+}
+
+impl StepLine {
+    /// Object and target positions relative to the gripper, in [`AUX_UNIT_M`].
+    fn aux(&self) -> ([f32; AUX_DIM], [f32; AUX_DIM]) {
+        let (mut aux, mut mask) = ([0f32; AUX_DIM], [0f32; AUX_DIM]);
+        for (k, p) in [self.object_xyz_m, self.target_xyz_m].iter().enumerate() {
+            if let Some(p) = p {
+                for axis in 0..3 {
+                    let v = ((p[axis] - self.tcp_xyz_m[axis]) / AUX_UNIT_M) as f32;
+                    if v.is_finite() {
+                        aux[3 * k + axis] = v;
+                        mask[3 * k + axis] = 1.0;
+                    }
+                }
+            }
+        }
+        (aux, mask)
+    }
 }
 
 fn json_err(path: &Path, line: usize, e: serde_json::Error) -> VlaPolicyError {
@@ -148,7 +172,10 @@ impl DemoSource for SimDataset {
                     PixelEncoding::Rgb8,
                     px.to_vec(),
                 )?;
+                let (aux, aux_mask) = step.aux();
                 samples.push(Sample {
+                    aux,
+                    aux_mask,
                     episode: ep.index,
                     rgb: to_model_rgb8(&frame, size_px)?,
                     instruction: instruction.clone(),
@@ -169,5 +196,26 @@ impl DemoSource for SimDataset {
         };
         data.validate()?;
         Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aux_targets_are_positions_relative_to_the_gripper() {
+        let line: StepLine = serde_json::from_str(
+            r#"{"action":{"translation_m":[0,0,0],"rotation_rad":[0,0,0],"gripper":0,"terminate":false},
+                "joints":{"names":["a"],"positions_rad":[0.0]},
+                "tcp_xyz_m":[0.5,0.0,1.0],"object_xyz_m":[0.6,-0.2,0.8]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (aux, mask) = line.aux();
+        let want = [1.0, -2.0, -2.0];
+        for axis in 0..3 {
+            assert!((aux[axis] - want[axis]).abs() < 1e-5, "{aux:?}");
+        }
+        assert_eq!(mask, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "no target object");
     }
 }

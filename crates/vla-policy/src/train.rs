@@ -24,7 +24,7 @@ use vla_core::tokenizer::{ActionBounds, ActionTokenizer};
 use vla_core::{Action, Instruction, TOKENS_PER_STEP};
 
 use crate::checkpoint::{self, PolicyConfig, StateSpec, TrainingInfo};
-use crate::data::Dataset;
+use crate::data::{Dataset, AUX_DIM};
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::{write_chw, Augment};
 use crate::model::{ModelConfig, VlaModel};
@@ -70,6 +70,9 @@ pub struct TrainOptions {
     pub stop_at: Option<usize>,
     /// Feed the measured joint positions to the model when the data has them.
     pub use_state: bool,
+    /// Weight of the auxiliary loss (object positions relative to the
+    /// gripper, for models with `aux_outputs > 0` and data that has them).
+    pub aux_weight: f64,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -94,6 +97,7 @@ impl Default for TrainOptions {
             progress: true,
             stop_at: None,
             use_state: true,
+            aux_weight: 1.0,
         }
     }
 }
@@ -111,8 +115,12 @@ struct TrainState {
 pub struct LogEntry {
     /// Step after which this was measured.
     pub step: usize,
-    /// Training loss of that step's batch.
+    /// Training loss (action-token cross-entropy) of that step's batch.
     pub train_loss: f64,
+    /// Auxiliary loss of that batch (mean squared error of the object
+    /// positions relative to the gripper, in units of 10 cm), if trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_aux_loss: Option<f64>,
     /// Validation loss, when measured at this step.
     pub val_loss: Option<f64>,
     /// Validation token accuracy, when measured at this step.
@@ -181,6 +189,10 @@ pub struct Batch {
     pub bins: Tensor,
     /// `(B, state_dim)` normalised joint positions, for models that read them.
     pub state: Option<Tensor>,
+    /// `(B, AUX_DIM)` auxiliary targets and `(B, AUX_DIM)` their mask.
+    pub aux: Tensor,
+    /// 1 where `aux` is known.
+    pub aux_mask: Tensor,
 }
 
 /// The training data with everything derived from it once: target bins,
@@ -238,7 +250,14 @@ fn make_batch(
         }
         None => None,
     };
+    let aux: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux).collect();
+    let aux_mask: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| data.samples[i].aux_mask)
+        .collect();
     Ok(Batch {
+        aux: Tensor::from_vec(aux, (b, AUX_DIM), device)?,
+        aux_mask: Tensor::from_vec(aux_mask, (b, AUX_DIM), device)?,
         state,
         images: Tensor::from_vec(images, (b, 3, s, s), device)?,
         text: Tensor::from_vec(text, (b, l, TEXT_HIDDEN), device)?,
@@ -437,7 +456,16 @@ pub fn train(
             &device,
         )?;
         let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
-        let (loss, _) = model.loss(&memory, &b.bins)?;
+        let (ce, _) = model.loss(&memory, &b.bins)?;
+        let aux = if opts.aux_weight > 0.0 {
+            model.aux_loss(&memory, &b.aux, &b.aux_mask)?
+        } else {
+            None
+        };
+        let loss = match &aux {
+            Some(a) => (&ce + (a * opts.aux_weight)?)?,
+            None => ce.clone(),
+        };
         let grads = loss.backward()?;
         let lr = lr_at(
             step,
@@ -448,7 +476,11 @@ pub fn train(
         );
         opt.step(&grads, lr)?;
         trained += opts.batch;
-        let train_loss = f64::from(loss.to_scalar::<f32>()?);
+        let train_loss = f64::from(ce.to_scalar::<f32>()?);
+        let train_aux_loss = match &aux {
+            Some(a) => Some(f64::from(a.to_scalar::<f32>()?)),
+            None => None,
+        };
         recent.push_back(train_loss);
         if recent.len() > 20 {
             recent.pop_front();
@@ -457,6 +489,7 @@ pub fn train(
         let mut entry = LogEntry {
             step: done,
             train_loss,
+            train_aux_loss,
             val_loss: None,
             val_token_accuracy: None,
         };

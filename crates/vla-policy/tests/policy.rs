@@ -73,6 +73,13 @@ fn every_trainable_tensor_changes_after_one_step() {
     let (images, text, mask, bins) = random_batch(model.config(), 4, 5);
     let memory = model.encode(&images, &text, &mask).unwrap();
     let (loss, _) = model.loss(&memory, &bins).unwrap();
+    // The auxiliary head only learns from its own loss.
+    let aux_dim = model.config().aux_outputs;
+    assert!(aux_dim > 0);
+    let targets = Tensor::randn(0f32, 1.0, (4, aux_dim), &Device::Cpu).unwrap();
+    let known = Tensor::ones((4, aux_dim), DType::F32, &Device::Cpu).unwrap();
+    let aux = model.aux_loss(&memory, &targets, &known).unwrap().unwrap();
+    let loss = (loss + aux).unwrap();
     let grads = loss.backward().unwrap();
     let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
     opt.step(&grads, 1e-3).unwrap();

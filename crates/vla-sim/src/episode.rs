@@ -95,6 +95,13 @@ pub struct StepRecord {
     pub executed_tokens: ActionTokens,
     /// Whether the goal's object was held.
     pub holding: bool,
+    /// Where the goal's object was (world frame, metres) when the frame was
+    /// taken: privileged state, for auxiliary training targets only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_xyz_m: Option<[f64; 3]>,
+    /// Where the goal's target object was (put in, stack, next to), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_xyz_m: Option<[f64; 3]>,
 }
 
 /// What happened in an episode.
@@ -262,6 +269,7 @@ pub fn run_episode_observed(
         });
     }
     let object_index = world.index_of(task.goal.object());
+    let target_index = task.goal.target().and_then(|t| world.index_of(t));
     let mut records = Vec::new();
     let mut frames = Vec::new();
     let mut depth = Vec::new();
@@ -346,6 +354,8 @@ pub fn run_episode_observed(
                 executed,
                 executed_tokens,
                 holding: object_index.is_some() && world.held() == object_index,
+                object_xyz_m: object_index.map(|i| xyz(&world, i)),
+                target_xyz_m: target_index.map(|i| xyz(&world, i)),
             });
         }
         last_gripper = executed.gripper;
@@ -403,6 +413,12 @@ pub fn run_episode_observed(
         depth_m: depth,
         intrinsics_k,
     })
+}
+
+/// Position of object `i`, world frame, metres.
+fn xyz(world: &World, i: usize) -> [f64; 3] {
+    let t = world.pose(i).translation.vector;
+    [t.x, t.y, t.z]
 }
 
 /// A task for a goal given directly (e.g. parsed from `vla sim --task`):
