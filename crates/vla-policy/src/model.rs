@@ -258,6 +258,13 @@ pub struct Memory {
     pub(crate) aux: Option<Tensor>,
 }
 
+impl Memory {
+    /// The auxiliary head's prediction `(B, aux_outputs)`, if the model has one.
+    pub fn aux_prediction(&self) -> Option<&Tensor> {
+        self.aux.as_ref()
+    }
+}
+
 /// The policy network.
 #[derive(Debug, Clone)]
 pub struct VlaModel {
@@ -564,7 +571,12 @@ impl VlaModel {
     /// Masked mean squared error of the auxiliary head against `targets`
     /// `(B, aux_outputs)` where `mask` `(B, aux_outputs)` is 1; `None` for a
     /// model without the head.
-    pub fn aux_loss(&self, memory: &Memory, targets: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
+    pub fn aux_loss(
+        &self,
+        memory: &Memory,
+        targets: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Option<Tensor>> {
         let Some(pred) = &memory.aux else {
             return Ok(None);
         };

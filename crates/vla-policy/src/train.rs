@@ -251,10 +251,7 @@ fn make_batch(
         None => None,
     };
     let aux: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux).collect();
-    let aux_mask: Vec<f32> = idx
-        .iter()
-        .flat_map(|&i| data.samples[i].aux_mask)
-        .collect();
+    let aux_mask: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux_mask).collect();
     Ok(Batch {
         aux: Tensor::from_vec(aux, (b, AUX_DIM), device)?,
         aux_mask: Tensor::from_vec(aux_mask, (b, AUX_DIM), device)?,

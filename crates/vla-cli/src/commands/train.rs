@@ -21,6 +21,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .max(1),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
+        use_state: !args.no_state,
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
             ..a
