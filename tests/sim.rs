@@ -294,6 +294,11 @@ fn collect_writes_the_documented_files() {
             "{obj:?}"
         );
         assert!((0.75..0.80).contains(&obj[2]), "{obj:?}");
+        // ... and its pixel in the frame.
+        let px = records[0]["object_px"].as_array().unwrap();
+        for (v, side) in px.iter().zip([w, h]) {
+            assert!((0.0..side as f64).contains(&v.as_f64().unwrap()), "{px:?}");
+        }
     }
     // A second collect into the same folder refuses to overwrite it.
     let again = vla()

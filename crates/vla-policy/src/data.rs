@@ -34,6 +34,10 @@ pub struct Sample {
     /// 1 where `aux` is known, 0 where not (no target object, or a source
     /// without positions).
     pub aux_mask: [f32; AUX_DIM],
+    /// Pixel `(u, v)` of the goal object and of the target object in `rgb`
+    /// (at `size_px`), where known: training targets of the first two
+    /// spatial-softmax keypoints.
+    pub object_px: [Option<[f32; 2]>; 2],
 }
 
 /// Values in [`Sample::aux`]: object − gripper (x, y, z), target − gripper (x, y, z).
@@ -232,6 +236,7 @@ pub mod demo_dir {
                         state: Vec::new(),
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
+                        object_px: [None, None],
                     });
                 }
             }
@@ -366,6 +371,7 @@ pub mod synthetic {
                         state: Vec::new(),
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
+                        object_px: [None, None],
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {

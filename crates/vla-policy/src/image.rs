@@ -47,8 +47,14 @@ pub fn to_model_rgb8(frame: &RgbFrame, size_px: usize) -> Result<Vec<u8>> {
 }
 
 /// Writes one `size × size` RGB8 image into `out` as CHW f32 in [0, 1],
-/// augmented if `aug` is given.
-pub fn write_chw(rgb: &[u8], size: usize, aug: Option<(&Augment, &mut impl Rng)>, out: &mut [f32]) {
+/// augmented if `aug` is given. Returns the shift `(dx, dy)` applied: output
+/// pixel `(x, y)` shows input pixel `(x + dx, y + dy)` (clamped at the border).
+pub fn write_chw(
+    rgb: &[u8],
+    size: usize,
+    aug: Option<(&Augment, &mut impl Rng)>,
+    out: &mut [f32],
+) -> (i32, i32) {
     let plane = size * size;
     let (mut dx, mut dy) = (0i32, 0i32);
     let (mut bright, mut contrast, mut gain) = (0f32, 1f32, [1f32; 3]);
@@ -82,6 +88,7 @@ pub fn write_chw(rgb: &[u8], size: usize, aug: Option<(&Augment, &mut impl Rng)>
             }
         }
     }
+    (dx, dy)
 }
 
 /// One frame as a `(1, 3, S, S)` tensor, no augmentation.

@@ -150,6 +150,22 @@ impl ModelConfig {
         self.grid_side() * self.grid_side()
     }
 
+    /// Keypoint-map cell of pixel `(u, v)` of an `image_size_px` input
+    /// (pixel centres at integers), the target index of
+    /// [`VlaModel::keypoint_loss`]; `None` without keypoints or outside the image.
+    pub fn keypoint_cell(&self, u_px: f32, v_px: f32) -> Option<u32> {
+        if self.keypoints == 0 {
+            return None;
+        }
+        let g = self.stage_side(self.keypoint_stage);
+        let cell_px = self.image_size_px as f32 / g as f32;
+        let (cu, cv) = ((u_px + 0.5) / cell_px, (v_px + 0.5) / cell_px);
+        if !(cu >= 0.0 && cv >= 0.0 && cu < g as f32 && cv < g as f32) {
+            return None;
+        }
+        u32::try_from(cv as usize * g + cu as usize).ok()
+    }
+
     /// Side of stem stage `stage`'s feature map.
     pub fn stage_side(&self, stage: usize) -> usize {
         self.image_size_px / (self.stem_patch_px << stage)
@@ -256,6 +272,8 @@ pub struct Memory {
     pub(crate) bias: Tensor,
     /// `(B, aux_outputs)`: the auxiliary head's prediction, if the model has one.
     pub(crate) aux: Option<Tensor>,
+    /// `(B, K, cells)`: the keypoints' logits over the feature map, if any.
+    pub(crate) keypoint_logits: Option<Tensor>,
 }
 
 impl Memory {
@@ -424,6 +442,7 @@ impl VlaModel {
             Some(sum.broadcast_div(&count)?)
         };
         let mut keypoint_tokens = None;
+        let mut keypoint_logits = None;
         for (i, (norm, proj)) in self.stem.iter().enumerate() {
             if i > 0 {
                 // 2×2 merge: (B, g, g, C) → (B, g/2, g/2, 4C).
@@ -451,7 +470,9 @@ impl VlaModel {
                 .as_ref()
                 .filter(|_| i == self.cfg.keypoint_stage)
             {
-                keypoint_tokens = Some(kp.tokens(&x)?);
+                let (tokens, logits) = kp.tokens(&x)?;
+                keypoint_tokens = Some(tokens);
+                keypoint_logits = Some(logits);
             }
         }
         let x = x.flatten(1, 2)?; // (B, g·g, C)
@@ -523,7 +544,12 @@ impl VlaModel {
                 None => candle_core::bail!("decoder block without cross-attention"),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Memory { kv, bias, aux })
+        Ok(Memory {
+            kv,
+            bias,
+            aux,
+            keypoint_logits,
+        })
     }
 
     /// Decoder logits `(B, T, num_bins)` for inputs `(B, T)` of bins where
@@ -585,6 +611,29 @@ impl VlaModel {
         Ok(Some(err.div(&count)?))
     }
 
+    /// Cross-entropy of the first keypoints' distributions over the feature
+    /// map against the cells `cells (B, n)` (u32) where the named objects are,
+    /// averaged where `mask (B, n)` is 1; `None` for a model without keypoints.
+    pub fn keypoint_loss(
+        &self,
+        memory: &Memory,
+        cells: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Option<Tensor>> {
+        let Some(logits) = &memory.keypoint_logits else {
+            return Ok(None);
+        };
+        let n = cells.dim(1)?.min(logits.dim(1)?);
+        let logp = log_softmax_last(&logits.narrow(1, 0, n)?)?;
+        let picked = logp
+            .gather(&cells.narrow(1, 0, n)?.unsqueeze(2)?, 2)?
+            .squeeze(2)?;
+        let mask = mask.narrow(1, 0, n)?;
+        let total = (picked * &mask)?.sum_all()?.neg()?;
+        let count = mask.sum_all()?.clamp(1.0, f64::MAX)?;
+        Ok(Some(total.div(&count)?))
+    }
+
     /// Greedy constrained decoding of one observation (batch 1): the 8 bins.
     pub fn generate(&self, memory: &Memory) -> Result<[u32; TOKENS_PER_STEP]> {
         let dev = memory.bias.device();
@@ -617,17 +666,23 @@ struct Keypoints {
 }
 
 impl Keypoints {
-    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`.
-    fn tokens(&self, map: &Tensor) -> Result<Tensor> {
+    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)` and
+    /// the keypoints' logits over the map's cells `(B, K, g·g)`.
+    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
         let logits = self.logits.forward(map)?; // (B, g, g, K)
         let k = logits.dim(3)?;
-        let weights = softmax_last(&logits.reshape((b, g * g, k))?.transpose(1, 2)?)?;
+        let logits = logits
+            .reshape((b, g * g, k))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let weights = softmax_last(&logits)?;
         let xy = weights
             .reshape((b * k, g * g))?
             .matmul(&self.grid)?
             .reshape((b, k, 2))?;
-        self.to_token.forward(&xy)?.broadcast_add(&self.embed)
+        let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
+        Ok((tokens, logits))
     }
 }
 

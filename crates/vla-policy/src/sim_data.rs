@@ -72,6 +72,10 @@ struct StepLine {
     object_xyz_m: Option<[f64; 3]>,
     #[serde(default)]
     target_xyz_m: Option<[f64; 3]>,
+    #[serde(default)]
+    object_px: Option<[f64; 2]>,
+    #[serde(default)]
+    target_px: Option<[f64; 2]>,
 }
 
 impl StepLine {
@@ -173,7 +177,15 @@ impl DemoSource for SimDataset {
                     px.to_vec(),
                 )?;
                 let (aux, aux_mask) = step.aux();
+                // Pixel positions scale with the resize to the model's size.
+                let (su, sv) = (
+                    size_px as f64 / f64::from(meta.width_px),
+                    size_px as f64 / f64::from(meta.height_px),
+                );
+                let to_model =
+                    |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
                 samples.push(Sample {
+                    object_px: [to_model(step.object_px), to_model(step.target_px)],
                     aux,
                     aux_mask,
                     episode: ep.index,

@@ -73,6 +73,10 @@ pub struct TrainOptions {
     /// Weight of the auxiliary loss (object positions relative to the
     /// gripper, for models with `aux_outputs > 0` and data that has them).
     pub aux_weight: f64,
+    /// Weight of the keypoint loss: cross-entropy of keypoints 0 and 1's
+    /// distributions over the map against the cells where the goal object
+    /// and the target object are (data from `vla collect` has their pixels).
+    pub keypoint_weight: f64,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -98,6 +102,7 @@ impl Default for TrainOptions {
             stop_at: None,
             use_state: true,
             aux_weight: 1.0,
+            keypoint_weight: 1.0,
         }
     }
 }
@@ -121,6 +126,9 @@ pub struct LogEntry {
     /// positions relative to the gripper, in units of 10 cm), if trained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_aux_loss: Option<f64>,
+    /// Keypoint loss of that batch (nats over the map's cells), if trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_keypoint_loss: Option<f64>,
     /// Validation loss, when measured at this step.
     pub val_loss: Option<f64>,
     /// Validation token accuracy, when measured at this step.
@@ -193,12 +201,18 @@ pub struct Batch {
     pub aux: Tensor,
     /// 1 where `aux` is known.
     pub aux_mask: Tensor,
+    /// `(B, 2)` u32: keypoint-map cells of the goal object and the target
+    /// object in the (augmented) image, and `(B, 2)` their mask.
+    pub keypoint_cells: Tensor,
+    /// 1 where `keypoint_cells` is known.
+    pub keypoint_mask: Tensor,
 }
 
 /// The training data with everything derived from it once: target bins,
 /// encoded instructions and normalised joint states.
 struct Prepared<'a> {
     data: &'a Dataset,
+    model: &'a ModelConfig,
     bins: &'a [[u32; TOKENS_PER_STEP]],
     cache: &'a TextCache,
     states: Option<&'a [Vec<f32>]>,
@@ -216,10 +230,20 @@ fn make_batch(
     let b = idx.len();
     let mut images = vec![0f32; b * 3 * s * s];
     let mut aug = aug;
+    let (mut cells, mut cell_mask) = (vec![0u32; 2 * b], vec![0f32; 2 * b]);
     for (k, &i) in idx.iter().enumerate() {
         let out = &mut images[k * 3 * s * s..(k + 1) * 3 * s * s];
         let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
-        write_chw(&data.samples[i].rgb, s, a, out);
+        let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
+        // The shift moves the content by (−dx, −dy).
+        for (j, px) in data.samples[i].object_px.iter().enumerate() {
+            if let Some(cell) =
+                px.and_then(|[u, v]| p.model.keypoint_cell(u - dx as f32, v - dy as f32))
+            {
+                cells[2 * k + j] = cell;
+                cell_mask[2 * k + j] = 1.0;
+            }
+        }
     }
     let rows = idx
         .iter()
@@ -253,6 +277,8 @@ fn make_batch(
     let aux: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux).collect();
     let aux_mask: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux_mask).collect();
     Ok(Batch {
+        keypoint_cells: Tensor::from_vec(cells, (b, 2), device)?,
+        keypoint_mask: Tensor::from_vec(cell_mask, (b, 2), device)?,
         aux: Tensor::from_vec(aux, (b, AUX_DIM), device)?,
         aux_mask: Tensor::from_vec(aux_mask, (b, AUX_DIM), device)?,
         state,
@@ -412,8 +438,10 @@ pub fn train(
         })
         .collect::<Result<Vec<_>>>()?;
     let cache = TextCache::build(data, text, cfg.model.max_text_tokens)?;
+    let model_cfg = cfg.model.clone();
     let prepared = Prepared {
         data,
+        model: &model_cfg,
         bins: &bins,
         cache: &cache,
         states,
@@ -459,10 +487,18 @@ pub fn train(
         } else {
             None
         };
-        let loss = match &aux {
-            Some(a) => (&ce + (a * opts.aux_weight)?)?,
-            None => ce.clone(),
+        let kp = if opts.keypoint_weight > 0.0 {
+            model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_mask)?
+        } else {
+            None
         };
+        let mut loss = ce.clone();
+        if let Some(a) = &aux {
+            loss = (loss + (a * opts.aux_weight)?)?;
+        }
+        if let Some(k) = &kp {
+            loss = (loss + (k * opts.keypoint_weight)?)?;
+        }
         let grads = loss.backward()?;
         let lr = lr_at(
             step,
@@ -478,6 +514,10 @@ pub fn train(
             Some(a) => Some(f64::from(a.to_scalar::<f32>()?)),
             None => None,
         };
+        let train_keypoint_loss = match &kp {
+            Some(k) => Some(f64::from(k.to_scalar::<f32>()?)),
+            None => None,
+        };
         recent.push_back(train_loss);
         if recent.len() > 20 {
             recent.pop_front();
@@ -487,6 +527,7 @@ pub fn train(
             step: done,
             train_loss,
             train_aux_loss,
+            train_keypoint_loss,
             val_loss: None,
             val_token_accuracy: None,
         };
@@ -506,7 +547,13 @@ pub fn train(
         let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
         bar.set_message(format!("loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"));
         if bar.is_hidden() && opts.progress && done % 10 == 0 {
-            eprintln!("step {done}/{}: loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s", opts.steps, recent.len());
+            eprintln!(
+                "step {done}/{}: loss {mean:.4} (mean of last {}), aux {}, keypoints {}, lr {lr:.1e}, {rate:.1} samples/s",
+                opts.steps,
+                recent.len(),
+                train_aux_loss.map_or("-".into(), |v| format!("{v:.3}")),
+                train_keypoint_loss.map_or("-".into(), |v| format!("{v:.3}")),
+            );
         }
         bar.set_position(done as u64);
         if last || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0) {

@@ -79,7 +79,12 @@ fn every_trainable_tensor_changes_after_one_step() {
     let targets = Tensor::randn(0f32, 1.0, (4, aux_dim), &Device::Cpu).unwrap();
     let known = Tensor::ones((4, aux_dim), DType::F32, &Device::Cpu).unwrap();
     let aux = model.aux_loss(&memory, &targets, &known).unwrap().unwrap();
-    let loss = (loss + aux).unwrap();
+    let cells = Tensor::new(&[[0u32, 3], [5, 1], [2, 2], [7, 0]], &Device::Cpu).unwrap();
+    let kp = model
+        .keypoint_loss(&memory, &cells, &known.narrow(1, 0, 2).unwrap())
+        .unwrap()
+        .unwrap();
+    let loss = ((loss + aux).unwrap() + kp).unwrap();
     let grads = loss.backward().unwrap();
     let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
     opt.step(&grads, 1e-3).unwrap();
@@ -91,6 +96,52 @@ fn every_trainable_tensor_changes_after_one_step() {
         }
     }
     assert!(frozen.is_empty(), "tensors without gradient: {frozen:?}");
+}
+
+#[test]
+fn keypoint_cells_index_the_feature_map_row_major() {
+    // 128 px input, keypoints on stage 1: a 16×16 map of 8 px cells.
+    let cfg = ModelConfig::default();
+    assert_eq!(cfg.stage_side(cfg.keypoint_stage), 16);
+    assert_eq!(cfg.keypoint_cell(0.0, 0.0), Some(0));
+    assert_eq!(cfg.keypoint_cell(8.0, 0.0), Some(1));
+    assert_eq!(cfg.keypoint_cell(4.0, 9.0), Some(16));
+    assert_eq!(cfg.keypoint_cell(127.0, 127.0), Some(255));
+    assert_eq!(cfg.keypoint_cell(-1.0, 5.0), None);
+    assert_eq!(cfg.keypoint_cell(5.0, 128.0), None);
+    let none = ModelConfig {
+        keypoints: 0,
+        ..ModelConfig::default()
+    };
+    assert_eq!(none.keypoint_cell(5.0, 5.0), None);
+}
+
+/// The keypoint loss is the cross-entropy of the map softmax at the labelled
+/// cell: training it moves the keypoint's mass onto that cell.
+#[test]
+fn keypoint_loss_pulls_the_keypoint_onto_the_labelled_cell() {
+    let (varmap, model) = tiny(5);
+    let (images, text, mask, _) = random_batch(model.config(), 2, 3);
+    let cells = Tensor::new(&[[3u32, 0], [3, 0]], &Device::Cpu).unwrap();
+    let known = Tensor::new(&[[1f32, 0.0], [1.0, 0.0]], &Device::Cpu).unwrap();
+    let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
+    let loss_of = |m: &VlaModel| {
+        let memory = m.encode(&images, &text, &mask).unwrap();
+        m.keypoint_loss(&memory, &cells, &known).unwrap().unwrap()
+    };
+    let first = loss_of(&model).to_scalar::<f32>().unwrap();
+    let cells_in_map = (model.config().stage_side(model.config().keypoint_stage) as f32).powi(2);
+    assert!(
+        (first - cells_in_map.ln()).abs() < 0.5,
+        "{first} vs uniform {}",
+        cells_in_map.ln()
+    );
+    for _ in 0..30 {
+        let loss = loss_of(&model);
+        opt.step(&loss.backward().unwrap(), 1e-2).unwrap();
+    }
+    let last = loss_of(&model).to_scalar::<f32>().unwrap();
+    assert!(last < 0.5 * first, "keypoint loss {first} → {last}");
 }
 
 #[test]

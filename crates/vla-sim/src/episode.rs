@@ -102,6 +102,13 @@ pub struct StepRecord {
     /// Where the goal's target object was (put in, stack, next to), likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_xyz_m: Option<[f64; 3]>,
+    /// Pixel `(u, v)` of the goal object's centre in this step's frame (when
+    /// rendered and in view), likewise privileged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_px: Option<[f64; 2]>,
+    /// Pixel `(u, v)` of the target object's centre, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_px: Option<[f64; 2]>,
 }
 
 /// What happened in an episode.
@@ -356,6 +363,8 @@ pub fn run_episode_observed(
                 holding: object_index.is_some() && world.held() == object_index,
                 object_xyz_m: object_index.map(|i| xyz(&world, i)),
                 target_xyz_m: target_index.map(|i| xyz(&world, i)),
+                object_px: pixel_of(&world, object_index, camera.as_ref()),
+                target_px: pixel_of(&world, target_index, camera.as_ref()),
             });
         }
         last_gripper = executed.gripper;
@@ -419,6 +428,15 @@ pub fn run_episode_observed(
 fn xyz(world: &World, i: usize) -> [f64; 3] {
     let t = world.pose(i).translation.vector;
     [t.x, t.y, t.z]
+}
+
+/// Where object `i`'s centre appears in the camera's frame, pixels.
+fn pixel_of(world: &World, i: Option<usize>, camera: Option<&SimCamera>) -> Option<[f64; 2]> {
+    let t = world.pose(i?).translation.vector;
+    let (u, v, _) = camera?
+        .camera()
+        .project(&nalgebra::Point3::new(t.x, t.y, t.z))?;
+    Some([u, v])
 }
 
 /// A task for a goal given directly (e.g. parsed from `vla sim --task`):
