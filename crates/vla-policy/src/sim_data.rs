@@ -78,6 +78,10 @@ struct StepLine {
     target_px: Option<[f64; 2]>,
 }
 
+/// Largest |object − gripper| per axis kept as an auxiliary target, in units
+/// of [`AUX_UNIT_M`] (1 m: beyond the arm's reach).
+const AUX_MAX_UNITS: f32 = 10.0;
+
 impl StepLine {
     /// Object and target positions relative to the gripper, in [`AUX_UNIT_M`].
     fn aux(&self) -> ([f32; AUX_DIM], [f32; AUX_DIM]) {
@@ -86,7 +90,9 @@ impl StepLine {
             if let Some(p) = p {
                 for axis in 0..3 {
                     let v = ((p[axis] - self.tcp_xyz_m[axis]) / AUX_UNIT_M) as f32;
-                    if v.is_finite() {
+                    // An object knocked off the table falls without end
+                    // (DAgger rollouts do that): past 1 m it is no target.
+                    if v.is_finite() && v.abs() <= AUX_MAX_UNITS {
                         aux[3 * k + axis] = v;
                         mask[3 * k + axis] = 1.0;
                     }
@@ -229,5 +235,12 @@ mod tests {
             assert!((aux[axis] - want[axis]).abs() < 1e-5, "{aux:?}");
         }
         assert_eq!(mask, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], "no target object");
+        // An object fallen off the table is no target.
+        let fallen = StepLine {
+            object_xyz_m: Some([0.6, -0.2, -40.0]),
+            ..line
+        };
+        let (_, mask) = fallen.aux();
+        assert_eq!(mask, [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
     }
 }
