@@ -4,8 +4,8 @@
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# About 70 minutes on a 2-core machine (collect 2 min, train ~55 min at
-# ~47 samples/s, eval ~8 min). See policies/default/README.md.
+# About 52 minutes on a 2-core machine (collect 2 min, train ~44 min at
+# ~59 samples/s, eval 2 × ~2.7 min). See policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-policies/default}
