@@ -257,12 +257,12 @@ impl FastDecoder {
         s.self_k[li].extend_from_slice(&s.kv[..d]);
         s.self_v[li].extend_from_slice(&s.kv[d..]);
         let t = s.self_k[li].len() / d;
-        attend_rows(
+        attend(
             &s.q,
-            &s.self_k[li],
-            &s.self_v[li],
+            (&s.self_k[li], &s.self_v[li]),
             t,
             self.heads,
+            Layout::rows(d, self.heads),
             None,
             &mut s.scores,
             &mut s.attn,
@@ -272,13 +272,14 @@ impl FastDecoder {
         // Cross-attention to the memory, laid out (H, Tk, dh).
         layer.ln_cross.apply(&s.h, &mut s.normed);
         layer.cross_q.apply(&s.normed, &mut s.q);
-        attend_heads(
+        let tk = mem_bias.len();
+        attend(
             &s.q,
-            &mem.0,
-            &mem.1,
-            mem_bias.len(),
+            (&mem.0, &mem.1),
+            tk,
             self.heads,
-            mem_bias,
+            Layout::heads_first(tk, d / self.heads),
+            Some(mem_bias),
             &mut s.scores,
             &mut s.attn,
         );
@@ -295,63 +296,60 @@ impl FastDecoder {
     }
 }
 
-/// Attention of one query `q (d)` to `t` keys/values stored as rows `(t, d)`.
+/// Where key/value vector `(position j, head h)` starts in a flat buffer:
+/// `j·position_stride + h·head_stride`.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    position_stride: usize,
+    head_stride: usize,
+}
+
+impl Layout {
+    /// Rows `(t, d)`: the decoder's own cache.
+    fn rows(d: usize, heads: usize) -> Self {
+        Self {
+            position_stride: d,
+            head_stride: d / heads,
+        }
+    }
+
+    /// Heads first, `(heads, t, dh)`: candle's memory keys/values.
+    fn heads_first(t: usize, dh: usize) -> Self {
+        Self {
+            position_stride: dh,
+            head_stride: t * dh,
+        }
+    }
+}
+
+/// Attention of one query `q (d)` to `t` keys/values laid out as `layout`
+/// says, with an optional additive bias per key.
 #[allow(clippy::too_many_arguments)]
-fn attend_rows(
+fn attend(
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    (k, v): (&[f32], &[f32]),
     t: usize,
     heads: usize,
+    layout: Layout,
     bias: Option<&[f32]>,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let d = q.len();
-    let dh = d / heads;
+    let dh = q.len() / heads;
     let scale = 1.0 / (dh as f32).sqrt();
+    let at = |j: usize, h: usize| j * layout.position_stride + h * layout.head_stride;
     for h in 0..heads {
         let qh = &q[h * dh..(h + 1) * dh];
         for (j, sc) in scores.iter_mut().enumerate().take(t) {
-            *sc = dot(qh, &k[j * d + h * dh..j * d + (h + 1) * dh]) * scale
-                + bias.map_or(0.0, |b| b[j]);
+            let o = at(j, h);
+            *sc = dot(qh, &k[o..o + dh]) * scale + bias.map_or(0.0, |b| b[j]);
         }
         softmax_in_place(&mut scores[..t]);
         let oh = &mut out[h * dh..(h + 1) * dh];
         oh.fill(0.0);
         for (j, &p) in scores.iter().enumerate().take(t) {
-            axpy(p, &v[j * d + h * dh..j * d + (h + 1) * dh], oh);
-        }
-    }
-}
-
-/// Attention of one query `q (d)` to `t` keys/values laid out `(heads, t, dh)`.
-#[allow(clippy::too_many_arguments)]
-fn attend_heads(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    t: usize,
-    heads: usize,
-    bias: &[f32],
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    let d = q.len();
-    let dh = d / heads;
-    let scale = 1.0 / (dh as f32).sqrt();
-    for h in 0..heads {
-        let qh = &q[h * dh..(h + 1) * dh];
-        let kh = &k[h * t * dh..(h + 1) * t * dh];
-        let vh = &v[h * t * dh..(h + 1) * t * dh];
-        for ((sc, krow), b) in scores.iter_mut().zip(kh.chunks_exact(dh)).zip(bias) {
-            *sc = dot(qh, krow) * scale + b;
-        }
-        softmax_in_place(&mut scores[..t]);
-        let oh = &mut out[h * dh..(h + 1) * dh];
-        oh.fill(0.0);
-        for (&p, vrow) in scores.iter().zip(vh.chunks_exact(dh)) {
-            axpy(p, vrow, oh);
+            let o = at(j, h);
+            axpy(p, &v[o..o + dh], oh);
         }
     }
 }
