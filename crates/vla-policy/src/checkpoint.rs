@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
+
+use crate::decoding::Decoding;
 use vla_core::tokenizer::ActionTokenizer;
 
 use crate::error::{io_err, Result, VlaPolicyError};
@@ -44,6 +46,10 @@ pub struct TrainingInfo {
     pub val_loss: Option<f64>,
     /// Last validation token accuracy, if measured.
     pub val_token_accuracy: Option<f64>,
+    /// Standard deviation of the Gaussian soft targets of the last run, bins
+    /// (0: one-hot targets; absent in older checkpoints).
+    #[serde(default)]
+    pub label_sigma_bins: f64,
 }
 
 /// Everything in `config.json`.
@@ -64,6 +70,10 @@ pub struct PolicyConfig {
     /// Training summary.
     #[serde(default)]
     pub training: TrainingInfo,
+    /// How inference picks each token's bin (`greedy` when absent, as in
+    /// checkpoints written before the field existed).
+    #[serde(default)]
+    pub decoding: Decoding,
 }
 
 /// The joint-position input of a policy: names in the order the model reads
@@ -172,6 +182,7 @@ impl PolicyConfig {
             text_encoder: MINILM_PACKAGE.into(),
             state: None,
             training: TrainingInfo::default(),
+            decoding: Decoding::default(),
         }
     }
 

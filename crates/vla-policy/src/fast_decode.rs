@@ -1,5 +1,5 @@
-//! Greedy constrained decoding of the 8 action tokens in plain Rust, for
-//! batch-1 inference on the CPU.
+//! Constrained decoding of the 8 action tokens in plain Rust, for batch-1
+//! inference on the CPU (greedy or median, [`crate::decoding`]).
 //!
 //! [`crate::model::VlaModel::generate`] runs the decoder through candle: for
 //! each of the 8 positions it re-runs every decoder layer over the prefix,
@@ -18,6 +18,7 @@
 use candle_core::{DType, Result, Tensor};
 use vla_core::TOKENS_PER_STEP;
 
+use crate::decoding::Decoding;
 use crate::model::{valid_bins, Memory, VlaModel};
 use crate::nn::{LayerNorm, Linear};
 
@@ -108,6 +109,7 @@ pub struct FastDecoder {
     layers: Vec<Layer>,
     ln_out: Norm,
     head: Dense,
+    decoding: Decoding,
 }
 
 /// Scratch buffers and caches of one decoding run.
@@ -160,10 +162,17 @@ impl FastDecoder {
             layers,
             ln_out: Norm::from(&model.ln_out)?,
             head: Dense::from(&model.head)?,
+            decoding: Decoding::Greedy,
         })
     }
 
-    /// Greedy constrained decoding of one observation's memory (batch 1).
+    /// The same decoder choosing bins by `decoding`.
+    pub fn with_decoding(mut self, decoding: Decoding) -> Self {
+        self.decoding = decoding;
+        self
+    }
+
+    /// Constrained decoding of one observation's memory (batch 1).
     pub fn generate(&self, memory: &Memory) -> Result<[u32; TOKENS_PER_STEP]> {
         Ok(self.generate_with_logits(memory)?.0)
     }
@@ -227,12 +236,7 @@ impl FastDecoder {
             for l in s.logits.iter_mut().skip(valid) {
                 *l += crate::model::NEG_INF as f32;
             }
-            let mut best = 0usize;
-            for (i, &l) in s.logits.iter().enumerate().take(valid) {
-                if l > s.logits[best] {
-                    best = i;
-                }
-            }
+            let best = self.decoding.choose(pos, &s.logits[..valid]);
             *slot = best as u32;
             input = best;
             all_logits.push(s.logits.clone());

@@ -5,7 +5,8 @@
 //! * [`model`]: the network (conv-stem image tokens + projected instruction
 //!   tokens → transformer encoder → autoregressive decoder of action tokens),
 //!   built from the differentiable blocks in [`nn`]; [`fast_decode`] runs its
-//!   decoder for batch-1 CPU inference without per-op overhead;
+//!   decoder for batch-1 CPU inference without per-op overhead, choosing
+//!   bins by a [`decoding`] rule;
 //! * [`train`]: behaviour cloning with AdamW ([`optim`]), augmentation
 //!   ([`image`]) and resumable checkpoints ([`checkpoint`]);
 //! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
@@ -15,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod decoding;
 pub mod error;
 pub mod fast_decode;
 pub mod image;
@@ -29,6 +31,7 @@ pub mod text_files;
 pub mod train;
 
 pub use checkpoint::PolicyConfig;
+pub use decoding::Decoding;
 pub use error::{Result, VlaPolicyError};
 pub use model::{ModelConfig, VlaModel};
 pub use policy::{InstructionTokens, VlaPolicy};

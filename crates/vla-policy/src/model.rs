@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
+use crate::decoding::Decoding;
 use crate::nn::{log_softmax_last, softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
 
 /// Added to the scores of masked positions (padding, future tokens, invalid bins).
@@ -594,6 +595,27 @@ impl VlaModel {
         Ok((loss, correct))
     }
 
+    /// Cross-entropy against soft targets `(B, 8, num_bins)` (each row a
+    /// distribution over the position's valid bins), and the plain
+    /// cross-entropy of the hard target bins `(B, 8)` from the same logits
+    /// (comparable with [`Self::loss`]).
+    pub fn loss_soft(
+        &self,
+        memory: &Memory,
+        target_bins: &Tensor,
+        soft_targets: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let logits = self.forward_teacher(memory, target_bins)?;
+        let logp = log_softmax_last(&logits)?;
+        let (b, t, _) = logp.dims3()?;
+        let soft = (logp.mul(soft_targets)?.sum_all()? / (b * t) as f64)?.neg()?;
+        let hard = logp
+            .gather(&target_bins.unsqueeze(D::Minus1)?, D::Minus1)?
+            .mean_all()?
+            .neg()?;
+        Ok((soft, hard.detach()))
+    }
+
     /// Masked mean squared error of the auxiliary head against `targets`
     /// `(B, aux_outputs)` where `mask` `(B, aux_outputs)` is 1; `None` for a
     /// model without the head.
@@ -636,17 +658,30 @@ impl VlaModel {
 
     /// Greedy constrained decoding of one observation (batch 1): the 8 bins.
     pub fn generate(&self, memory: &Memory) -> Result<[u32; TOKENS_PER_STEP]> {
+        self.generate_with(memory, Decoding::Greedy)
+    }
+
+    /// Constrained decoding of one observation (batch 1) choosing each bin
+    /// by `decoding` among the position's valid bins: the 8 bins.
+    pub fn generate_with(
+        &self,
+        memory: &Memory,
+        decoding: Decoding,
+    ) -> Result<[u32; TOKENS_PER_STEP]> {
         let dev = memory.bias.device();
         let mut bins = [0u32; TOKENS_PER_STEP];
         let mut inputs = vec![self.cfg.num_bins as u32];
         for (pos, slot) in bins.iter_mut().enumerate() {
             let x = Tensor::new(inputs.as_slice(), dev)?.unsqueeze(0)?;
             let logits = self.decode_logits(memory, &x)?; // (1, pos+1, bins)
-            let last = logits.get(0)?.get(pos)?;
-            let bin = last.argmax(0)?.to_scalar::<u32>()?;
-            // The mask makes an invalid bin impossible unless every logit is
-            // non-finite; fall back to a valid one rather than emit garbage.
-            *slot = if bin < valid_bins(pos) { bin } else { 0 };
+            let valid = valid_bins(pos) as usize;
+            let last = logits
+                .get(0)?
+                .get(pos)?
+                .narrow(0, 0, valid)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
+            *slot = decoding.choose(pos, &last) as u32;
             inputs.push(*slot);
         }
         Ok(bins)

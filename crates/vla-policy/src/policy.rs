@@ -18,6 +18,7 @@ use vla_core::{
 };
 
 use crate::checkpoint::{self, PolicyConfig};
+use crate::decoding::Decoding;
 use crate::error::{Result, VlaPolicyError};
 use crate::fast_decode::FastDecoder;
 use crate::image::frame_tensor;
@@ -85,7 +86,9 @@ impl VlaPolicy {
         // cross-attention, which `VlaModel::new` never builds; candle's
         // decoder gives the same tokens then, only slower.
         let fast = if device.is_cpu() {
-            FastDecoder::new(&model).ok()
+            FastDecoder::new(&model)
+                .ok()
+                .map(|f| f.with_decoding(config.decoding))
         } else {
             None
         };
@@ -96,6 +99,15 @@ impl VlaPolicy {
             text,
             instruction: None,
             device: device.clone(),
+        }
+    }
+
+    /// Chooses how bins are picked from now on (overrides `config.json`'s
+    /// `decoding`).
+    pub fn set_decoding(&mut self, decoding: Decoding) {
+        self.config.decoding = decoding;
+        if let Some(fast) = self.fast.take() {
+            self.fast = Some(fast.with_decoding(decoding));
         }
     }
 
@@ -164,7 +176,7 @@ impl VlaPolicy {
                 .encode_with_state(&image, &instr.tokens, &instr.mask, state.as_ref())?;
         let bins = match &self.fast {
             Some(fast) => fast.generate(&memory)?,
-            None => self.model.generate(&memory)?,
+            None => self.model.generate_with(&memory, self.config.decoding)?,
         };
         let first = self.config.tokenizer.first_token_id;
         let mut ids = [0u32; TOKENS_PER_STEP];

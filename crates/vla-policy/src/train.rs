@@ -25,6 +25,7 @@ use vla_core::{Action, Instruction, TOKENS_PER_STEP};
 
 use crate::checkpoint::{self, PolicyConfig, StateSpec, TrainingInfo};
 use crate::data::{Dataset, AUX_DIM};
+use crate::decoding::Decoding;
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::{write_chw, Augment};
 use crate::model::{ModelConfig, VlaModel};
@@ -77,6 +78,13 @@ pub struct TrainOptions {
     /// distributions over the map against the cells where the goal object
     /// and the target object are (data from `vla collect` has their pixels).
     pub keypoint_weight: f64,
+    /// Decoding rule written into the policy's `config.json`.
+    pub decoding: Decoding,
+    /// Standard deviation, in bins, of Gaussian soft targets for the six
+    /// end-effector deltas (positions 1–6; the bins are ordinal, so a
+    /// neighbour of the label is nearly as right as the label); 0 trains
+    /// on one-hot targets. Terminate and gripper stay one-hot.
+    pub label_sigma_bins: f64,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -103,6 +111,8 @@ impl Default for TrainOptions {
             use_state: true,
             aux_weight: 1.0,
             keypoint_weight: 1.0,
+            decoding: Decoding::Median,
+            label_sigma_bins: 0.0,
         }
     }
 }
@@ -289,6 +299,49 @@ fn make_batch(
     })
 }
 
+/// Row `t`: a Gaussian of standard deviation `sigma_bins` centred on bin
+/// `t`, normalised over the `num_bins` bins.
+fn gaussian_table(num_bins: usize, sigma_bins: f64) -> Vec<f32> {
+    let mut table = vec![0f32; num_bins * num_bins];
+    for (t, row) in table.chunks_mut(num_bins).enumerate() {
+        for (i, w) in row.iter_mut().enumerate() {
+            let z = (i as f64 - t as f64) / sigma_bins;
+            *w = (-0.5 * z * z).exp() as f32;
+        }
+        let total: f32 = row.iter().sum();
+        row.iter_mut().for_each(|w| *w /= total);
+    }
+    table
+}
+
+/// Soft targets `(B, 8, num_bins)` for the samples `idx`: Gaussian rows of
+/// `table` for the six end-effector deltas, one-hot for terminate and gripper.
+fn soft_targets(
+    table: &[f32],
+    idx: &[usize],
+    bins: &[[u32; TOKENS_PER_STEP]],
+    num_bins: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut out = vec![0f32; idx.len() * TOKENS_PER_STEP * num_bins];
+    for (k, &i) in idx.iter().enumerate() {
+        for (pos, &bin) in bins[i].iter().enumerate() {
+            let row = &mut out[(k * TOKENS_PER_STEP + pos) * num_bins..][..num_bins];
+            let bin = (bin as usize).min(num_bins - 1);
+            if (1..=6).contains(&pos) {
+                row.copy_from_slice(&table[bin * num_bins..(bin + 1) * num_bins]);
+            } else {
+                row[bin] = 1.0;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(
+        out,
+        (idx.len(), TOKENS_PER_STEP, num_bins),
+        device,
+    )?)
+}
+
 /// Mean loss and token accuracy of `model` over `idx`, in chunks of `batch`.
 fn evaluate(
     model: &VlaModel,
@@ -446,6 +499,9 @@ pub fn train(
         cache: &cache,
         states,
     };
+    cfg.decoding = opts.decoding;
+    let soft_table = (opts.label_sigma_bins > 0.0)
+        .then(|| gaussian_table(cfg.model.num_bins, opts.label_sigma_bins));
     let mut opt = AdamW::new(&varmap, opts.adamw)?;
     if resumed.is_some() {
         opt.load(&out.join(OPTIMIZER_FILE), start_step)?;
@@ -481,7 +537,16 @@ pub fn train(
             &device,
         )?;
         let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
-        let (ce, _) = model.loss(&memory, &b.bins)?;
+        let (objective, ce) = match &soft_table {
+            Some(table) => {
+                let soft = soft_targets(table, &idx, &bins, cfg.model.num_bins, &device)?;
+                model.loss_soft(&memory, &b.bins, &soft)?
+            }
+            None => {
+                let (ce, _) = model.loss(&memory, &b.bins)?;
+                (ce.clone(), ce)
+            }
+        };
         let aux = if opts.aux_weight > 0.0 {
             model.aux_loss(&memory, &b.aux, &b.aux_mask)?
         } else {
@@ -492,7 +557,7 @@ pub fn train(
         } else {
             None
         };
-        let mut loss = ce.clone();
+        let mut loss = objective;
         if let Some(a) = &aux {
             loss = (loss + (a * opts.aux_weight)?)?;
         }
@@ -565,6 +630,7 @@ pub fn train(
                 val_samples: val_idx.len(),
                 val_loss: final_val.map(|v| v.0),
                 val_token_accuracy: final_val.map(|v| v.1),
+                label_sigma_bins: opts.label_sigma_bins,
             };
             save_all(out, &cfg, &varmap, &opt, done, opts)?;
         }

@@ -18,8 +18,8 @@ use vla_policy::fast_decode::FastDecoder;
 use vla_policy::model::valid_bins;
 use vla_policy::optim::{AdamW, AdamWConfig};
 use vla_policy::{
-    InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaModel, VlaPolicy, VlaPolicyError,
-    TEXT_HIDDEN,
+    Decoding, InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaModel, VlaPolicy,
+    VlaPolicyError, TEXT_HIDDEN,
 };
 
 fn text_encoder() -> Arc<TextEncoder> {
@@ -254,6 +254,57 @@ fn fast_decoder_matches_the_candle_decoder() {
                     - want[first][bins[first] as usize])
                     .abs();
                 assert!(gap <= 1e-4, "bins differ at {first} by logit gap {gap}");
+            }
+        }
+    }
+}
+
+/// Median decoding: candle's decoder and the plain-Rust one pick the same
+/// bins, each the median of candle's distribution along that prefix, and
+/// terminate and gripper stay greedy.
+#[test]
+fn median_decoding_is_the_median_of_each_delta_distribution() {
+    let dev = Device::Cpu;
+    for (ci, cfg) in [ModelConfig::tiny(), ModelConfig::default()]
+        .into_iter()
+        .enumerate()
+    {
+        let (varmap, _) = checkpoint::fresh_model(&cfg, 11 + ci as u64, &dev).unwrap();
+        let model = checkpoint::inference_model(&cfg, &varmap, &dev).unwrap();
+        let fast = FastDecoder::new(&model)
+            .unwrap()
+            .with_decoding(Decoding::Median);
+        for trial in 0..4 {
+            let (images, text, mask, _) = random_batch(&cfg, 1, 3 + trial);
+            let memory = model.encode(&images, &text, &mask).unwrap();
+            let bins = fast.generate(&memory).unwrap();
+            let candle_bins = model.generate_with(&memory, Decoding::Median).unwrap();
+            assert_eq!(bins, candle_bins, "config {ci} trial {trial}");
+            let targets = Tensor::new(&bins[..], &dev).unwrap().unsqueeze(0).unwrap();
+            let logits = model
+                .forward_teacher(&memory, &targets)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for pos in 0..TOKENS_PER_STEP {
+                let valid = valid_bins(pos) as usize;
+                let row = &logits[pos][..valid];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let p: Vec<f64> = row.iter().map(|&l| f64::from(l - max).exp()).collect();
+                let total: f64 = p.iter().sum();
+                let b = bins[pos] as usize;
+                if (1..=6).contains(&pos) {
+                    let below: f64 = p[..b].iter().sum::<f64>() / total;
+                    let through = below + p[b] / total;
+                    assert!(
+                        below < 0.5 + 1e-4 && through >= 0.5 - 1e-4,
+                        "position {pos}: bin {b} has mass {below:.4} below and {through:.4} through it"
+                    );
+                } else {
+                    assert!(p[b] >= p.iter().copied().fold(0.0, f64::max) - 1e-6);
+                }
             }
         }
     }
@@ -497,6 +548,40 @@ fn tiny_training_run_reduces_loss_and_resumes() {
         out.tokens,
         "greedy decoding is deterministic"
     );
+}
+
+/// Gaussian soft targets on the delta tokens: training still drives the
+/// plain (hard-target) cross-entropy down, and the config records the
+/// setting and the decoding rule.
+#[test]
+fn soft_target_training_reduces_the_hard_cross_entropy() {
+    let enc = text_encoder();
+    let data = Synthetic {
+        episodes: 12,
+        steps: 6,
+        seed: 1,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        label_sigma_bins: 3.0,
+        decoding: Decoding::Median,
+        ..synthetic_options(60)
+    };
+    let report = vla_policy::train(&data, &enc, dir.path(), &opts).unwrap();
+    let first: f64 = report.log[..5].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
+    let last: f64 = report.log[55..].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
+    assert!(
+        last < 0.7 * first,
+        "hard cross-entropy went {first:.3} → {last:.3}"
+    );
+    let cfg = PolicyConfig::read(dir.path()).unwrap();
+    assert_eq!(cfg.decoding, Decoding::Median);
+    assert_eq!(cfg.training.label_sigma_bins, 3.0);
+    let mut policy = VlaPolicy::load_with(dir.path(), None, &Device::Cpu).unwrap();
+    policy.set_decoding(Decoding::Greedy);
+    assert_eq!(policy.config().decoding, Decoding::Greedy);
 }
 
 #[test]

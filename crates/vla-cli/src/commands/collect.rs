@@ -70,7 +70,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         );
     }
     let mut dagger_policy = match &args.dagger {
-        Some(name) => match choose_policy(name)? {
+        Some(name) => match choose_policy(name, args.decoding)? {
             PolicyChoice::Learned(p) => Some(p),
             PolicyChoice::Scripted => bail!("--dagger needs a learned policy, not `scripted`"),
         },

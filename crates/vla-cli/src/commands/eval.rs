@@ -52,7 +52,7 @@ fn read_instructions(path: &Path, suite: &TaskSuite) -> Result<Vec<InstructionLi
 
 /// Runs `vla eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let mut choice = choose_policy(&args.policy)?;
+    let mut choice = choose_policy(&args.policy, args.decoding)?;
     let split: Split = args.split.parse()?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;

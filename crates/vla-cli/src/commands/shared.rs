@@ -50,7 +50,8 @@ impl PolicyChoice {
 /// Parses `--policy`: `scripted`, a directory of a learned policy
 /// (`config.json` + `model.safetensors`, written by `vla train`), or the name
 /// of a policy bundled under the repository's `policies/` (`default`).
-pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
+/// `decoding` overrides the policy's own decoding rule.
+pub fn choose_policy(policy: &str, decoding: Option<vla_policy::Decoding>) -> Result<PolicyChoice> {
     if policy == "scripted" {
         return Ok(PolicyChoice::Scripted);
     }
@@ -61,6 +62,10 @@ pub fn choose_policy(policy: &str) -> Result<PolicyChoice> {
             dir.display()
         )
     })?;
+    let mut loaded = loaded;
+    if let Some(d) = decoding {
+        loaded.set_decoding(d);
+    }
     Ok(PolicyChoice::Learned(Box::new(loaded)))
 }
 

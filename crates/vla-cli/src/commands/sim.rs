@@ -14,7 +14,7 @@ use crate::cli::SimArgs;
 
 /// Runs `vla sim`.
 pub fn run(args: &SimArgs) -> Result<()> {
-    let mut choice = choose_policy(&args.policy)?;
+    let mut choice = choose_policy(&args.policy, args.decoding)?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
     let goal = parse_instruction(&args.task, &suite.scene)?;

@@ -22,6 +22,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         use_state: !args.no_state,
+        decoding: args.decoding,
+        label_sigma_bins: args.label_sigma_bins.max(0.0),
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
             ..a
