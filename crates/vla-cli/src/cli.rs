@@ -150,6 +150,10 @@ pub struct TrainArgs {
     /// Steps between validation passes (default: a tenth of the run, at most 250).
     #[arg(long)]
     pub val_every: Option<usize>,
+    /// Stop after this step with a checkpoint, as if interrupted (the
+    /// schedule stays that of --steps); running again without it resumes.
+    #[arg(long)]
+    pub stop_at: Option<usize>,
     /// Do not feed the joint state to the model (pixels and instruction only,
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]

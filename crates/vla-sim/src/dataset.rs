@@ -59,6 +59,21 @@ pub struct DatasetMeta {
     pub episodes: usize,
     /// Total steps (frames) written.
     pub steps: usize,
+    /// For DAgger data (`vla collect --dagger`): which policy acted and how
+    /// often the expert acted instead; absent for expert demonstrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dagger: Option<DaggerInfo>,
+}
+
+/// Provenance of DAgger data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaggerInfo {
+    /// The `--dagger` argument: the policy that acted.
+    pub policy: String,
+    /// Probability per step that the expert's action was executed instead.
+    pub expert_prob: f64,
+    /// The policy's decoding rule (`greedy` or `median`).
+    pub decoding: String,
 }
 
 /// One line of `episodes.jsonl`.

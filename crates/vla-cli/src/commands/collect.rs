@@ -62,6 +62,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         noise,
         episodes: 0,
         steps: 0,
+        dagger: None,
     };
     if !(0.0..=1.0).contains(&args.expert_prob) {
         bail!(
@@ -76,6 +77,14 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         },
         None => None,
     };
+    let mut meta = meta;
+    if let (Some(name), Some(policy)) = (&args.dagger, &dagger_policy) {
+        meta.dagger = Some(vla_sim::dataset::DaggerInfo {
+            policy: name.clone(),
+            expert_prob: args.expert_prob,
+            decoding: policy.config().decoding.as_str().into(),
+        });
+    }
     let mut writer = DatasetWriter::create(&args.out, meta)?;
     let bar = ProgressBar::new(args.episodes as u64);
     bar.set_style(

@@ -23,6 +23,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         use_state: !args.no_state,
         decoding: args.decoding,
+        stop_at: args.stop_at,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
