@@ -154,6 +154,14 @@ pub struct TrainArgs {
     /// schedule stays that of --steps); running again without it resumes.
     #[arg(long)]
     pub stop_at: Option<usize>,
+    /// Peak learning rate (after the warm-up; cosine decay to 5 % of it).
+    #[arg(long, default_value_t = vla_policy::TrainOptions::default().lr)]
+    pub lr: f64,
+    /// Warm start a new run from this policy (directory or bundled name):
+    /// its action bounds and joint normalisation are kept and every tensor
+    /// whose name and shape match is copied; new layers start fresh.
+    #[arg(long)]
+    pub init_from: Option<String>,
     /// Do not feed the joint state to the model (pixels and instruction only,
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]

@@ -306,6 +306,40 @@ pub fn fresh_model(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<(Var
     Ok((varmap, model))
 }
 
+/// Copies into `varmap` every tensor of the policy folder `dir`'s weights
+/// whose name and shape match (a warm start for a grown network). Returns
+/// the names copied and the names left at their fresh initialisation.
+pub fn warm_start(
+    varmap: &VarMap,
+    dir: &Path,
+    device: &Device,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let path = dir.join(WEIGHTS_FILE);
+    let loaded = candle_core::safetensors::load(&path, device).map_err(|e| {
+        VlaPolicyError::CorruptCheckpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| VlaPolicyError::Config("variable map lock poisoned".into()))?;
+    let (mut copied, mut fresh) = (Vec::new(), Vec::new());
+    for (name, var) in data.iter() {
+        match loaded.get(name) {
+            Some(t) if t.shape() == var.shape() => {
+                var.set(&t.to_dtype(var.dtype())?)?;
+                copied.push(name.clone());
+            }
+            _ => fresh.push(name.clone()),
+        }
+    }
+    copied.sort();
+    fresh.sort();
+    Ok((copied, fresh))
+}
+
 /// Loads a policy folder for inference: the same checks as [`load`], but the
 /// model is built from plain tensors (no gradient tracking), which lets the
 /// layers take candle's fused kernels.

@@ -34,11 +34,14 @@ pub struct Sample {
     /// 1 where `aux` is known, 0 where not (no target object, or a source
     /// without positions).
     pub aux_mask: [f32; AUX_DIM],
-    /// Pixel `(u, v)` of the goal object and of the target object in `rgb`
-    /// (at `size_px`), where known: training targets of the first two
-    /// spatial-softmax keypoints.
-    pub object_px: [Option<[f32; 2]>; 2],
+    /// Pixel `(u, v)` in `rgb` (at `size_px`), where known, of the goal
+    /// object, the target object and the gripper's TCP: training targets of
+    /// the first [`KEYPOINT_TARGETS`] spatial-softmax keypoints.
+    pub keypoint_px: [Option<[f32; 2]>; KEYPOINT_TARGETS],
 }
+
+/// Keypoints with a training target: goal object, target object, TCP.
+pub const KEYPOINT_TARGETS: usize = 3;
 
 /// Values in [`Sample::aux`]: object − gripper (x, y, z), target − gripper (x, y, z).
 pub const AUX_DIM: usize = 6;
@@ -236,7 +239,7 @@ pub mod demo_dir {
                         state: Vec::new(),
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
-                        object_px: [None, None],
+                        keypoint_px: [None; crate::data::KEYPOINT_TARGETS],
                     });
                 }
             }
@@ -371,7 +374,7 @@ pub mod synthetic {
                         state: Vec::new(),
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
-                        object_px: [None, None],
+                        keypoint_px: [None; crate::data::KEYPOINT_TARGETS],
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {

@@ -94,7 +94,18 @@ pub struct ModelConfig {
     /// Inference ignores the prediction; the token stays in the memory.
     #[serde(default)]
     pub aux_outputs: usize,
+    /// One encoder token from the first three keypoints' positions — goal
+    /// object − gripper, target object − gripper, gripper — so the
+    /// relative offsets the delta tokens depend on are an input rather than
+    /// something attention must subtract. Needs `keypoints >= 3`; `false`
+    /// in checkpoints from before it.
+    #[serde(default)]
+    pub relation_token: bool,
 }
+
+/// Scale of the keypoint offsets fed to the relation token: a 1.0 input
+/// is 1/8 of the image (the keypoint grid runs over [−1, 1]).
+const RELATION_SCALE: f64 = 8.0;
 
 impl Default for ModelConfig {
     fn default() -> Self {
@@ -115,6 +126,7 @@ impl Default for ModelConfig {
             keypoints: 16,
             keypoint_stage: 1,
             aux_outputs: crate::data::AUX_DIM,
+            relation_token: true,
         }
     }
 }
@@ -167,6 +179,38 @@ impl ModelConfig {
         u32::try_from(cv as usize * g + cu as usize).ok()
     }
 
+    /// Bilinear cell targets of pixel `(u, v)` (pixel centres at integers):
+    /// the four keypoint-map cells around it and weights summing to 1 whose
+    /// weighted mean of cell centres is the pixel (clamped to the outermost
+    /// centres), so a keypoint trained on them can sit between cells. `None`
+    /// without keypoints or outside the image.
+    pub fn keypoint_bilinear(&self, u_px: f32, v_px: f32) -> Option<[(u32, f32); 4]> {
+        if self.keypoints == 0 {
+            return None;
+        }
+        let g = self.stage_side(self.keypoint_stage);
+        let s = self.image_size_px as f32;
+        if !(u_px >= -0.5 && v_px >= -0.5 && u_px < s - 0.5 && v_px < s - 0.5) {
+            return None;
+        }
+        let cell_px = s / g as f32;
+        let last = g.saturating_sub(1) as f32;
+        let axis = |p: f32| {
+            let x = ((p + 0.5) / cell_px - 0.5).clamp(0.0, last);
+            let i0 = (x.floor() as usize).min(g.saturating_sub(2));
+            (i0, (x - i0 as f32).clamp(0.0, 1.0))
+        };
+        let ((i0, fx), (j0, fy)) = (axis(u_px), axis(v_px));
+        let (i1, j1) = ((i0 + 1).min(g - 1), (j0 + 1).min(g - 1));
+        let cell = |i: usize, j: usize| u32::try_from(j * g + i).unwrap_or(0);
+        Some([
+            (cell(i0, j0), (1.0 - fx) * (1.0 - fy)),
+            (cell(i1, j0), fx * (1.0 - fy)),
+            (cell(i0, j1), (1.0 - fx) * fy),
+            (cell(i1, j1), fx * fy),
+        ])
+    }
+
     /// Side of stem stage `stage`'s feature map.
     pub fn stage_side(&self, stage: usize) -> usize {
         self.image_size_px / (self.stem_patch_px << stage)
@@ -174,6 +218,12 @@ impl ModelConfig {
 
     /// Checks that the numbers fit together; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.relation_token && self.keypoints < 3 {
+            return Err(format!(
+                "relation_token needs at least 3 keypoints, keypoints is {}",
+                self.keypoints
+            ));
+        }
         if self.stem_channels.is_empty() {
             return Err("stem_channels is empty".into());
         }
@@ -303,6 +353,8 @@ pub struct VlaModel {
     state_proj: Option<Linear>,
     /// Auxiliary query token `(1, d)` and its head (`aux_outputs > 0`).
     aux: Option<(Tensor, Linear)>,
+    /// Relation token: keypoint offsets (6 values) → `d`, plus its embedding `(1, d)`.
+    relation: Option<(Linear, Tensor)>,
     encoder: Vec<Block>,
     ln_memory: LayerNorm,
     pub(crate) action_embed: Tensor,
@@ -383,6 +435,14 @@ impl VlaModel {
             } else {
                 None
             },
+            relation: if cfg.relation_token {
+                Some((
+                    Linear::new(6, d, vb.pp("relation.proj"))?,
+                    vb.get_with_hints((1, d), "relation.embed", small)?,
+                ))
+            } else {
+                None
+            },
             encoder,
             ln_memory: LayerNorm::new(d, vb.pp("ln_memory"))?,
             action_embed: vb.get_with_hints((cfg.num_bins + 1, d), "action_embed", small)?,
@@ -444,6 +504,7 @@ impl VlaModel {
         };
         let mut keypoint_tokens = None;
         let mut keypoint_logits = None;
+        let mut keypoint_xy = None;
         for (i, (norm, proj)) in self.stem.iter().enumerate() {
             if i > 0 {
                 // 2×2 merge: (B, g, g, C) → (B, g/2, g/2, 4C).
@@ -471,9 +532,10 @@ impl VlaModel {
                 .as_ref()
                 .filter(|_| i == self.cfg.keypoint_stage)
             {
-                let (tokens, logits) = kp.tokens(&x)?;
+                let (tokens, logits, xy) = kp.tokens(&x)?;
                 keypoint_tokens = Some(tokens);
                 keypoint_logits = Some(logits);
+                keypoint_xy = Some(xy);
             }
         }
         let x = x.flatten(1, 2)?; // (B, g·g, C)
@@ -500,8 +562,28 @@ impl VlaModel {
             ),
             (None, Some(_)) => candle_core::bail!("this model takes no joint state"),
         };
+        let relation_token = match (&self.relation, &keypoint_xy) {
+            (Some((proj, embed)), Some(xy)) => {
+                // (B, K, 2) → [p0 − p2, p1 − p2] · scale, p2: (B, 6).
+                let p = |k: usize| xy.narrow(1, k, 1).and_then(|t| t.squeeze(1));
+                let grip = p(2)?;
+                let input = Tensor::cat(
+                    &[
+                        ((p(0)? - &grip)? * RELATION_SCALE)?,
+                        ((p(1)? - &grip)? * RELATION_SCALE)?,
+                        grip,
+                    ],
+                    1,
+                )?;
+                Some(proj.forward(&input)?.broadcast_add(embed)?.unsqueeze(1)?)
+            }
+            _ => None,
+        };
         let mut parts = vec![&img];
         if let Some(t) = &keypoint_tokens {
+            parts.push(t);
+        }
+        if let Some(t) = &relation_token {
             parts.push(t);
         }
         if let Some(t) = &state_token {
@@ -518,6 +600,7 @@ impl VlaModel {
         let mut h = Tensor::cat(&parts, 1)?;
         let n_img = self.cfg.image_tokens()
             + keypoint_tokens.as_ref().map_or(0, |_| self.cfg.keypoints)
+            + usize::from(relation_token.is_some())
             + usize::from(state_token.is_some())
             + usize::from(aux_token.is_some());
         let keep = Tensor::cat(
@@ -634,25 +717,26 @@ impl VlaModel {
     }
 
     /// Cross-entropy of the first keypoints' distributions over the feature
-    /// map against the cells `cells (B, n)` (u32) where the named objects are,
-    /// averaged where `mask (B, n)` is 1; `None` for a model without keypoints.
+    /// map against soft cell targets: `cells (B, n, m)` (u32) with weights
+    /// `(B, n, m)` summing to 1 for a keypoint whose target is known and to
+    /// 0 otherwise (e.g. the bilinear cells of
+    /// [`ModelConfig::keypoint_bilinear`], or one cell with weight 1),
+    /// averaged over the known keypoints; `None` for a model without keypoints.
     pub fn keypoint_loss(
         &self,
         memory: &Memory,
         cells: &Tensor,
-        mask: &Tensor,
+        weights: &Tensor,
     ) -> Result<Option<Tensor>> {
         let Some(logits) = &memory.keypoint_logits else {
             return Ok(None);
         };
         let n = cells.dim(1)?.min(logits.dim(1)?);
         let logp = log_softmax_last(&logits.narrow(1, 0, n)?)?;
-        let picked = logp
-            .gather(&cells.narrow(1, 0, n)?.unsqueeze(2)?, 2)?
-            .squeeze(2)?;
-        let mask = mask.narrow(1, 0, n)?;
-        let total = (picked * &mask)?.sum_all()?.neg()?;
-        let count = mask.sum_all()?.clamp(1.0, f64::MAX)?;
+        let weights = weights.narrow(1, 0, n)?;
+        let picked = logp.gather(&cells.narrow(1, 0, n)?.contiguous()?, 2)?;
+        let total = (picked * &weights)?.sum_all()?.neg()?;
+        let count = weights.sum_all()?.clamp(1.0, f64::MAX)?;
         Ok(Some(total.div(&count)?))
     }
 
@@ -701,9 +785,10 @@ struct Keypoints {
 }
 
 impl Keypoints {
-    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)` and
-    /// the keypoints' logits over the map's cells `(B, K, g·g)`.
-    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
+    /// keypoints' logits over the map's cells `(B, K, g·g)` and their
+    /// expected positions `(B, K, 2)` in [−1, 1].
+    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
         let logits = self.logits.forward(map)?; // (B, g, g, K)
         let k = logits.dim(3)?;
@@ -717,7 +802,7 @@ impl Keypoints {
             .matmul(&self.grid)?
             .reshape((b, k, 2))?;
         let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
-        Ok((tokens, logits))
+        Ok((tokens, logits, xy))
     }
 }
 

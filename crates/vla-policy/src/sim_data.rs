@@ -76,6 +76,8 @@ struct StepLine {
     object_px: Option<[f64; 2]>,
     #[serde(default)]
     target_px: Option<[f64; 2]>,
+    #[serde(default)]
+    tcp_px: Option<[f64; 2]>,
 }
 
 /// Largest |object − gripper| per axis kept as an auxiliary target, in units
@@ -191,7 +193,11 @@ impl DemoSource for SimDataset {
                 let to_model =
                     |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
                 samples.push(Sample {
-                    object_px: [to_model(step.object_px), to_model(step.target_px)],
+                    keypoint_px: [
+                        to_model(step.object_px),
+                        to_model(step.target_px),
+                        to_model(step.tcp_px),
+                    ],
                     aux,
                     aux_mask,
                     episode: ep.index,

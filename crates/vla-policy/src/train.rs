@@ -24,7 +24,7 @@ use vla_core::tokenizer::{ActionBounds, ActionTokenizer};
 use vla_core::{Action, Instruction, TOKENS_PER_STEP};
 
 use crate::checkpoint::{self, PolicyConfig, StateSpec, TrainingInfo};
-use crate::data::{Dataset, AUX_DIM};
+use crate::data::{Dataset, AUX_DIM, KEYPOINT_TARGETS};
 use crate::decoding::Decoding;
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::{write_chw, Augment};
@@ -80,6 +80,10 @@ pub struct TrainOptions {
     pub keypoint_weight: f64,
     /// Decoding rule written into the policy's `config.json`.
     pub decoding: Decoding,
+    /// Warm start (fresh runs only): a policy folder whose action tokenizer
+    /// and joint-state normalisation are reused and whose tensors are copied
+    /// wherever name and shape match; the rest starts fresh.
+    pub init_from: Option<std::path::PathBuf>,
     /// Standard deviation, in bins, of Gaussian soft targets for the six
     /// end-effector deltas (positions 1–6; the bins are ordinal, so a
     /// neighbour of the label is nearly as right as the label); 0 trains
@@ -112,6 +116,7 @@ impl Default for TrainOptions {
             aux_weight: 1.0,
             keypoint_weight: 1.0,
             decoding: Decoding::Median,
+            init_from: None,
             label_sigma_bins: 0.0,
         }
     }
@@ -162,6 +167,9 @@ pub struct TrainReport {
     pub val_samples: usize,
     /// Final validation loss and token accuracy, if a validation set exists.
     pub final_val: Option<(f64, f64)>,
+    /// With [`TrainOptions::init_from`]: tensors copied, and tensors left at
+    /// their fresh initialisation.
+    pub warm_start: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// Instruction token outputs of MiniLM, cached per distinct instruction.
@@ -211,11 +219,12 @@ pub struct Batch {
     pub aux: Tensor,
     /// 1 where `aux` is known.
     pub aux_mask: Tensor,
-    /// `(B, 2)` u32: keypoint-map cells of the goal object and the target
-    /// object in the (augmented) image, and `(B, 2)` their mask.
+    /// `(B, KEYPOINT_TARGETS, 4)` u32: the bilinear keypoint-map cells of
+    /// the goal object, the target object and the TCP in the (augmented) image.
     pub keypoint_cells: Tensor,
-    /// 1 where `keypoint_cells` is known.
-    pub keypoint_mask: Tensor,
+    /// `(B, KEYPOINT_TARGETS, 4)`: their weights (summing to 1 where the
+    /// pixel is known, 0 where not).
+    pub keypoint_weights: Tensor,
 }
 
 /// The training data with everything derived from it once: target bins,
@@ -240,18 +249,21 @@ fn make_batch(
     let b = idx.len();
     let mut images = vec![0f32; b * 3 * s * s];
     let mut aug = aug;
-    let (mut cells, mut cell_mask) = (vec![0u32; 2 * b], vec![0f32; 2 * b]);
+    let per = KEYPOINT_TARGETS * 4;
+    let (mut cells, mut weights) = (vec![0u32; per * b], vec![0f32; per * b]);
     for (k, &i) in idx.iter().enumerate() {
         let out = &mut images[k * 3 * s * s..(k + 1) * 3 * s * s];
         let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
         let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
         // The shift moves the content by (−dx, −dy).
-        for (j, px) in data.samples[i].object_px.iter().enumerate() {
-            if let Some(cell) =
-                px.and_then(|[u, v]| p.model.keypoint_cell(u - dx as f32, v - dy as f32))
+        for (j, px) in data.samples[i].keypoint_px.iter().enumerate() {
+            if let Some(targets) =
+                px.and_then(|[u, v]| p.model.keypoint_bilinear(u - dx as f32, v - dy as f32))
             {
-                cells[2 * k + j] = cell;
-                cell_mask[2 * k + j] = 1.0;
+                for (c, (cell, w)) in targets.into_iter().enumerate() {
+                    cells[k * per + j * 4 + c] = cell;
+                    weights[k * per + j * 4 + c] = w;
+                }
             }
         }
     }
@@ -287,8 +299,8 @@ fn make_batch(
     let aux: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux).collect();
     let aux_mask: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux_mask).collect();
     Ok(Batch {
-        keypoint_cells: Tensor::from_vec(cells, (b, 2), device)?,
-        keypoint_mask: Tensor::from_vec(cell_mask, (b, 2), device)?,
+        keypoint_cells: Tensor::from_vec(cells, (b, KEYPOINT_TARGETS, 4), device)?,
+        keypoint_weights: Tensor::from_vec(weights, (b, KEYPOINT_TARGETS, 4), device)?,
         aux: Tensor::from_vec(aux, (b, AUX_DIM), device)?,
         aux_mask: Tensor::from_vec(aux_mask, (b, AUX_DIM), device)?,
         state,
@@ -417,6 +429,7 @@ pub fn train(
     } else {
         None
     };
+    let mut warm = None;
     let (mut cfg, varmap, model, start_step) = match &resumed {
         Some(state) => {
             let (cfg, varmap, model) = checkpoint::load(out, &device)?;
@@ -430,6 +443,17 @@ pub fn train(
                 )));
             }
             (cfg, varmap, model, state.step)
+        }
+        None if opts.init_from.is_some() => {
+            let init = opts.init_from.as_deref().unwrap_or(out);
+            let init_cfg = PolicyConfig::read(init)?;
+            let mut model_cfg = opts.model.clone();
+            model_cfg.state_dim = init_cfg.model.state_dim;
+            let mut cfg = PolicyConfig::new(model_cfg, init_cfg.tokenizer);
+            cfg.state = init_cfg.state;
+            let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
+            warm = Some(checkpoint::warm_start(&varmap, init, &device)?);
+            (cfg, varmap, model, 0)
         }
         None => {
             let actions: Vec<Action> = train_idx.iter().map(|&i| data.samples[i].action).collect();
@@ -553,7 +577,7 @@ pub fn train(
             None
         };
         let kp = if opts.keypoint_weight > 0.0 {
-            model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_mask)?
+            model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_weights)?
         } else {
             None
         };
@@ -644,6 +668,7 @@ pub fn train(
         train_samples: train_idx.len(),
         val_samples: val_idx.len(),
         final_val,
+        warm_start: warm,
     })
 }
 

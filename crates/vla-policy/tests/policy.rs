@@ -79,9 +79,16 @@ fn every_trainable_tensor_changes_after_one_step() {
     let targets = Tensor::randn(0f32, 1.0, (4, aux_dim), &Device::Cpu).unwrap();
     let known = Tensor::ones((4, aux_dim), DType::F32, &Device::Cpu).unwrap();
     let aux = model.aux_loss(&memory, &targets, &known).unwrap().unwrap();
-    let cells = Tensor::new(&[[0u32, 3], [5, 1], [2, 2], [7, 0]], &Device::Cpu).unwrap();
+    let cells = Tensor::new(
+        &[[0u32, 3, 1], [5, 1, 4], [2, 2, 0], [7, 0, 9]],
+        &Device::Cpu,
+    )
+    .unwrap()
+    .unsqueeze(2)
+    .unwrap();
+    let weights = Tensor::ones((4, 3, 1), DType::F32, &Device::Cpu).unwrap();
     let kp = model
-        .keypoint_loss(&memory, &cells, &known.narrow(1, 0, 2).unwrap())
+        .keypoint_loss(&memory, &cells, &weights)
         .unwrap()
         .unwrap();
     let loss = ((loss + aux).unwrap() + kp).unwrap();
@@ -116,14 +123,52 @@ fn keypoint_cells_index_the_feature_map_row_major() {
     assert_eq!(none.keypoint_cell(5.0, 5.0), None);
 }
 
+/// Bilinear keypoint targets: four cells whose weights sum to 1 and whose
+/// weighted centre is the pixel, so a keypoint can be trained to sit between
+/// cells; clamped at the border, `None` outside the image.
+#[test]
+fn bilinear_keypoint_targets_centre_on_the_pixel() {
+    let cfg = ModelConfig::default();
+    let g = cfg.stage_side(cfg.keypoint_stage);
+    let cell_px = cfg.image_size_px as f32 / g as f32;
+    let centre = |cell: u32| {
+        let (i, j) = (cell as usize % g, cell as usize / g);
+        (
+            (i as f32 + 0.5) * cell_px - 0.5,
+            (j as f32 + 0.5) * cell_px - 0.5,
+        )
+    };
+    for (u, v) in [(40.3f32, 71.9f32), (3.5, 3.5), (64.0, 10.25), (120.0, 99.0)] {
+        let t = cfg.keypoint_bilinear(u, v).unwrap();
+        let total: f32 = t.iter().map(|c| c.1).sum();
+        assert!((total - 1.0).abs() < 1e-5, "weights sum to {total}");
+        let (mut mu, mut mv) = (0.0, 0.0);
+        for (cell, w) in t {
+            assert!((cell as usize) < g * g && w >= 0.0);
+            let (cu, cv) = centre(cell);
+            mu += w * cu;
+            mv += w * cv;
+        }
+        assert!(
+            (mu - u).abs() < 1e-3 && (mv - v).abs() < 1e-3,
+            "({u}, {v}) → ({mu}, {mv})"
+        );
+    }
+    // Beyond the outermost cell centres the target clamps to them.
+    let corner = cfg.keypoint_bilinear(0.0, 0.0).unwrap();
+    assert_eq!(corner[0], (0, 1.0));
+    assert_eq!(cfg.keypoint_bilinear(-1.0, 5.0), None);
+    assert_eq!(cfg.keypoint_bilinear(5.0, 128.0), None);
+}
+
 /// The keypoint loss is the cross-entropy of the map softmax at the labelled
 /// cell: training it moves the keypoint's mass onto that cell.
 #[test]
 fn keypoint_loss_pulls_the_keypoint_onto_the_labelled_cell() {
     let (varmap, model) = tiny(5);
     let (images, text, mask, _) = random_batch(model.config(), 2, 3);
-    let cells = Tensor::new(&[[3u32, 0], [3, 0]], &Device::Cpu).unwrap();
-    let known = Tensor::new(&[[1f32, 0.0], [1.0, 0.0]], &Device::Cpu).unwrap();
+    let cells = Tensor::new(&[[[3u32], [0]], [[3], [0]]], &Device::Cpu).unwrap();
+    let known = Tensor::new(&[[[1f32], [0.0]], [[1.0], [0.0]]], &Device::Cpu).unwrap();
     let mut opt = AdamW::new(&varmap, AdamWConfig::default()).unwrap();
     let loss_of = |m: &VlaModel| {
         let memory = m.encode(&images, &text, &mask).unwrap();

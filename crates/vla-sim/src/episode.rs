@@ -109,6 +109,9 @@ pub struct StepRecord {
     /// Pixel `(u, v)` of the target object's centre, likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_px: Option<[f64; 2]>,
+    /// Pixel `(u, v)` of the TCP (between the fingertips), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_px: Option<[f64; 2]>,
 }
 
 /// What happened in an episode.
@@ -365,6 +368,10 @@ pub fn run_episode_observed(
                 target_xyz_m: target_index.map(|i| xyz(&world, i)),
                 object_px: pixel_of(&world, object_index, camera.as_ref()),
                 target_px: pixel_of(&world, target_index, camera.as_ref()),
+                tcp_px: camera.as_ref().and_then(|c| {
+                    let (u, v, _) = c.camera().project(&nalgebra::Point3::from(t))?;
+                    Some([u, v])
+                }),
             });
         }
         last_gripper = executed.gripper;

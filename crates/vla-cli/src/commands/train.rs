@@ -12,6 +12,9 @@ use crate::cli::TrainArgs;
 pub fn run(args: TrainArgs) -> Result<()> {
     let defaults = TrainOptions::default();
     let steps = args.steps.unwrap_or(defaults.steps);
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        anyhow::bail!("--lr must be a positive number, got {}", args.lr);
+    }
     let opts = TrainOptions {
         steps,
         // Validate about ten times per run, at most every 250 steps.
@@ -24,6 +27,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         use_state: !args.no_state,
         decoding: args.decoding,
         stop_at: args.stop_at,
+        lr: args.lr,
+        init_from: args
+            .init_from
+            .as_deref()
+            .map(super::shared::resolve_policy_dir)
+            .transpose()?,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
@@ -77,6 +86,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!(
             "validation ({} frames): loss {loss:.4}, token accuracy {acc:.3}",
             report.val_samples
+        );
+    }
+    if let (Some((copied, fresh)), Some(init)) = (&report.warm_start, &args.init_from) {
+        println!(
+            "warm start from {init}: {} tensors copied, {} new: {}",
+            copied.len(),
+            fresh.len(),
+            fresh.join(", ")
         );
     }
     Ok(())
