@@ -299,6 +299,19 @@ fn collect_writes_the_documented_files() {
         for (v, side) in px.iter().zip([w, h]) {
             assert!((0.0..side as f64).contains(&v.as_f64().unwrap()), "{px:?}");
         }
+        // The TCP's pixel too; while the object is held the two coincide.
+        for r in &records {
+            let tcp = r["tcp_px"].as_array().unwrap();
+            assert_eq!(tcp.len(), 2);
+            if r["holding"].as_bool().unwrap() {
+                let obj = r["object_px"].as_array().unwrap();
+                let d: f64 = (0..2)
+                    .map(|i| (tcp[i].as_f64().unwrap() - obj[i].as_f64().unwrap()).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                assert!(d < 3.0, "held object {d} px from the TCP");
+            }
+        }
     }
     // A second collect into the same folder refuses to overwrite it.
     let again = vla()

@@ -162,6 +162,18 @@ pub struct TrainArgs {
     /// whose name and shape match is copied; new layers start fresh.
     #[arg(long)]
     pub init_from: Option<String>,
+    /// Build the network without the relation token (as policies trained
+    /// before it; see crates/vla-policy/README.md).
+    #[arg(long)]
+    pub no_relation_token: bool,
+    /// Keypoints supervised with the recorded pixels, in the order goal
+    /// object, target object, TCP (2: objects only, the session-3 recipe).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub keypoint_targets: u8,
+    /// One-hot keypoint targets on the pixel's cell instead of bilinear
+    /// targets over the four cells around it (the session-3 recipe).
+    #[arg(long)]
+    pub keypoint_one_hot: bool,
     /// Do not feed the joint state to the model (pixels and instruction only,
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]

@@ -74,10 +74,17 @@ pub struct TrainOptions {
     /// Weight of the auxiliary loss (object positions relative to the
     /// gripper, for models with `aux_outputs > 0` and data that has them).
     pub aux_weight: f64,
-    /// Weight of the keypoint loss: cross-entropy of keypoints 0 and 1's
-    /// distributions over the map against the cells where the goal object
-    /// and the target object are (data from `vla collect` has their pixels).
+    /// Weight of the keypoint loss: cross-entropy of the first keypoints'
+    /// distributions over the map against the cells where the goal object,
+    /// the target object and the TCP are (data from `vla collect` has their
+    /// pixels).
     pub keypoint_weight: f64,
+    /// How many of those keypoints are supervised, in that order (at most
+    /// [`KEYPOINT_TARGETS`]; 2 = objects only, as before the TCP was recorded).
+    pub keypoint_targets: usize,
+    /// Bilinear targets over the four cells around each pixel (sub-cell
+    /// precision); `false`: one-hot on the pixel's cell.
+    pub keypoint_bilinear: bool,
     /// Decoding rule written into the policy's `config.json`.
     pub decoding: Decoding,
     /// Warm start (fresh runs only): a policy folder whose action tokenizer
@@ -115,6 +122,8 @@ impl Default for TrainOptions {
             use_state: true,
             aux_weight: 1.0,
             keypoint_weight: 1.0,
+            keypoint_targets: KEYPOINT_TARGETS,
+            keypoint_bilinear: true,
             decoding: Decoding::Median,
             init_from: None,
             label_sigma_bins: 0.0,
@@ -235,6 +244,8 @@ struct Prepared<'a> {
     bins: &'a [[u32; TOKENS_PER_STEP]],
     cache: &'a TextCache,
     states: Option<&'a [Vec<f32>]>,
+    keypoint_targets: usize,
+    keypoint_bilinear: bool,
 }
 
 /// Assembles a batch from sample indices.
@@ -256,10 +267,23 @@ fn make_batch(
         let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
         let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
         // The shift moves the content by (−dx, −dy).
-        for (j, px) in data.samples[i].keypoint_px.iter().enumerate() {
-            if let Some(targets) =
-                px.and_then(|[u, v]| p.model.keypoint_bilinear(u - dx as f32, v - dy as f32))
-            {
+        for (j, px) in data.samples[i]
+            .keypoint_px
+            .iter()
+            .enumerate()
+            .take(p.keypoint_targets)
+        {
+            let (u, v) = match px {
+                Some([u, v]) => (u - dx as f32, v - dy as f32),
+                None => continue,
+            };
+            let targets = if p.keypoint_bilinear {
+                p.model.keypoint_bilinear(u, v)
+            } else {
+                let one_hot = |c| [(c, 1.0), (c, 0.0), (c, 0.0), (c, 0.0)];
+                p.model.keypoint_cell(u, v).map(one_hot)
+            };
+            if let Some(targets) = targets {
                 for (c, (cell, w)) in targets.into_iter().enumerate() {
                     cells[k * per + j * 4 + c] = cell;
                     weights[k * per + j * 4 + c] = w;
@@ -522,6 +546,8 @@ pub fn train(
         bins: &bins,
         cache: &cache,
         states,
+        keypoint_targets: opts.keypoint_targets.min(KEYPOINT_TARGETS),
+        keypoint_bilinear: opts.keypoint_bilinear,
     };
     cfg.decoding = opts.decoding;
     let soft_table = (opts.label_sigma_bins > 0.0)

@@ -629,6 +629,70 @@ fn soft_target_training_reduces_the_hard_cross_entropy() {
     assert_eq!(policy.config().decoding, Decoding::Greedy);
 }
 
+/// A warm start copies every tensor whose name and shape match from the
+/// initial policy, keeps its action bounds, and leaves new layers (here the
+/// relation token) at their fresh initialisation.
+#[test]
+fn warm_start_copies_matching_tensors_and_keeps_the_bounds() {
+    let enc = text_encoder();
+    let data = Synthetic {
+        episodes: 12,
+        steps: 6,
+        seed: 1,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap();
+    let first = tempfile::tempdir().unwrap();
+    let without = ModelConfig {
+        relation_token: false,
+        ..ModelConfig::tiny()
+    };
+    let opts = TrainOptions {
+        model: without,
+        ..synthetic_options(10)
+    };
+    vla_policy::train(&data, &enc, first.path(), &opts).unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        init_from: Some(first.path().to_path_buf()),
+        // One step at a negligible rate writes the checkpoint to compare.
+        stop_at: Some(1),
+        lr: 1e-12,
+        ..synthetic_options(10)
+    };
+    let report = vla_policy::train(&data, &enc, second.path(), &opts).unwrap();
+    let (copied, fresh) = report.warm_start.unwrap();
+    assert_eq!(
+        fresh,
+        vec![
+            "relation.embed",
+            "relation.proj.bias",
+            "relation.proj.weight"
+        ]
+    );
+    let a = tensors_of(first.path());
+    let b = tensors_of(second.path());
+    assert_eq!(copied.len(), a.len());
+    for name in &copied {
+        let d = (&a[name] - &b[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(
+            d.to_scalar::<f32>().unwrap() < 1e-6,
+            "{name} was not copied"
+        );
+    }
+    let (ca, cb) = (
+        PolicyConfig::read(first.path()).unwrap(),
+        PolicyConfig::read(second.path()).unwrap(),
+    );
+    assert_eq!(ca.tokenizer, cb.tokenizer);
+    assert!(cb.model.relation_token && !ca.model.relation_token);
+}
+
 #[test]
 fn vla_policy_load_reads_a_policy_folder() {
     let dir = tempfile::tempdir().unwrap();

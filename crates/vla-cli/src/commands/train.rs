@@ -27,6 +27,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         use_state: !args.no_state,
         decoding: args.decoding,
         stop_at: args.stop_at,
+        keypoint_targets: usize::from(args.keypoint_targets),
+        keypoint_bilinear: !args.keypoint_one_hot,
+        model: vla_policy::ModelConfig {
+            relation_token: !args.no_relation_token,
+            ..defaults.model.clone()
+        },
         lr: args.lr,
         init_from: args
             .init_from
