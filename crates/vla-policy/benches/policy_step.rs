@@ -29,6 +29,8 @@ fn bench(c: &mut Criterion) {
     let (varmap, _) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
     let mut pc = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+    // As the shipped policy decodes.
+    pc.decoding = vla_policy::Decoding::Median;
     let home = [0.0f32, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785, 0.04, 0.04];
     pc.state = Some(checkpoint::StateSpec::from_rows(names.clone(), &[&home[..]]).unwrap());
     let joints = JointState::new(names, home.iter().map(|&q| f64::from(q)).collect(), 0.0).unwrap();
@@ -70,6 +72,12 @@ fn bench(c: &mut Criterion) {
     let fast = FastDecoder::new(&model).unwrap();
     c.bench_function("policy_decode_8_tokens", |b| {
         b.iter(|| fast.generate(&memory).unwrap())
+    });
+    let median = FastDecoder::new(&model)
+        .unwrap()
+        .with_decoding(vla_policy::Decoding::Median);
+    c.bench_function("policy_decode_8_tokens_median", |b| {
+        b.iter(|| median.generate(&memory).unwrap())
     });
 }
 
