@@ -10,9 +10,11 @@ use serde_json::Value;
 use vla_kinematics::Chain;
 
 fn urdf(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../urdf")
-        .join(file)
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../urdf")
+    .join(file)
 }
 
 fn vla(args: &[&str]) -> Output {

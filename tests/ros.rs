@@ -24,7 +24,10 @@ use vla_policy::{ModelConfig, TextEncoder, VlaPolicy};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 fn require_private_network() {

@@ -8,7 +8,13 @@ use std::process::Command;
 
 fn vla() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vla"));
-    c.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    c.current_dir(
+        PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../.."),
+    );
     c
 }
 

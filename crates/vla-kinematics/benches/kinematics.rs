@@ -15,7 +15,10 @@ use vla_kinematics::{controller_step, Chain, ControllerConfig, IkConfig, IkSolve
 const READY: [f64; 7] = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
 
 fn urdf() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../urdf/panda.urdf")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../urdf/panda.urdf")
 }
 
 fn k_arm() -> k::SerialChain<f64> {

@@ -66,7 +66,10 @@ impl Policy for Scripted {
 const HOME: [f64; 7] = [0.0, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785];
 
 fn urdf() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../urdf/panda.urdf");
+    let path = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../urdf/panda.urdf");
     std::fs::read_to_string(path).unwrap()
 }
 

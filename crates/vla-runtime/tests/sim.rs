@@ -18,7 +18,10 @@ use vla_sim::episode::task_for_goal;
 use vla_sim::{CommandedSim, Goal, ObjectRef, TaskSuite};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 #[test]

@@ -15,7 +15,11 @@ use vla_sim::{NoiseConfig, Split, TaskSuite};
 fn suite() -> TaskSuite {
     TaskSuite::load(
         "default",
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        &PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../.."),
     )
     .unwrap()
 }

@@ -11,7 +11,10 @@ use vla_sim::layout::sample_layout;
 use vla_sim::{SimError, Split, TaskSuite};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 fn suite() -> TaskSuite {

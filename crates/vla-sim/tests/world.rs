@@ -17,7 +17,10 @@ use vla_sim::success::check;
 use vla_sim::{Goal, NoiseConfig, ObjectRef, SceneConfig, Split, SuccessReport, TaskSuite, World};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 fn suite() -> TaskSuite {

@@ -9,9 +9,11 @@ use vla_kinematics::Chain;
 
 /// Path of a URDF in the repository's `urdf/` folder.
 pub fn urdf_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../urdf")
-        .join(file)
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../urdf")
+    .join(file)
 }
 
 pub fn panda() -> Chain {
