@@ -158,8 +158,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = vla_policy::TrainOptions::default().lr)]
     pub lr: f64,
     /// Warm start a new run from this policy (directory or bundled name):
-    /// its action bounds and joint normalisation are kept and every tensor
-    /// whose name and shape match is copied; new layers start fresh.
+    /// its action bounds and joint normalisation are kept (with --no-state
+    /// the joint input is dropped) and every tensor whose name and shape
+    /// match is copied; new layers start fresh.
     #[arg(long)]
     pub init_from: Option<String>,
     /// Build the network without the relation token (as policies trained

@@ -88,8 +88,9 @@ pub struct TrainOptions {
     /// Decoding rule written into the policy's `config.json`.
     pub decoding: Decoding,
     /// Warm start (fresh runs only): a policy folder whose action tokenizer
-    /// and joint-state normalisation are reused and whose tensors are copied
-    /// wherever name and shape match; the rest starts fresh.
+    /// and joint-state normalisation are reused (the joint input is dropped
+    /// when `use_state` is false) and whose tensors are copied wherever
+    /// name and shape match; the rest starts fresh.
     pub init_from: Option<std::path::PathBuf>,
     /// Standard deviation, in bins, of Gaussian soft targets for the six
     /// end-effector deltas (positions 1–6; the bins are ordinal, so a
@@ -472,9 +473,11 @@ pub fn train(
             let init = opts.init_from.as_deref().unwrap_or(out);
             let init_cfg = PolicyConfig::read(init)?;
             let mut model_cfg = opts.model.clone();
-            model_cfg.state_dim = init_cfg.model.state_dim;
+            // Keep the initial policy's joint input unless told to drop it.
+            let state = init_cfg.state.filter(|_| opts.use_state);
+            model_cfg.state_dim = state.as_ref().map_or(0, |s| s.joint_names.len());
             let mut cfg = PolicyConfig::new(model_cfg, init_cfg.tokenizer);
-            cfg.state = init_cfg.state;
+            cfg.state = state;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             warm = Some(checkpoint::warm_start(&varmap, init, &device)?);
             (cfg, varmap, model, 0)
