@@ -179,6 +179,19 @@ pub struct TrainArgs {
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]
     pub no_state: bool,
+    /// Feed the tool centre point's position (forward kinematics of the
+    /// recorded joints through this URDF's chain) to the model as one more
+    /// token; the URDF is copied into the policy folder. E.g.
+    /// `urdf/panda.urdf` for the simulator's demonstrations. A warm start
+    /// from a policy with the input keeps it without this.
+    #[arg(long)]
+    pub tcp_urdf: Option<PathBuf>,
+    /// With --tcp-urdf: the chain's base link (the frame of the position).
+    #[arg(long, default_value = "panda_link0")]
+    pub tcp_base_link: String,
+    /// With --tcp-urdf: the chain's tip link (the tool centre point).
+    #[arg(long, default_value = "panda_hand_tcp")]
+    pub tcp_tip_link: String,
     /// Decoding rule written into the policy's config.json (`greedy` or
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]

@@ -67,6 +67,10 @@ pub struct PolicyConfig {
     /// are normalised; present exactly when `model.state_dim > 0`.
     #[serde(default)]
     pub state: Option<StateSpec>,
+    /// End-effector position input (forward kinematics of the measured
+    /// joints, [`crate::tcp`]); present exactly when `model.tcp_input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<crate::tcp::TcpSpec>,
     /// Training summary.
     #[serde(default)]
     pub training: TrainingInfo,
@@ -181,6 +185,7 @@ impl PolicyConfig {
             tokenizer,
             text_encoder: MINILM_PACKAGE.into(),
             state: None,
+            tcp: None,
             training: TrainingInfo::default(),
             decoding: Decoding::default(),
         }
@@ -209,6 +214,20 @@ impl PolicyConfig {
                 return Err(VlaPolicyError::Config(format!(
                     "model.state_dim is {dim} but config.json has no state (joint names)"
                 )))
+            }
+        }
+        match (&self.tcp, self.model.tcp_input) {
+            (None, false) => {}
+            (Some(spec), true) => spec.validate()?,
+            (Some(_), false) => {
+                return Err(VlaPolicyError::Config(
+                    "config.json has tcp but model.tcp_input is false".into(),
+                ))
+            }
+            (None, true) => {
+                return Err(VlaPolicyError::Config(
+                    "model.tcp_input is true but config.json has no tcp (URDF and links)".into(),
+                ))
             }
         }
         Ok(())

@@ -12,7 +12,8 @@
 //! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
 //!   output; [`data::synthetic`] generates a toy task);
 //! * [`policy`]: [`VlaPolicy`], the inference API implementing
-//!   [`vla_core::Policy`].
+//!   [`vla_core::Policy`]; [`tcp`] computes its optional end-effector
+//!   position input by forward kinematics of the measured joints.
 
 pub mod checkpoint;
 pub mod data;
@@ -26,6 +27,7 @@ pub mod nn;
 pub mod optim;
 pub mod policy;
 pub mod sim_data;
+pub mod tcp;
 pub mod text;
 pub mod text_files;
 pub mod train;

@@ -101,6 +101,12 @@ pub struct ModelConfig {
     /// in checkpoints from before it.
     #[serde(default)]
     pub relation_token: bool,
+    /// One encoder token from the tool centre point's position in the
+    /// arm's base frame (forward kinematics of the measured joints,
+    /// [`crate::tcp`]): 3 more values after the `state_dim` joint values of
+    /// the state vector. `false` in checkpoints from before it.
+    #[serde(default)]
+    pub tcp_input: bool,
 }
 
 /// Scale of the keypoint offsets fed to the relation token: a 1.0 input
@@ -127,11 +133,18 @@ impl Default for ModelConfig {
             keypoint_stage: 1,
             aux_outputs: crate::data::AUX_DIM,
             relation_token: true,
+            tcp_input: false,
         }
     }
 }
 
 impl ModelConfig {
+    /// Length of the state vector the encoder reads: the joint values, then
+    /// the TCP position if `tcp_input`.
+    pub fn state_width(&self) -> usize {
+        self.state_dim + if self.tcp_input { crate::tcp::TCP_DIM } else { 0 }
+    }
+
     /// A very small network for tests.
     pub fn tiny() -> Self {
         Self {
@@ -351,6 +364,8 @@ pub struct VlaModel {
     text_pos: Tensor,
     /// Projection of the proprioceptive state to one token (`state_dim > 0`).
     state_proj: Option<Linear>,
+    /// Projection of the TCP position to one token (`tcp_input`).
+    tcp_proj: Option<Linear>,
     /// Auxiliary query token `(1, d)` and its head (`aux_outputs > 0`).
     aux: Option<(Tensor, Linear)>,
     /// Relation token: keypoint offsets (6 values) → `d`, plus its embedding `(1, d)`.
@@ -427,6 +442,11 @@ impl VlaModel {
             } else {
                 None
             },
+            tcp_proj: if cfg.tcp_input {
+                Some(Linear::new(crate::tcp::TCP_DIM, d, vb.pp("tcp_proj"))?)
+            } else {
+                None
+            },
             aux: if cfg.aux_outputs > 0 {
                 Some((
                     vb.get_with_hints((1, d), "aux_query", small)?,
@@ -469,8 +489,9 @@ impl VlaModel {
         self.encode_with_state(images, text, text_mask, None)
     }
 
-    /// [`Self::encode`] plus the normalised proprioceptive state `(B, state_dim)`,
-    /// required exactly when the model was built with `state_dim > 0`.
+    /// [`Self::encode`] plus the normalised proprioceptive state
+    /// `(B, state_width())` (joints, then the TCP position), required
+    /// exactly when [`ModelConfig::state_width`] is positive.
     pub fn encode_with_state(
         &self,
         images: &Tensor,
@@ -544,23 +565,35 @@ impl VlaModel {
             .text_proj
             .forward(text)?
             .broadcast_add(&self.text_pos.narrow(0, 0, l)?)?;
-        let state_token = match (&self.state_proj, state) {
-            (Some(proj), Some(state)) => {
-                let (sb, sd) = state.dims2()?;
-                if sb != b || sd != self.cfg.state_dim {
-                    candle_core::bail!(
-                        "state is {sb}×{sd}, the model takes {b}×{}",
-                        self.cfg.state_dim
-                    );
-                }
-                Some(proj.forward(state)?.unsqueeze(1)?)
-            }
-            (None, None) => None,
-            (Some(_), None) => candle_core::bail!(
-                "this model reads a {}-value joint state and none was given",
-                self.cfg.state_dim
+        let width = self.cfg.state_width();
+        let (state_token, tcp_token) = match state {
+            Some(_) if width == 0 => candle_core::bail!("this model takes no joint state"),
+            None if width > 0 => candle_core::bail!(
+                "this model reads a {width}-value state (joints{}) and none was given",
+                if self.cfg.tcp_input { " and TCP position" } else { "" }
             ),
-            (None, Some(_)) => candle_core::bail!("this model takes no joint state"),
+            None => (None, None),
+            Some(state) => {
+                let (sb, sd) = state.dims2()?;
+                if sb != b || sd != width {
+                    candle_core::bail!("state is {sb}×{sd}, the model takes {b}×{width}");
+                }
+                let joints = match &self.state_proj {
+                    Some(proj) => Some(
+                        proj.forward(&state.narrow(1, 0, self.cfg.state_dim)?)?
+                            .unsqueeze(1)?,
+                    ),
+                    None => None,
+                };
+                let tcp = match &self.tcp_proj {
+                    Some(proj) => Some(
+                        proj.forward(&state.narrow(1, self.cfg.state_dim, crate::tcp::TCP_DIM)?)?
+                            .unsqueeze(1)?,
+                    ),
+                    None => None,
+                };
+                (joints, tcp)
+            }
         };
         let relation_token = match (&self.relation, &keypoint_xy) {
             (Some((proj, embed)), Some(xy)) => {
@@ -589,6 +622,9 @@ impl VlaModel {
         if let Some(t) = &state_token {
             parts.push(t);
         }
+        if let Some(t) = &tcp_token {
+            parts.push(t);
+        }
         let aux_token = match &self.aux {
             Some((query, _)) => Some(query.unsqueeze(0)?.repeat((b, 1, 1))?),
             None => None,
@@ -602,6 +638,7 @@ impl VlaModel {
             + keypoint_tokens.as_ref().map_or(0, |_| self.cfg.keypoints)
             + usize::from(relation_token.is_some())
             + usize::from(state_token.is_some())
+            + usize::from(tcp_token.is_some())
             + usize::from(aux_token.is_some());
         let keep = Tensor::cat(
             &[

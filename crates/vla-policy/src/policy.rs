@@ -4,8 +4,10 @@
 //! `reset(instruction)` runs MiniLM once and keeps its token outputs;
 //! `act` resizes the frame, picks the joints the checkpoint reads (if it
 //! reads any: see [`crate::checkpoint::StateSpec`]) out of the joint state by
-//! name, runs the image encoder and the transformer, and decodes 8 tokens
-//! greedily within the valid range of each position.
+//! name (and, for policies with a TCP input, computes the tool centre
+//! point's position from them: [`crate::tcp`]), runs the image encoder and
+//! the transformer, and decodes 8 tokens within the valid range of each
+//! position by the checkpoint's [`crate::decoding`] rule.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::error::{Result, VlaPolicyError};
 use crate::fast_decode::FastDecoder;
 use crate::image::frame_tensor;
 use crate::model::VlaModel;
+use crate::tcp::TcpInput;
 use crate::text::TextEncoder;
 
 /// An instruction encoded for the model: `(1, L, 384)` tokens and `(1, L)` mask.
@@ -50,6 +53,8 @@ pub struct VlaPolicy {
     fast: Option<FastDecoder>,
     text: Option<Arc<TextEncoder>>,
     instruction: Option<InstructionTokens>,
+    /// The forward kinematics behind the TCP input (`config.json` `tcp`).
+    tcp: Option<TcpInput>,
     device: Device,
 }
 
@@ -64,18 +69,20 @@ impl VlaPolicy {
     /// Loads `dir`, taking the text encoder from `text_encoder_dir` if given.
     pub fn load_with(dir: &Path, text_encoder_dir: Option<&Path>, device: &Device) -> Result<Self> {
         let (config, model) = checkpoint::load_for_inference(dir, device)?;
+        let tcp = match &config.tcp {
+            Some(spec) => Some(TcpInput::load(dir, spec)?),
+            None => None,
+        };
         let text = TextEncoder::from_default_location(text_encoder_dir, device)?;
-        Ok(Self::from_parts(
-            config,
-            model,
-            Some(Arc::new(text)),
-            device,
-        ))
+        let mut policy = Self::from_parts(config, model, Some(Arc::new(text)), device);
+        policy.tcp = tcp;
+        Ok(policy)
     }
 
     /// Assembles a policy from a model already in memory. Without a text
     /// encoder, instructions must be given as tokens
-    /// ([`Self::set_instruction_tokens`]).
+    /// ([`Self::set_instruction_tokens`]). A config with a TCP input also
+    /// needs [`Self::set_tcp_input`] before the first step.
     pub fn from_parts(
         config: PolicyConfig,
         model: VlaModel,
@@ -98,8 +105,15 @@ impl VlaPolicy {
             fast,
             text,
             instruction: None,
+            tcp: None,
             device: device.clone(),
         }
+    }
+
+    /// Sets the forward kinematics of the TCP input (loaded from the policy
+    /// folder by [`Self::load_with`]).
+    pub fn set_tcp_input(&mut self, tcp: TcpInput) {
+        self.tcp = Some(tcp);
     }
 
     /// Chooses how bins are picked from now on (overrides `config.json`'s
@@ -157,19 +171,13 @@ impl VlaPolicy {
             .as_ref()
             .ok_or(VlaPolicyError::NoInstruction)?;
         let image = frame_tensor(frame, self.config.model.image_size_px, &self.device)?;
-        let state = match (&self.config.state, joints) {
-            (None, _) => None,
-            (Some(spec), Some(joints)) => {
-                let v = spec.vector(joints)?;
+        let state = self.state_vector(joints)?;
+        let state = match state {
+            Some(v) => {
                 let n = v.len();
                 Some(Tensor::from_vec(v, (1, n), &self.device)?)
             }
-            (Some(spec), None) => {
-                return Err(VlaPolicyError::Data(format!(
-                    "this policy reads the joint state of {:?}; none was given",
-                    spec.joint_names
-                )))
-            }
+            None => None,
         };
         let memory =
             self.model
@@ -186,6 +194,41 @@ impl VlaPolicy {
         let tokens = ActionTokens(ids);
         let action = self.config.tokenizer.detokenize(&tokens)?;
         Ok(PolicyStep { tokens, action })
+    }
+}
+
+impl VlaPolicy {
+    /// The model's state input for a measured joint state: the normalised
+    /// joints it reads, then the normalised TCP position; `None` for a
+    /// policy that reads neither.
+    fn state_vector(&self, joints: Option<&JointState>) -> Result<Option<Vec<f32>>> {
+        if self.config.state.is_none() && self.config.tcp.is_none() {
+            return Ok(None);
+        }
+        let joints = joints.ok_or_else(|| {
+            VlaPolicyError::Data(format!(
+                "this policy reads the joint state ({}); none was given",
+                match &self.config.state {
+                    Some(spec) => format!("{:?}", spec.joint_names),
+                    None => "for its TCP position".into(),
+                }
+            ))
+        })?;
+        let mut v = match &self.config.state {
+            Some(spec) => spec.vector(joints)?,
+            None => Vec::new(),
+        };
+        if self.config.tcp.is_some() {
+            let tcp = self.tcp.as_ref().ok_or_else(|| {
+                VlaPolicyError::Config(
+                    "this policy reads the TCP position but has no kinematic chain; \
+                     load it with VlaPolicy::load or call set_tcp_input"
+                        .into(),
+                )
+            })?;
+            v.extend(tcp.vector(joints)?);
+        }
+        Ok(Some(v))
     }
 }
 

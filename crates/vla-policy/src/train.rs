@@ -97,6 +97,11 @@ pub struct TrainOptions {
     /// neighbour of the label is nearly as right as the label); 0 trains
     /// on one-hot targets. Terminate and gripper stay one-hot.
     pub label_sigma_bins: f64,
+    /// Feed the TCP position (forward kinematics of the data's joint
+    /// states through this chain, [`crate::tcp`]) as one more encoder token;
+    /// the URDF is copied into the policy folder. A warm start from a
+    /// policy with the input keeps it when this is `None`.
+    pub tcp: Option<crate::tcp::TcpSource>,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -128,6 +133,7 @@ impl Default for TrainOptions {
             decoding: Decoding::Median,
             init_from: None,
             label_sigma_bins: 0.0,
+            tcp: None,
         }
     }
 }
@@ -476,8 +482,21 @@ pub fn train(
             // Keep the initial policy's joint input unless told to drop it.
             let state = init_cfg.state.filter(|_| opts.use_state);
             model_cfg.state_dim = state.as_ref().map_or(0, |s| s.joint_names.len());
+            let tcp = match (&opts.tcp, init_cfg.tcp) {
+                (Some(src), _) => Some(new_tcp_spec(src, data, &train_idx, out)?),
+                (None, Some(spec)) => {
+                    crate::tcp::install_urdf(&init.join(&spec.urdf), out)?;
+                    Some(crate::tcp::TcpSpec {
+                        urdf: crate::tcp::TCP_URDF_FILE.into(),
+                        ..spec
+                    })
+                }
+                (None, None) => None,
+            };
+            model_cfg.tcp_input = tcp.is_some();
             let mut cfg = PolicyConfig::new(model_cfg, init_cfg.tokenizer);
             cfg.state = state;
+            cfg.tcp = tcp;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             warm = Some(checkpoint::warm_start(&varmap, init, &device)?);
             (cfg, varmap, model, 0)
@@ -498,8 +517,14 @@ pub fn train(
                 None
             };
             model_cfg.state_dim = state.as_ref().map_or(0, |s| s.joint_names.len());
+            let tcp = match &opts.tcp {
+                Some(src) => Some(new_tcp_spec(src, data, &train_idx, out)?),
+                None => None,
+            };
+            model_cfg.tcp_input = tcp.is_some();
             let mut cfg = PolicyConfig::new(model_cfg, tokenizer);
             cfg.state = state;
+            cfg.tcp = tcp;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             (cfg, varmap, model, 0)
         }
@@ -510,7 +535,7 @@ pub fn train(
             data.size_px, cfg.model.image_size_px
         )));
     }
-    let states: Option<Vec<Vec<f32>>> = match &cfg.state {
+    let mut states: Option<Vec<Vec<f32>>> = match &cfg.state {
         Some(spec) => {
             if spec.joint_names != data.state_names {
                 return Err(VlaPolicyError::Config(format!(
@@ -527,6 +552,19 @@ pub fn train(
         }
         None => None,
     };
+    if let Some(spec) = &cfg.tcp {
+        // The TCP position follows the joint values in each state row.
+        let input = crate::tcp::TcpInput::load(out, spec)?;
+        let rows = crate::tcp::rows_from_states(
+            input.chain(),
+            &data.state_names,
+            data.samples.iter().map(|s| s.state.as_slice()),
+        )?;
+        let all = states.get_or_insert_with(|| vec![Vec::new(); data.samples.len()]);
+        for (row, raw) in all.iter_mut().zip(rows) {
+            row.extend(input.normalise(&raw));
+        }
+    }
     let states = states.as_deref();
     let tok = cfg.tokenizer;
     let bins = data
@@ -699,6 +737,29 @@ pub fn train(
         final_val,
         warm_start: warm,
     })
+}
+
+/// A TCP input spec for training from `src`: installs the URDF in `out` and
+/// takes the statistics of the training samples' TCP positions.
+fn new_tcp_spec(
+    src: &crate::tcp::TcpSource,
+    data: &Dataset,
+    train_idx: &[usize],
+    out: &Path,
+) -> Result<crate::tcp::TcpSpec> {
+    let chain = crate::tcp::load_chain(&src.urdf, &src.base_link, &src.tip_link)?;
+    let rows = crate::tcp::rows_from_states(
+        &chain,
+        &data.state_names,
+        train_idx.iter().map(|&i| data.samples[i].state.as_slice()),
+    )?;
+    crate::tcp::install_urdf(&src.urdf, out)?;
+    crate::tcp::spec_from_rows(
+        crate::tcp::TCP_URDF_FILE.into(),
+        src.base_link.clone(),
+        src.tip_link.clone(),
+        &rows,
+    )
 }
 
 /// Prints above the progress bar, or to stderr when the bar is hidden

@@ -40,6 +40,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(super::shared::resolve_policy_dir)
             .transpose()?,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
+        tcp: args.tcp_urdf.as_ref().map(|urdf| vla_policy::tcp::TcpSource {
+            urdf: urdf.clone(),
+            base_link: args.tcp_base_link.clone(),
+            tip_link: args.tcp_tip_link.clone(),
+        }),
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
             ..a
