@@ -179,6 +179,11 @@ pub struct TrainArgs {
     /// as RT-2), even when the demonstrations record it.
     #[arg(long)]
     pub no_state: bool,
+    /// Read only these joints of the recorded joint state, comma-separated
+    /// (e.g. the seven arm joints: the fingers' position gives away the
+    /// last gripper command, which the policy then copies).
+    #[arg(long, value_delimiter = ',')]
+    pub state_joints: Option<Vec<String>>,
     /// Feed the tool centre point's position (forward kinematics of the
     /// recorded joints through this URDF's chain) to the model as one more
     /// token; the URDF is copied into the policy folder. E.g.

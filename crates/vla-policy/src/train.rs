@@ -102,6 +102,10 @@ pub struct TrainOptions {
     /// the URDF is copied into the policy folder. A warm start from a
     /// policy with the input keeps it when this is `None`.
     pub tcp: Option<crate::tcp::TcpSource>,
+    /// Read only these of the data's joints (e.g. the arm without the
+    /// fingers, whose position gives away the last gripper command); `None`:
+    /// all of them (or the initial policy's, on a warm start).
+    pub state_joints: Option<Vec<String>>,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -134,6 +138,7 @@ impl Default for TrainOptions {
             init_from: None,
             label_sigma_bins: 0.0,
             tcp: None,
+            state_joints: None,
         }
     }
 }
@@ -480,7 +485,10 @@ pub fn train(
             let init_cfg = PolicyConfig::read(init)?;
             let mut model_cfg = opts.model.clone();
             // Keep the initial policy's joint input unless told to drop it.
-            let state = init_cfg.state.filter(|_| opts.use_state);
+            let state = match &opts.state_joints {
+                Some(names) if opts.use_state => Some(state_spec(data, &train_idx, names)?),
+                _ => init_cfg.state.filter(|_| opts.use_state),
+            };
             model_cfg.state_dim = state.as_ref().map_or(0, |s| s.joint_names.len());
             let tcp = match (&opts.tcp, init_cfg.tcp) {
                 (Some(src), _) => Some(new_tcp_spec(src, data, &train_idx, out)?),
@@ -508,11 +516,8 @@ pub fn train(
             let tokenizer = ActionTokenizer::new(bounds, 0)?;
             let mut model_cfg = opts.model.clone();
             let state = if opts.use_state && !data.state_names.is_empty() {
-                let rows: Vec<&[f32]> = train_idx
-                    .iter()
-                    .map(|&i| data.samples[i].state.as_slice())
-                    .collect();
-                Some(StateSpec::from_rows(data.state_names.clone(), &rows)?)
+                let names = opts.state_joints.as_ref().unwrap_or(&data.state_names);
+                Some(state_spec(data, &train_idx, names)?)
             } else {
                 None
             };
@@ -537,16 +542,11 @@ pub fn train(
     }
     let mut states: Option<Vec<Vec<f32>>> = match &cfg.state {
         Some(spec) => {
-            if spec.joint_names != data.state_names {
-                return Err(VlaPolicyError::Config(format!(
-                    "the model reads joints {:?}, the data set has {:?}",
-                    spec.joint_names, data.state_names
-                )));
-            }
+            let cols = state_columns(data, &spec.joint_names)?;
             Some(
                 data.samples
                     .iter()
-                    .map(|s| spec.normalise(&s.state))
+                    .map(|s| spec.normalise(&pick(&s.state, &cols)))
                     .collect(),
             )
         }
@@ -737,6 +737,40 @@ pub fn train(
         final_val,
         warm_start: warm,
     })
+}
+
+/// Where each of `names` is in the data set's joint states; an error
+/// naming the first joint the data lacks.
+fn state_columns(data: &Dataset, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|n| {
+            data.state_names.iter().position(|d| d == n).ok_or_else(|| {
+                VlaPolicyError::Config(format!(
+                    "the model reads joint {n:?}, the data set has {:?}",
+                    data.state_names
+                ))
+            })
+        })
+        .collect()
+}
+
+fn pick(row: &[f32], cols: &[usize]) -> Vec<f32> {
+    cols.iter().map(|&c| row[c]).collect()
+}
+
+/// The joint-state input spec for `names`, from the training samples.
+fn state_spec(data: &Dataset, train_idx: &[usize], names: &[String]) -> Result<StateSpec> {
+    if names.is_empty() {
+        return Err(VlaPolicyError::Config("no joints to read were given".into()));
+    }
+    let cols = state_columns(data, names)?;
+    let rows: Vec<Vec<f32>> = train_idx
+        .iter()
+        .map(|&i| pick(&data.samples[i].state, &cols))
+        .collect();
+    let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+    StateSpec::from_rows(names.to_vec(), &refs)
 }
 
 /// A TCP input spec for training from `src`: installs the URDF in `out` and

@@ -242,6 +242,27 @@ fn training_with_tcp_input_installs_the_urdf_and_warm_starts_keep_it() {
     assert!(second.path().join(TCP_URDF_FILE).is_file());
     assert_eq!(PolicyConfig::read(second.path()).unwrap().tcp, Some(spec));
 
+    // Reading only the arm joints (not the fingers) next to the TCP.
+    let arm = tempfile::tempdir().unwrap();
+    let arm_opts = TrainOptions {
+        state_joints: Some(names()[..7].to_vec()),
+        ..opts.clone()
+    };
+    vla_policy::train(&data, &text, arm.path(), &arm_opts).unwrap();
+    let cfg = PolicyConfig::read(arm.path()).unwrap();
+    assert_eq!(cfg.model.state_dim, 7);
+    assert_eq!(cfg.state.unwrap().joint_names, names()[..7].to_vec());
+    let mut policy = VlaPolicy::load_with(arm.path(), Some(&text_dir), &Device::Cpu).unwrap();
+    policy.set_instruction_tokens(instruction_tokens());
+    policy.act(&frame, &joints(&HOME_RAD)).unwrap();
+    let unknown = TrainOptions {
+        state_joints: Some(vec!["panda_joint1".into(), "elbow".into()]),
+        ..opts.clone()
+    };
+    let err = vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &unknown)
+        .unwrap_err();
+    assert!(err.to_string().contains("\"elbow\""), "{err}");
+
     // Data without joint states cannot feed the input: a clear error.
     let mut bare = data.clone();
     bare.state_names.clear();

@@ -40,6 +40,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(super::shared::resolve_policy_dir)
             .transpose()?,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
+        state_joints: args.state_joints.clone(),
         tcp: args.tcp_urdf.as_ref().map(|urdf| vla_policy::tcp::TcpSource {
             urdf: urdf.clone(),
             base_link: args.tcp_base_link.clone(),
