@@ -220,6 +220,13 @@ impl ScriptedExpert {
         };
         let grasp_z = oc.z.max(table_z + 0.014);
         for _ in 0..4 {
+            // The phase follows the world, not only the script: when the
+            // object is already in the hand (another controller, e.g. the
+            // policy under DAgger, closed on it), lift it instead of
+            // reaching for where it now hangs with the gripper open.
+            if held && matches!(self.phase, Phase::Approach | Phase::Descend) {
+                self.set_phase(Phase::Lift);
+            }
             match self.phase {
                 Phase::Approach => {
                     let t = Vector3::new(oc.x, oc.y, grasp_z + HOVER_M);

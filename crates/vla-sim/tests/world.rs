@@ -542,3 +542,47 @@ fn dagger_executes_the_policy_and_records_the_experts_labels() {
     .unwrap();
     assert!(dagger.outcome.success, "{}", dagger.outcome.reason);
 }
+
+/// Under DAgger the expert labels states another controller reached. An
+/// expert that meets the object already in the hand must say "keep it
+/// closed and lift", not reach for it again with the gripper open (which
+/// taught earlier DAgger rounds to drop what the policy had grasped).
+#[test]
+fn an_expert_meeting_a_grasped_object_labels_lift_not_release() {
+    let s = suite();
+    for goal in [
+        Goal::PickUp {
+            object: ObjectRef::new("red", "cube"),
+        },
+        Goal::PutIn {
+            object: ObjectRef::new("red", "cube"),
+            target: ObjectRef::new("blue", "bowl"),
+        },
+    ] {
+        let mut w = world(
+            &s.scene,
+            &[place("red", "cube", 0.5, 0.1), place("blue", "bowl", 0.5, -0.15)],
+        );
+        // One expert drives until the cube is in the hand.
+        let mut driver = vla_sim::ScriptedExpert::new(goal.clone(), NoiseConfig::none(), 1);
+        let mut steps = 0;
+        while w.held().is_none() {
+            let a = driver.act(&w).unwrap().executed;
+            w.step(&a).unwrap();
+            steps += 1;
+            assert!(steps < 80, "the driving expert never grasped");
+        }
+        // A fresh expert (phase: approach) labels the next states.
+        let mut labeller = vla_sim::ScriptedExpert::new(goal.clone(), NoiseConfig::none(), 2);
+        let z0 = w.world_from_tcp().unwrap().translation.z;
+        for _ in 0..5 {
+            let label = labeller.act(&w).unwrap().label;
+            assert!(label.gripper > 0.5, "{goal:?}: label opens the hand: {label:?}");
+            assert!(!label.terminate);
+            w.step(&label).unwrap();
+        }
+        assert_eq!(w.held(), w.index_of(goal.object()));
+        let z1 = w.world_from_tcp().unwrap().translation.z;
+        assert!(z1 > z0 + 0.05, "{goal:?}: lifted only {:.3} m", z1 - z0);
+    }
+}
