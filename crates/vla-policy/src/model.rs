@@ -142,7 +142,12 @@ impl ModelConfig {
     /// Length of the state vector the encoder reads: the joint values, then
     /// the TCP position if `tcp_input`.
     pub fn state_width(&self) -> usize {
-        self.state_dim + if self.tcp_input { crate::tcp::TCP_DIM } else { 0 }
+        self.state_dim
+            + if self.tcp_input {
+                crate::tcp::TCP_DIM
+            } else {
+                0
+            }
     }
 
     /// A very small network for tests.
@@ -570,7 +575,11 @@ impl VlaModel {
             Some(_) if width == 0 => candle_core::bail!("this model takes no joint state"),
             None if width > 0 => candle_core::bail!(
                 "this model reads a {width}-value state (joints{}) and none was given",
-                if self.cfg.tcp_input { " and TCP position" } else { "" }
+                if self.cfg.tcp_input {
+                    " and TCP position"
+                } else {
+                    ""
+                }
             ),
             None => (None, None),
             Some(state) => {

@@ -762,7 +762,9 @@ fn pick(row: &[f32], cols: &[usize]) -> Vec<f32> {
 /// The joint-state input spec for `names`, from the training samples.
 fn state_spec(data: &Dataset, train_idx: &[usize], names: &[String]) -> Result<StateSpec> {
     if names.is_empty() {
-        return Err(VlaPolicyError::Config("no joints to read were given".into()));
+        return Err(VlaPolicyError::Config(
+            "no joints to read were given".into(),
+        ));
     }
     let cols = state_columns(data, names)?;
     let rows: Vec<Vec<f32>> = train_idx

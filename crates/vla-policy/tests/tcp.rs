@@ -12,7 +12,9 @@ use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::data::synthetic::Synthetic;
 use vla_policy::data::DemoSource;
 use vla_policy::tcp::{self, TcpInput, TcpSource, TCP_URDF_FILE};
-use vla_policy::{InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN};
+use vla_policy::{
+    InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN,
+};
 
 const PANDA_JOINTS: [&str; 9] = [
     "panda_joint1",
@@ -259,8 +261,8 @@ fn training_with_tcp_input_installs_the_urdf_and_warm_starts_keep_it() {
         state_joints: Some(vec!["panda_joint1".into(), "elbow".into()]),
         ..opts.clone()
     };
-    let err = vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &unknown)
-        .unwrap_err();
+    let err =
+        vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &unknown).unwrap_err();
     assert!(err.to_string().contains("\"elbow\""), "{err}");
 
     // Data without joint states cannot feed the input: a clear error.

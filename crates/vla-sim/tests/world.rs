@@ -561,7 +561,10 @@ fn an_expert_meeting_a_grasped_object_labels_lift_not_release() {
     ] {
         let mut w = world(
             &s.scene,
-            &[place("red", "cube", 0.5, 0.1), place("blue", "bowl", 0.5, -0.15)],
+            &[
+                place("red", "cube", 0.5, 0.1),
+                place("blue", "bowl", 0.5, -0.15),
+            ],
         );
         // One expert drives until the cube is in the hand.
         let mut driver = vla_sim::ScriptedExpert::new(goal.clone(), NoiseConfig::none(), 1);
@@ -577,7 +580,10 @@ fn an_expert_meeting_a_grasped_object_labels_lift_not_release() {
         let z0 = w.world_from_tcp().unwrap().translation.z;
         for _ in 0..5 {
             let label = labeller.act(&w).unwrap().label;
-            assert!(label.gripper > 0.5, "{goal:?}: label opens the hand: {label:?}");
+            assert!(
+                label.gripper > 0.5,
+                "{goal:?}: label opens the hand: {label:?}"
+            );
             assert!(!label.terminate);
             w.step(&label).unwrap();
         }

@@ -41,11 +41,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .transpose()?,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
         state_joints: args.state_joints.clone(),
-        tcp: args.tcp_urdf.as_ref().map(|urdf| vla_policy::tcp::TcpSource {
-            urdf: urdf.clone(),
-            base_link: args.tcp_base_link.clone(),
-            tip_link: args.tcp_tip_link.clone(),
-        }),
+        tcp: args
+            .tcp_urdf
+            .as_ref()
+            .map(|urdf| vla_policy::tcp::TcpSource {
+                urdf: urdf.clone(),
+                base_link: args.tcp_base_link.clone(),
+                tip_link: args.tcp_tip_link.clone(),
+            }),
         augment: defaults.augment.map(|a| vla_policy::image::Augment {
             shift_px: args.shift_px.max(0),
             ..a
