@@ -171,6 +171,10 @@ pub struct TrainArgs {
     /// object, target object, TCP (2: objects only, the session-3 recipe).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub keypoint_targets: u8,
+    /// Stem stage whose feature map the keypoints read (0: the 32×32
+    /// patchify map, 4 px cells; 1: the 16×16 map, 8 px cells, the default).
+    #[arg(long, default_value_t = vla_policy::ModelConfig::default().keypoint_stage)]
+    pub keypoint_stage: usize,
     /// One-hot keypoint targets on the pixel's cell instead of bilinear
     /// targets over the four cells around it (the session-3 recipe).
     #[arg(long)]

@@ -31,6 +31,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         keypoint_bilinear: !args.keypoint_one_hot,
         model: vla_policy::ModelConfig {
             relation_token: !args.no_relation_token,
+            keypoint_stage: args.keypoint_stage,
             ..defaults.model.clone()
         },
         lr: args.lr,
