@@ -360,3 +360,76 @@ fn eval_metrics_file_keeps_one_entry_per_split() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The simulator's demonstrations train a policy that reads the TCP
+/// position (forward kinematics through the URDF copied into the policy
+/// folder) and only the arm's joints, and that policy drives `vla eval`:
+/// the joint states the simulator hands the policy carry the chain's joints.
+#[test]
+fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
+    let base = std::env::temp_dir().join(format!("vla-tcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (demos, policy) = (base.join("demos"), base.join("policy"));
+    run_ok(&[
+        "collect",
+        "--episodes",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        demos.to_str().unwrap(),
+    ]);
+    let out = run_ok(&[
+        "train",
+        "--data",
+        demos.to_str().unwrap(),
+        "--out",
+        policy.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--tcp-urdf",
+        "urdf/panda.urdf",
+        "--state-joints",
+        "panda_joint1,panda_joint2,panda_joint3,panda_joint4,panda_joint5,panda_joint6,panda_joint7",
+        "--keypoint-stage",
+        "0",
+    ]);
+    assert!(out.contains("trained steps 0..2"), "{out}");
+    assert!(policy.join("robot.urdf").is_file());
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(policy.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["model"]["tcp_input"], true);
+    assert_eq!(cfg["model"]["state_dim"], 7);
+    assert_eq!(cfg["model"]["keypoint_stage"], 0);
+    assert_eq!(cfg["tcp"]["tip_link"], "panda_hand_tcp");
+    let out = run_ok(&[
+        "eval",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--split",
+        "train",
+        "--episodes",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 1, "{out}");
+    assert!(v["mean_steps"].as_f64().unwrap() >= 1.0, "{out}");
+    // A bad URDF path is a clear error before any training.
+    let bad = vla()
+        .args(["train", "--data", demos.to_str().unwrap(), "--out"])
+        .arg(base.join("bad"))
+        .args(["--steps", "1", "--tcp-urdf", "urdf/none.urdf"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("none.urdf"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
