@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch: scripted-expert demonstrations,
 # behaviour cloning (the session-3 base network), a warm-started run with
-# the TCP keypoint and the relation token, then `vla eval` on both splits
-# into metrics.json.
+# the TCP keypoint, the relation token and the TCP-position input, then
+# `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
 # About 70 minutes on a 2-core machine: collect 1.5 min, base 3 400 steps
-# ~40 min at ~90 samples/s, final 1 800 steps ~21 min, eval 2 × ~2.7 min
+# ~40 min at ~90 samples/s, final 1 800 steps ~21-24 min, eval 2 × ~2.7 min
 # (plus the first release build). Work files go to
 # $VLA_WORK_DIR (default: work/, ignored by git). See policies/default/README.md.
 set -euo pipefail
@@ -40,12 +40,14 @@ for steps in 2400 3400; do
     --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot
 done
 
-# 3. Warm start from the base: relation token (new), bilinear keypoint
-#    targets for object, target and TCP; same demonstrations, 1 800 steps.
+# 3. Warm start from the base: relation token and TCP-position input (new;
+#    forward kinematics of the recorded joints through urdf/panda.urdf, which
+#    is copied into the policy folder), bilinear keypoint targets for
+#    object, target and TCP; same demonstrations, 1 800 steps.
 #    (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 "$vla" train --data "$demos" --out "$out" --init-from "$base" --lr 5e-4 --steps 1800 \
-  --val-every 600 --batch 64 --seed 0 --shift-px 4
+  --val-every 600 --batch 64 --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 
 # 4. Success on both splits, 200 episodes each (one after the other: both

@@ -1,6 +1,7 @@
 //! Latency of one policy step (frame + joint state → 8 tokens), batch 1, one
-//! thread, with the default network shape and the Panda's 9 joints as the
-//! shipped policy reads them, built from plain tensors as
+//! thread, with the default network shape, the Panda's 9 joints and the TCP
+//! position (forward kinematics through urdf/panda.urdf) as the shipped
+//! policy reads them, built from plain tensors as
 //! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
 //! does not depend on their values, only on the shape.
 //!
@@ -15,6 +16,7 @@ use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{JointState, PixelEncoding, RgbFrame};
 use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::fast_decode::FastDecoder;
+use vla_policy::tcp;
 use vla_policy::{InstructionTokens, ModelConfig, VlaPolicy, TEXT_HIDDEN};
 
 fn bench(c: &mut Criterion) {
@@ -24,6 +26,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let cfg = ModelConfig {
         state_dim: names.len(),
+        tcp_input: true,
         ..ModelConfig::default()
     };
     let (varmap, _) = checkpoint::fresh_model(&cfg, 0, &Device::Cpu).unwrap();
@@ -34,7 +37,24 @@ fn bench(c: &mut Criterion) {
     let home = [0.0f32, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785, 0.04, 0.04];
     pc.state = Some(checkpoint::StateSpec::from_rows(names.clone(), &[&home[..]]).unwrap());
     let joints = JointState::new(names, home.iter().map(|&q| f64::from(q)).collect(), 0.0).unwrap();
+    let urdf_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../urdf");
+    let chain = tcp::load_chain(
+        &urdf_dir.join("panda.urdf"),
+        "panda_link0",
+        "panda_hand_tcp",
+    )
+    .unwrap();
+    let at_home = tcp::base_from_tcp_m(&chain, &joints).unwrap();
+    let spec = tcp::spec_from_rows(
+        "panda.urdf".into(),
+        "panda_link0".into(),
+        "panda_hand_tcp".into(),
+        &[at_home],
+    )
+    .unwrap();
+    pc.tcp = Some(spec.clone());
     let mut policy = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
+    policy.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
     // A 12-word-piece instruction, the typical length of a task sentence.
     let text = Tensor::randn(0f32, 0.3, (12, TEXT_HIDDEN), &Device::Cpu).unwrap();
     policy.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
@@ -54,7 +74,12 @@ fn bench(c: &mut Criterion) {
     let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
     let text = text.unsqueeze(0).unwrap();
     let mask = Tensor::ones((1, 12), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let state = Tensor::zeros((1, 9), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let state = Tensor::zeros(
+        (1, cfg.state_width()),
+        candle_core::DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     c.bench_function("policy_encode_observation", |b| {
         b.iter(|| {
             model
