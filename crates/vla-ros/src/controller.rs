@@ -42,6 +42,9 @@ use crate::RosError;
 pub struct ControllerSettings {
     /// `policy`: directory written by `vla train`.
     pub policy_dir: PathBuf,
+    /// `decoding`: `greedy` or `median` overrides the policy's
+    /// `config.json`; empty (the default) keeps it.
+    pub decoding: Option<vla_policy::Decoding>,
     /// `urdf`: URDF file, used when `robot_description` is empty.
     pub urdf_path: PathBuf,
     /// `robot_description`: the URDF text itself (as robot_state_publisher takes it).
@@ -138,6 +141,13 @@ impl ControllerSettings {
         };
         Ok(Self {
             policy_dir: p.string("policy", "policies/default")?.into(),
+            decoding: match p.string("decoding", "")?.as_str() {
+                "" => None,
+                name => Some(name.parse().map_err(|message| RosError::Param {
+                    name: "decoding".into(),
+                    message,
+                })?),
+            },
             urdf_path: p.string("urdf", "urdf/panda.urdf")?.into(),
             robot_description: p.string("robot_description", "")?,
             base_link: p.string("base_link", "panda_link0")?,
@@ -277,10 +287,13 @@ pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
     let s = ControllerSettings::read(&params)?;
 
     let policy_dir = resolve(&s.policy_dir, root);
-    let policy = VlaPolicy::load(&policy_dir).map_err(|e| RosError::Policy {
+    let mut policy = VlaPolicy::load(&policy_dir).map_err(|e| RosError::Policy {
         dir: policy_dir.display().to_string(),
         message: e.to_string(),
     })?;
+    if let Some(decoding) = s.decoding {
+        policy.set_decoding(decoding);
+    }
     let side = u32::try_from(policy.config().model.image_size_px).unwrap_or(u32::MAX);
     let tokenizer = policy.config().tokenizer;
     let urdf = if s.robot_description.is_empty() {
@@ -447,4 +460,34 @@ pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+
+    use r2r::ParameterValue;
+
+    use super::*;
+
+    fn settings(decoding: Option<&str>) -> Result<ControllerSettings, RosError> {
+        let mut given = HashMap::new();
+        if let Some(d) = decoding {
+            given.insert("decoding".to_string(), ParameterValue::String(d.into()));
+        }
+        ControllerSettings::read(&Params::from_values(given))
+    }
+
+    #[test]
+    fn the_decoding_parameter_overrides_the_policy_or_is_refused() {
+        assert_eq!(settings(None).unwrap().decoding, None);
+        assert_eq!(settings(Some("")).unwrap().decoding, None);
+        assert_eq!(
+            settings(Some("greedy")).unwrap().decoding,
+            Some(vla_policy::Decoding::Greedy)
+        );
+        let err = settings(Some("beam")).unwrap_err().to_string();
+        assert!(err.contains("decoding") && err.contains("beam"), "{err}");
+    }
 }
