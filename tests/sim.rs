@@ -433,3 +433,99 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_hand_crop_policy_is_centred_on_the_renderers_tcp_pixel_and_drives_the_sim() {
+    let base = std::env::temp_dir().join(format!("vla-crop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (demos, policy) = (base.join("demos"), base.join("policy"));
+    run_ok(&[
+        "collect",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--out",
+        demos.to_str().unwrap(),
+    ]);
+    let out = run_ok(&[
+        "train",
+        "--data",
+        demos.to_str().unwrap(),
+        "--out",
+        policy.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--tcp-urdf",
+        "urdf/panda.urdf",
+        "--hand-crop-px",
+        "32",
+    ]);
+    assert!(out.contains("trained steps 0..2"), "{out}");
+    let cfg = vla_policy::PolicyConfig::read(&policy).unwrap();
+    let net = cfg.model.crop.clone().expect("model.crop");
+    assert_eq!(net.side_px, 32);
+    let spec = cfg.crop.expect("crop camera");
+    // The crop's camera, built by `vla train` from the scene file, puts the
+    // TCP (forward kinematics of the recorded joints) where the simulator's
+    // renderer projected it when it recorded the episode.
+    let chain =
+        vla_policy::tcp::load_chain(&policy.join("robot.urdf"), "panda_link0", "panda_hand_tcp")
+            .unwrap();
+    let steps_file = demos.join("episodes/000000/steps.jsonl");
+    let mut checked = 0;
+    for line in std::fs::read_to_string(&steps_file).unwrap().lines() {
+        let step: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(px) = step["tcp_px"].as_array() else {
+            continue;
+        };
+        let names: Vec<String> = step["joints"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        let q: Vec<f64> = step["joints"]["positions_rad"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let joints = vla_core::JointState::new(names, q, 0.0).unwrap();
+        let tcp_m = vla_policy::tcp::base_from_tcp_m(&chain, &joints).unwrap();
+        let [u, v] = spec.camera.project_to_model(tcp_m, 128).unwrap();
+        let (want_u, want_v) = (px[0].as_f64().unwrap(), px[1].as_f64().unwrap());
+        assert!(
+            (f64::from(u) - want_u).abs() < 0.05 && (f64::from(v) - want_v).abs() < 0.05,
+            "projected ({u}, {v}), recorded ({want_u}, {want_v})"
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} steps with a TCP pixel");
+    // The policy runs closed loop in the simulator with its crop.
+    let out = run_ok(&[
+        "eval",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--split",
+        "train",
+        "--episodes",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 1, "{out}");
+    // A crop without the TCP input is refused with a reason.
+    let bad = vla()
+        .args(["train", "--data", demos.to_str().unwrap(), "--out"])
+        .arg(base.join("bad"))
+        .args(["--steps", "1", "--hand-crop-px", "32"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("TCP"), "{err}");
+    let _ = std::fs::remove_dir_all(&base);
+}

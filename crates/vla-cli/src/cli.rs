@@ -201,6 +201,16 @@ pub struct TrainArgs {
     /// With --tcp-urdf: the chain's tip link (the tool centre point).
     #[arg(long, default_value = "panda_hand_tcp")]
     pub tcp_tip_link: String,
+    /// Add a hand-centred crop of this many pixels (of the 128 px model
+    /// input; 0 = none) as a second image input, centred on the projection
+    /// of the TCP (needs the TCP input: --tcp-urdf, or a warm start from a
+    /// policy with it). The camera is the --crop-suite's scene camera.
+    #[arg(long, default_value_t = 0)]
+    pub hand_crop_px: usize,
+    /// With --hand-crop-px: the task suite (name under sim/suites/ or a
+    /// .toml path) whose scene camera and robot base place the camera.
+    #[arg(long, default_value = "default")]
+    pub crop_suite: String,
     /// Decoding rule written into the policy's config.json (`greedy` or
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]

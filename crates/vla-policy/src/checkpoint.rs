@@ -71,6 +71,11 @@ pub struct PolicyConfig {
     /// joints, [`crate::tcp`]); present exactly when `model.tcp_input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<crate::tcp::TcpSpec>,
+    /// The camera the hand crop is computed for ([`crate::crop`]); present
+    /// exactly when `model.crop` is (which also needs `tcp`: the crop
+    /// follows the TCP chain's forward kinematics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<crate::crop::CropSpec>,
     /// Training summary.
     #[serde(default)]
     pub training: TrainingInfo,
@@ -186,6 +191,7 @@ impl PolicyConfig {
             text_encoder: MINILM_PACKAGE.into(),
             state: None,
             tcp: None,
+            crop: None,
             training: TrainingInfo::default(),
             decoding: Decoding::default(),
         }
@@ -227,6 +233,29 @@ impl PolicyConfig {
             (None, true) => {
                 return Err(VlaPolicyError::Config(
                     "model.tcp_input is true but config.json has no tcp (URDF and links)".into(),
+                ))
+            }
+        }
+        match (&self.crop, &self.model.crop) {
+            (None, None) => {}
+            (Some(spec), Some(_)) => {
+                spec.validate()?;
+                if self.tcp.is_none() {
+                    return Err(VlaPolicyError::Config(
+                        "the hand crop needs the TCP input (config.json tcp): it is centred \
+                         on the TCP's forward kinematics"
+                            .into(),
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(VlaPolicyError::Config(
+                    "config.json has crop but model.crop is absent".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(VlaPolicyError::Config(
+                    "model.crop is set but config.json has no crop (camera)".into(),
                 ))
             }
         }

@@ -93,10 +93,14 @@ pub fn write_chw(
 
 /// One frame as a `(1, 3, S, S)` tensor, no augmentation.
 pub fn frame_tensor(frame: &RgbFrame, size_px: usize, device: &Device) -> Result<Tensor> {
-    let rgb = to_model_rgb8(frame, size_px)?;
+    chw_tensor(&to_model_rgb8(frame, size_px)?, size_px, device)
+}
+
+/// A `size × size` RGB8 image as a `(1, 3, size, size)` tensor in [0, 1].
+pub fn chw_tensor(rgb: &[u8], size_px: usize, device: &Device) -> Result<Tensor> {
     let mut buf = vec![0f32; 3 * size_px * size_px];
     write_chw(
-        &rgb,
+        rgb,
         size_px,
         None::<(&Augment, &mut rand::rngs::ThreadRng)>,
         &mut buf,

@@ -13,9 +13,12 @@
 //!   output; [`data::synthetic`] generates a toy task);
 //! * [`policy`]: [`VlaPolicy`], the inference API implementing
 //!   [`vla_core::Policy`]; [`tcp`] computes its optional end-effector
-//!   position input by forward kinematics of the measured joints.
+//!   position input by forward kinematics of the measured joints, and
+//!   [`crop`] the optional hand-centred window of the frame around it
+//!   (a second image stem, the `stem` module).
 
 pub mod checkpoint;
+pub mod crop;
 pub mod data;
 pub mod decoding;
 pub mod error;
@@ -27,6 +30,7 @@ pub mod nn;
 pub mod optim;
 pub mod policy;
 pub mod sim_data;
+pub(crate) mod stem;
 pub mod tcp;
 pub mod text;
 pub mod text_files;

@@ -8,6 +8,7 @@
 //! frame 128×128 ─► 4×4 patches → 32 ─► 2×2 merge → 64 ─► 2×2 merge → 128 ─► 2×2 merge → 128 ─► 4×4 = 16 image tokens ─┐
 //!   (every stage: ReLU, then ×(1+γ)+β from the mean instruction token)  │                                               │
 //!                                             16×16 map ─► spatial softmax ─► 16 keypoints (x, y) ─► 16 tokens ─────────┤
+//! hand crop 32×32 (optional, crate::crop) ─► its own stem (2×2 patches → 32 → 64 → 128) ─► 16 tokens + 8 keypoint tokens ┤
 //! joint positions (normalised) ─► linear ─► 1 token ────────────────────────────────────────────────────────────────────┤
 //! MiniLM tokens (L×384) ─► linear 384→d ────────────────────────────────────────────────────────────────────────────────┼─► encoder ─► memory
 //! [BOS, a0 … a6] ─► embed ─► decoder (causal self-attn, cross-attn to memory) ─► logits over 256 bins
@@ -40,7 +41,8 @@ use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
 use crate::decoding::Decoding;
-use crate::nn::{log_softmax_last, softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
+use crate::nn::{log_softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
+use crate::stem::{Stem, StemShape};
 
 /// Added to the scores of masked positions (padding, future tokens, invalid bins).
 pub(crate) const NEG_INF: f64 = -1e9;
@@ -107,6 +109,94 @@ pub struct ModelConfig {
     /// the state vector. `false` in checkpoints from before it.
     #[serde(default)]
     pub tcp_input: bool,
+    /// A second, hand-centred image ([`crate::crop`]): a square window of
+    /// the frame around the tool centre point's projection, with its own
+    /// stem, tokens and keypoints. `None` in checkpoints from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropNetConfig>,
+}
+
+/// Shape of the hand-crop branch (`ModelConfig::crop`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CropNetConfig {
+    /// Side of the crop, pixels of the `image_size_px` input.
+    pub side_px: usize,
+    /// Side of its patchify layer's patches, pixels.
+    pub patch_px: usize,
+    /// Output channels of each of its stem stages.
+    pub channels: Vec<usize>,
+    /// Spatial-softmax keypoints on its stage `keypoint_stage` (0 = none);
+    /// the first two learn the goal and the target object.
+    pub keypoints: usize,
+    /// Stage its keypoints read.
+    pub keypoint_stage: usize,
+}
+
+impl Default for CropNetConfig {
+    fn default() -> Self {
+        // 32 px of the 128 px frame is ~20 cm of table around the hand; 2 px
+        // patches give a 16×16 first map (keypoint cells of 2 px ≈ 1.2 cm).
+        Self {
+            side_px: 32,
+            patch_px: 2,
+            channels: vec![32, 64, 128],
+            keypoints: 8,
+            keypoint_stage: 0,
+        }
+    }
+}
+
+impl CropNetConfig {
+    /// Pixels per crop token along each axis.
+    pub fn stride(&self) -> usize {
+        self.patch_px << self.channels.len().saturating_sub(1)
+    }
+
+    /// Number of crop tokens from its last map.
+    pub fn image_tokens(&self) -> usize {
+        let g = self.side_px / self.stride().max(1);
+        g * g
+    }
+
+    /// Side of its keypoint map.
+    pub fn keypoint_side(&self) -> usize {
+        self.side_px / (self.patch_px << self.keypoint_stage)
+    }
+
+    /// Bilinear keypoint-map targets of crop pixel `(u, v)`; `None` outside
+    /// the crop or without keypoints.
+    pub fn keypoint_bilinear(&self, u_px: f32, v_px: f32) -> Option<[(u32, f32); 4]> {
+        if self.keypoints == 0 {
+            return None;
+        }
+        crate::stem::bilinear_cells(self.side_px, self.keypoint_side(), u_px, v_px)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let stride = self.stride();
+        if self.channels.is_empty()
+            || self.patch_px == 0
+            || self.side_px == 0
+            || self.side_px % stride != 0
+        {
+            return Err(format!(
+                "crop side_px {} is not a positive multiple of its stem stride {stride} \
+                 (patch_px {} × 2^{} merges, channels {:?})",
+                self.side_px,
+                self.patch_px,
+                self.channels.len().saturating_sub(1),
+                self.channels
+            ));
+        }
+        if self.keypoints > 0 && self.keypoint_stage >= self.channels.len() {
+            return Err(format!(
+                "crop keypoint_stage {} does not exist (its stem has {} stages)",
+                self.keypoint_stage,
+                self.channels.len()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Scale of the keypoint offsets fed to the relation token: a 1.0 input
@@ -134,6 +224,7 @@ impl Default for ModelConfig {
             aux_outputs: crate::data::AUX_DIM,
             relation_token: true,
             tcp_input: false,
+            crop: None,
         }
     }
 }
@@ -207,26 +298,7 @@ impl ModelConfig {
             return None;
         }
         let g = self.stage_side(self.keypoint_stage);
-        let s = self.image_size_px as f32;
-        if !(u_px >= -0.5 && v_px >= -0.5 && u_px < s - 0.5 && v_px < s - 0.5) {
-            return None;
-        }
-        let cell_px = s / g as f32;
-        let last = g.saturating_sub(1) as f32;
-        let axis = |p: f32| {
-            let x = ((p + 0.5) / cell_px - 0.5).clamp(0.0, last);
-            let i0 = (x.floor() as usize).min(g.saturating_sub(2));
-            (i0, (x - i0 as f32).clamp(0.0, 1.0))
-        };
-        let ((i0, fx), (j0, fy)) = (axis(u_px), axis(v_px));
-        let (i1, j1) = ((i0 + 1).min(g - 1), (j0 + 1).min(g - 1));
-        let cell = |i: usize, j: usize| u32::try_from(j * g + i).unwrap_or(0);
-        Some([
-            (cell(i0, j0), (1.0 - fx) * (1.0 - fy)),
-            (cell(i1, j0), fx * (1.0 - fy)),
-            (cell(i0, j1), (1.0 - fx) * fy),
-            (cell(i1, j1), fx * fy),
-        ])
+        crate::stem::bilinear_cells(self.image_size_px, g, u_px, v_px)
     }
 
     /// Side of stem stage `stage`'s feature map.
@@ -283,6 +355,15 @@ impl ModelConfig {
         }
         if self.max_text_tokens == 0 || self.mlp_ratio == 0 {
             return Err("max_text_tokens and mlp_ratio must be positive".into());
+        }
+        if let Some(crop) = &self.crop {
+            crop.validate()?;
+            if crop.side_px > self.image_size_px {
+                return Err(format!(
+                    "crop side_px {} is larger than the {} px image",
+                    crop.side_px, self.image_size_px
+                ));
+            }
         }
         Ok(())
     }
@@ -343,6 +424,8 @@ pub struct Memory {
     pub(crate) aux: Option<Tensor>,
     /// `(B, K, cells)`: the keypoints' logits over the feature map, if any.
     pub(crate) keypoint_logits: Option<Tensor>,
+    /// `(B, K, cells)`: the hand-crop keypoints' logits, if any.
+    pub(crate) crop_keypoint_logits: Option<Tensor>,
 }
 
 impl Memory {
@@ -356,14 +439,11 @@ impl Memory {
 #[derive(Debug, Clone)]
 pub struct VlaModel {
     cfg: ModelConfig,
-    /// Per stage: layer norm (merge stages only) and the patch embedding.
-    stem: Vec<(Option<LayerNorm>, Linear)>,
-    /// Per stage: instruction → `[scale, shift]` of its channels (`film`).
-    film: Vec<Linear>,
-    /// Keypoint logits from the feature map, the map's position grid
-    /// `(positions, 2)` in [−1, 1], position → token and per-keypoint embedding.
-    keypoints: Option<Keypoints>,
+    /// The camera frame's stem (with its keypoints).
+    stem: Stem,
     stem_proj: Linear,
+    /// The hand crop's stem, its map → token projection and token positions.
+    crop: Option<(Stem, Linear, Tensor)>,
     image_pos: Tensor,
     text_proj: Linear,
     text_pos: Tensor,
@@ -393,27 +473,49 @@ impl VlaModel {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let d = cfg.d_model;
-        let mut stem = Vec::new();
-        let mut film = Vec::new();
-        let p = cfg.stem_patch_px;
-        let mut c_in = 3 * p * p;
-        for (i, &c_out) in cfg.stem_channels.iter().enumerate() {
-            let vb_i = vb.pp(format!("stem.{i}"));
-            let norm = if i == 0 {
-                None
-            } else {
-                Some(LayerNorm::new(c_in, vb_i.pp("norm"))?)
-            };
-            stem.push((norm, Linear::new(c_in, c_out, vb_i.pp("proj"))?));
-            if cfg.film {
-                film.push(Linear::new(cfg.text_hidden, 2 * c_out, vb_i.pp("film"))?);
-            }
-            c_in = 4 * c_out;
-        }
-        let c_in = c_in / 4;
+        let film_text_hidden = cfg.film.then_some(cfg.text_hidden);
+        let stem = Stem::new(
+            &StemShape {
+                image_px: cfg.image_size_px,
+                patch_px: cfg.stem_patch_px,
+                channels: &cfg.stem_channels,
+                film_text_hidden,
+                keypoints: cfg.keypoints,
+                keypoint_stage: cfg.keypoint_stage,
+                d_model: d,
+            },
+            vb.pp("stem"),
+            vb.pp("keypoints"),
+        )?;
+        let c_in = *cfg.stem_channels.last().unwrap_or(&0);
         let small = Init::Randn {
             mean: 0.0,
             stdev: 0.02,
+        };
+        let crop = match &cfg.crop {
+            Some(c) => {
+                let vb_c = vb.pp("crop");
+                let stem = Stem::new(
+                    &StemShape {
+                        image_px: c.side_px,
+                        patch_px: c.patch_px,
+                        channels: &c.channels,
+                        film_text_hidden,
+                        keypoints: c.keypoints,
+                        keypoint_stage: c.keypoint_stage,
+                        d_model: d,
+                    },
+                    vb_c.pp("stem"),
+                    vb_c.pp("keypoints"),
+                )?;
+                let c_last = *c.channels.last().unwrap_or(&0);
+                Some((
+                    stem,
+                    Linear::new(c_last, d, vb_c.pp("proj"))?,
+                    vb_c.get_with_hints((c.image_tokens(), d), "pos", small)?,
+                ))
+            }
+            None => None,
         };
         let encoder = (0..cfg.encoder_layers)
             .map(|i| Block::new(cfg, false, vb.pp(format!("encoder.{i}"))))
@@ -422,22 +524,9 @@ impl VlaModel {
             .map(|i| Block::new(cfg, true, vb.pp(format!("decoder.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let dev = vb.device().clone();
-        let keypoints = if cfg.keypoints > 0 {
-            let stage_channels = cfg.stem_channels[cfg.keypoint_stage];
-            let vb_k = vb.pp("keypoints");
-            Some(Keypoints {
-                logits: Linear::new(stage_channels, cfg.keypoints, vb_k.pp("logits"))?,
-                grid: position_grid(cfg.stage_side(cfg.keypoint_stage), &dev)?,
-                to_token: Linear::new(2, d, vb_k.pp("to_token"))?,
-                embed: vb_k.get_with_hints((cfg.keypoints, d), "embed", small)?,
-            })
-        } else {
-            None
-        };
         Ok(Self {
             stem,
-            film,
-            keypoints,
+            crop,
             stem_proj: Linear::new(c_in, d, vb.pp("stem_proj"))?,
             image_pos: vb.get_with_hints((cfg.image_tokens(), d), "image_pos", small)?,
             text_proj: Linear::new(cfg.text_hidden, d, vb.pp("text_proj"))?,
@@ -504,6 +593,20 @@ impl VlaModel {
         text_mask: &Tensor,
         state: Option<&Tensor>,
     ) -> Result<Memory> {
+        self.encode_all(images, None, text, text_mask, state)
+    }
+
+    /// [`Self::encode_with_state`] plus the hand crops `(B, 3, c, c)` in
+    /// [0, 1] ([`crate::crop`]), required exactly when the model has a crop
+    /// branch ([`ModelConfig::crop`]).
+    pub fn encode_all(
+        &self,
+        images: &Tensor,
+        crops: Option<&Tensor>,
+        text: &Tensor,
+        text_mask: &Tensor,
+        state: Option<&Tensor>,
+    ) -> Result<Memory> {
         let (b, l, _) = text.dims3()?;
         if l > self.cfg.max_text_tokens {
             candle_core::bail!(
@@ -511,59 +614,33 @@ impl VlaModel {
                 self.cfg.max_text_tokens
             );
         }
-        let (_, c, h, w) = images.dims4()?;
-        let p = self.cfg.stem_patch_px;
-        // (B, 3, H, W) → (B, H/p, W/p, p·p·3), channels last.
-        let mut x = (images - 0.5)?
-            .reshape((b, c, h / p, p, w / p, p))?
-            .permute((0, 2, 4, 3, 5, 1))?
-            .contiguous()?
-            .reshape((b, h / p, w / p, p * p * c))?;
         // Mean of the real instruction tokens, for FiLM: (B, text_hidden).
-        let pooled_text = if self.film.is_empty() {
-            None
+        let pooled = if self.cfg.film {
+            Some(crate::stem::pooled_text(text, text_mask)?)
         } else {
-            let mask = text_mask.to_dtype(DType::F32)?;
-            let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
-            let sum = text.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
-            Some(sum.broadcast_div(&count)?)
+            None
         };
-        let mut keypoint_tokens = None;
-        let mut keypoint_logits = None;
-        let mut keypoint_xy = None;
-        for (i, (norm, proj)) in self.stem.iter().enumerate() {
-            if i > 0 {
-                // 2×2 merge: (B, g, g, C) → (B, g/2, g/2, 4C).
-                let (_, g, _, ch) = x.dims4()?;
-                x = x
-                    .reshape((b, g / 2, 2, g / 2, 2, ch))?
-                    .permute((0, 1, 3, 2, 4, 5))?
-                    .contiguous()?
-                    .reshape((b, g / 2, g / 2, 4 * ch))?;
+        let main = self.stem.forward(images, pooled.as_ref())?;
+        let keypoint_tokens = main.keypoint_tokens;
+        let keypoint_logits = main.keypoint_logits;
+        let keypoint_xy = main.keypoint_xy;
+        let x = main.map;
+        let (crop_tokens, crop_keypoint_tokens, crop_keypoint_logits) = match (&self.crop, crops) {
+            (Some((stem, proj, pos)), Some(crops)) => {
+                let (cb, _, _, _) = crops.dims4()?;
+                if cb != b {
+                    candle_core::bail!("{cb} crops for a batch of {b}");
+                }
+                let out = stem.forward(crops, pooled.as_ref())?;
+                let tokens = proj.forward(&out.map.flatten(1, 2)?)?.broadcast_add(pos)?;
+                (Some(tokens), out.keypoint_tokens, out.keypoint_logits)
             }
-            if let Some(norm) = norm {
-                x = norm.forward(&x)?;
+            (Some(_), None) => {
+                candle_core::bail!("this model reads a hand crop and none was given")
             }
-            x = proj.forward(&x)?.relu()?;
-            if let (Some(film), Some(pooled)) = (self.film.get(i), &pooled_text) {
-                // x·(1 + scale) + shift, per channel.
-                let ch = x.dim(3)?;
-                let scale_shift = film.forward(pooled)?.reshape((b, 1, 1, 2 * ch))?;
-                let scale = (scale_shift.narrow(3, 0, ch)? + 1.0)?;
-                let shift = scale_shift.narrow(3, ch, ch)?;
-                x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
-            }
-            if let Some(kp) = self
-                .keypoints
-                .as_ref()
-                .filter(|_| i == self.cfg.keypoint_stage)
-            {
-                let (tokens, logits, xy) = kp.tokens(&x)?;
-                keypoint_tokens = Some(tokens);
-                keypoint_logits = Some(logits);
-                keypoint_xy = Some(xy);
-            }
-        }
+            (None, Some(_)) => candle_core::bail!("this model takes no hand crop"),
+            (None, None) => (None, None, None),
+        };
         let x = x.flatten(1, 2)?; // (B, g·g, C)
         let img = self.stem_proj.forward(&x)?.broadcast_add(&self.image_pos)?;
         let txt = self
@@ -628,6 +705,12 @@ impl VlaModel {
         if let Some(t) = &relation_token {
             parts.push(t);
         }
+        if let Some(t) = &crop_tokens {
+            parts.push(t);
+        }
+        if let Some(t) = &crop_keypoint_tokens {
+            parts.push(t);
+        }
         if let Some(t) = &state_token {
             parts.push(t);
         }
@@ -646,6 +729,8 @@ impl VlaModel {
         let n_img = self.cfg.image_tokens()
             + keypoint_tokens.as_ref().map_or(0, |_| self.cfg.keypoints)
             + usize::from(relation_token.is_some())
+            + crop_tokens.as_ref().map_or(Ok(0), |t| t.dim(1))?
+            + crop_keypoint_tokens.as_ref().map_or(Ok(0), |t| t.dim(1))?
             + usize::from(state_token.is_some())
             + usize::from(tcp_token.is_some())
             + usize::from(aux_token.is_some());
@@ -679,6 +764,7 @@ impl VlaModel {
             bias,
             aux,
             keypoint_logits,
+            crop_keypoint_logits,
         })
     }
 
@@ -774,16 +860,24 @@ impl VlaModel {
         cells: &Tensor,
         weights: &Tensor,
     ) -> Result<Option<Tensor>> {
-        let Some(logits) = &memory.keypoint_logits else {
-            return Ok(None);
-        };
-        let n = cells.dim(1)?.min(logits.dim(1)?);
-        let logp = log_softmax_last(&logits.narrow(1, 0, n)?)?;
-        let weights = weights.narrow(1, 0, n)?;
-        let picked = logp.gather(&cells.narrow(1, 0, n)?.contiguous()?, 2)?;
-        let total = (picked * &weights)?.sum_all()?.neg()?;
-        let count = weights.sum_all()?.clamp(1.0, f64::MAX)?;
-        Ok(Some(total.div(&count)?))
+        match &memory.keypoint_logits {
+            Some(logits) => soft_cell_ce(logits, cells, weights).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::keypoint_loss`] for the hand crop's keypoints, with cells of
+    /// [`CropNetConfig::keypoint_bilinear`]; `None` without them.
+    pub fn crop_keypoint_loss(
+        &self,
+        memory: &Memory,
+        cells: &Tensor,
+        weights: &Tensor,
+    ) -> Result<Option<Tensor>> {
+        match &memory.crop_keypoint_logits {
+            Some(logits) => soft_cell_ce(logits, cells, weights).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Greedy constrained decoding of one observation (batch 1): the 8 bins.
@@ -818,47 +912,17 @@ impl VlaModel {
     }
 }
 
-/// Spatial-softmax keypoints (Levine et al. 2016): each keypoint is the
-/// softmax-weighted mean position of one learned feature over a stem map.
-#[derive(Debug, Clone)]
-struct Keypoints {
-    logits: Linear,
-    /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
-    grid: Tensor,
-    to_token: Linear,
-    /// `(keypoints, d_model)`.
-    embed: Tensor,
-}
-
-impl Keypoints {
-    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
-    /// keypoints' logits over the map's cells `(B, K, g·g)` and their
-    /// expected positions `(B, K, 2)` in [−1, 1].
-    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, g, _, _) = map.dims4()?;
-        let logits = self.logits.forward(map)?; // (B, g, g, K)
-        let k = logits.dim(3)?;
-        let logits = logits
-            .reshape((b, g * g, k))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let weights = softmax_last(&logits)?;
-        let xy = weights
-            .reshape((b * k, g * g))?
-            .matmul(&self.grid)?
-            .reshape((b, k, 2))?;
-        let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
-        Ok((tokens, logits, xy))
-    }
-}
-
-/// Cell centres of a `side × side` map as `(side², 2)` (x right, y down) in [−1, 1].
-fn position_grid(side: usize, dev: &Device) -> Result<Tensor> {
-    let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
-    let v: Vec<f32> = (0..side * side)
-        .flat_map(|i| [centre(i % side), centre(i / side)])
-        .collect();
-    Tensor::from_vec(v, (side * side, 2), dev)
+/// Cross-entropy of keypoint distributions `logits (B, K, cells)` against
+/// soft cell targets `cells`/`weights (B, n, m)` for the first `n` keypoints,
+/// averaged over the keypoints whose target is known (weights summing to 1).
+fn soft_cell_ce(logits: &Tensor, cells: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let n = cells.dim(1)?.min(logits.dim(1)?);
+    let logp = log_softmax_last(&logits.narrow(1, 0, n)?)?;
+    let weights = weights.narrow(1, 0, n)?;
+    let picked = logp.gather(&cells.narrow(1, 0, n)?.contiguous()?, 2)?;
+    let total = (picked * &weights)?.sum_all()?.neg()?;
+    let count = weights.sum_all()?.clamp(1.0, f64::MAX)?;
+    total.div(&count)
 }
 
 /// Number of bins valid at token position `pos`.

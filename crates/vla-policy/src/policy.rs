@@ -23,7 +23,7 @@ use crate::checkpoint::{self, PolicyConfig};
 use crate::decoding::Decoding;
 use crate::error::{Result, VlaPolicyError};
 use crate::fast_decode::FastDecoder;
-use crate::image::frame_tensor;
+use crate::image::{chw_tensor, to_model_rgb8};
 use crate::model::VlaModel;
 use crate::tcp::TcpInput;
 use crate::text::TextEncoder;
@@ -170,8 +170,11 @@ impl VlaPolicy {
             .instruction
             .as_ref()
             .ok_or(VlaPolicyError::NoInstruction)?;
-        let image = frame_tensor(frame, self.config.model.image_size_px, &self.device)?;
-        let state = self.state_vector(joints)?;
+        let size = self.config.model.image_size_px;
+        let rgb = to_model_rgb8(frame, size)?;
+        let image = chw_tensor(&rgb, size, &self.device)?;
+        let tcp_m = self.tcp_position(joints)?;
+        let state = self.state_vector(joints, tcp_m)?;
         let state = match state {
             Some(v) => {
                 let n = v.len();
@@ -179,9 +182,26 @@ impl VlaPolicy {
             }
             None => None,
         };
-        let memory =
-            self.model
-                .encode_with_state(&image, &instr.tokens, &instr.mask, state.as_ref())?;
+        let crop = match (&self.config.model.crop, &self.config.crop, tcp_m) {
+            (Some(net), Some(spec), Some(tcp_m)) => {
+                let origin = spec.origin_px(tcp_m, size, net.side_px).ok_or_else(|| {
+                    VlaPolicyError::Data(format!(
+                        "hand crop: the TCP at {tcp_m:?} m (base frame) is behind the camera"
+                    ))
+                })?;
+                let mut window = vec![0u8; net.side_px * net.side_px * 3];
+                crate::crop::extract_rgb8(&rgb, size, origin, net.side_px, &mut window);
+                Some(chw_tensor(&window, net.side_px, &self.device)?)
+            }
+            _ => None,
+        };
+        let memory = self.model.encode_all(
+            &image,
+            crop.as_ref(),
+            &instr.tokens,
+            &instr.mask,
+            state.as_ref(),
+        )?;
         let bins = match &self.fast {
             Some(fast) => fast.generate(&memory)?,
             None => self.model.generate_with(&memory, self.config.decoding)?,
@@ -198,35 +218,50 @@ impl VlaPolicy {
 }
 
 impl VlaPolicy {
-    /// The model's state input for a measured joint state: the normalised
-    /// joints it reads, then the normalised TCP position; `None` for a
-    /// policy that reads neither.
-    fn state_vector(&self, joints: Option<&JointState>) -> Result<Option<Vec<f32>>> {
-        if self.config.state.is_none() && self.config.tcp.is_none() {
+    /// The TCP position in the base frame (metres) for policies with a TCP
+    /// input (which the hand crop also needs); `None` for the others.
+    fn tcp_position(&self, joints: Option<&JointState>) -> Result<Option<[f64; 3]>> {
+        if self.config.tcp.is_none() {
             return Ok(None);
         }
-        let joints = joints.ok_or_else(|| {
-            VlaPolicyError::Data(format!(
-                "this policy reads the joint state ({}); none was given",
-                match &self.config.state {
-                    Some(spec) => format!("{:?}", spec.joint_names),
-                    None => "for its TCP position".into(),
-                }
-            ))
+        let tcp = self.tcp.as_ref().ok_or_else(|| {
+            VlaPolicyError::Config(
+                "this policy reads the TCP position but has no kinematic chain; \
+                 load it with VlaPolicy::load or call set_tcp_input"
+                    .into(),
+            )
         })?;
-        let mut v = match &self.config.state {
-            Some(spec) => spec.vector(joints)?,
-            None => Vec::new(),
+        let joints = joints.ok_or_else(|| {
+            VlaPolicyError::Data(
+                "this policy reads the joint state for its TCP position; none was given".into(),
+            )
+        })?;
+        Ok(Some(crate::tcp::base_from_tcp_m(tcp.chain(), joints)?))
+    }
+
+    /// The model's state input for a measured joint state: the normalised
+    /// joints it reads, then the normalised TCP position (`tcp_m`, from
+    /// [`Self::tcp_position`]); `None` for a policy that reads neither.
+    fn state_vector(
+        &self,
+        joints: Option<&JointState>,
+        tcp_m: Option<[f64; 3]>,
+    ) -> Result<Option<Vec<f32>>> {
+        if self.config.state.is_none() && tcp_m.is_none() {
+            return Ok(None);
+        }
+        let mut v = match (&self.config.state, joints) {
+            (Some(spec), Some(joints)) => spec.vector(joints)?,
+            (Some(spec), None) => {
+                return Err(VlaPolicyError::Data(format!(
+                    "this policy reads the joint state ({:?}); none was given",
+                    spec.joint_names
+                )))
+            }
+            (None, _) => Vec::new(),
         };
-        if self.config.tcp.is_some() {
-            let tcp = self.tcp.as_ref().ok_or_else(|| {
-                VlaPolicyError::Config(
-                    "this policy reads the TCP position but has no kinematic chain; \
-                     load it with VlaPolicy::load or call set_tcp_input"
-                        .into(),
-                )
-            })?;
-            v.extend(tcp.vector(joints)?);
+        if let (Some(tcp), Some(raw)) = (&self.tcp, tcp_m) {
+            v.extend(tcp.normalise(&raw));
         }
         Ok(Some(v))
     }

@@ -106,6 +106,13 @@ pub struct TrainOptions {
     /// fingers, whose position gives away the last gripper command); `None`:
     /// all of them (or the initial policy's, on a warm start).
     pub state_joints: Option<Vec<String>>,
+    /// The camera of the hand crop ([`crate::crop`]), required when
+    /// `model.crop` is set (a fresh run or a warm start; a resumed run keeps
+    /// its checkpoint's). The crop needs the TCP input (`tcp`).
+    pub crop_camera: Option<crate::crop::CropCamera>,
+    /// Training-time jitter of the crop's centre, ± pixels per axis (the
+    /// hand–eye calibration of a real camera is never exact).
+    pub crop_jitter_px: i32,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -139,6 +146,8 @@ impl Default for TrainOptions {
             label_sigma_bins: 0.0,
             tcp: None,
             state_joints: None,
+            crop_camera: None,
+            crop_jitter_px: 2,
         }
     }
 }
@@ -165,6 +174,9 @@ pub struct LogEntry {
     /// Keypoint loss of that batch (nats over the map's cells), if trained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_keypoint_loss: Option<f64>,
+    /// Keypoint loss of the hand crop's keypoints, if it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_crop_keypoint_loss: Option<f64>,
     /// Validation loss, when measured at this step.
     pub val_loss: Option<f64>,
     /// Validation token accuracy, when measured at this step.
@@ -246,7 +258,17 @@ pub struct Batch {
     /// `(B, KEYPOINT_TARGETS, 4)`: their weights (summing to 1 where the
     /// pixel is known, 0 where not).
     pub keypoint_weights: Tensor,
+    /// `(B, 3, c, c)` hand crops, for models with a crop branch.
+    pub crops: Option<Tensor>,
+    /// `(B, 2, 4)` u32: bilinear crop-keypoint cells of the goal and the
+    /// target object inside the crop.
+    pub crop_keypoint_cells: Option<Tensor>,
+    /// `(B, 2, 4)`: their weights.
+    pub crop_keypoint_weights: Option<Tensor>,
 }
+
+/// Objects whose pixels the crop's keypoints learn (goal, target).
+const CROP_KEYPOINT_TARGETS: usize = 2;
 
 /// The training data with everything derived from it once: target bins,
 /// encoded instructions and normalised joint states.
@@ -258,6 +280,9 @@ struct Prepared<'a> {
     states: Option<&'a [Vec<f32>]>,
     keypoint_targets: usize,
     keypoint_bilinear: bool,
+    /// Per sample: the hand crop's top-left pixel (models with a crop).
+    crop_origins: Option<&'a [[i32; 2]]>,
+    crop_jitter_px: i32,
 }
 
 /// Assembles a batch from sample indices.
@@ -274,10 +299,53 @@ fn make_batch(
     let mut aug = aug;
     let per = KEYPOINT_TARGETS * 4;
     let (mut cells, mut weights) = (vec![0u32; per * b], vec![0f32; per * b]);
+    let crop_net = p.model.crop.as_ref().filter(|_| p.crop_origins.is_some());
+    let c = crop_net.map_or(0, |n| n.side_px);
+    let mut crops = vec![0f32; b * 3 * c * c];
+    let mut window = vec![0u8; c * c * 3];
+    let crop_per = CROP_KEYPOINT_TARGETS * 4;
+    let (mut crop_cells, mut crop_weights) = (vec![0u32; crop_per * b], vec![0f32; crop_per * b]);
     for (k, &i) in idx.iter().enumerate() {
         let out = &mut images[k * 3 * s * s..(k + 1) * 3 * s * s];
         let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
         let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
+        if let (Some(net), Some(origins)) = (crop_net, p.crop_origins) {
+            // The crop comes from the unshifted frame around the projected
+            // TCP, jittered; colour jitter is drawn anew.
+            let mut origin = origins[i];
+            let mut crop_aug = match aug.as_mut() {
+                Some((a, rng)) => {
+                    let j = p.crop_jitter_px.max(0);
+                    origin[0] += rng.gen_range(-j..=j);
+                    origin[1] += rng.gen_range(-j..=j);
+                    Some((Augment { shift_px: 0, ..**a }, &mut **rng))
+                }
+                None => None,
+            };
+            crate::crop::extract_rgb8(&data.samples[i].rgb, s, origin, c, &mut window);
+            let out = &mut crops[k * 3 * c * c..(k + 1) * 3 * c * c];
+            write_chw(
+                &window,
+                c,
+                crop_aug.as_mut().map(|(a, r)| (&*a, &mut **r)),
+                out,
+            );
+            for (j, px) in data.samples[i]
+                .keypoint_px
+                .iter()
+                .take(CROP_KEYPOINT_TARGETS)
+                .enumerate()
+            {
+                let Some([u, v]) = px else { continue };
+                let (u, v) = (u - origin[0] as f32, v - origin[1] as f32);
+                if let Some(targets) = net.keypoint_bilinear(u, v) {
+                    for (q, (cell, w)) in targets.into_iter().enumerate() {
+                        crop_cells[k * crop_per + j * 4 + q] = cell;
+                        crop_weights[k * crop_per + j * 4 + q] = w;
+                    }
+                }
+            }
+        }
         // The shift moves the content by (−dx, −dy).
         for (j, px) in data.samples[i]
             .keypoint_px
@@ -334,7 +402,27 @@ fn make_batch(
     };
     let aux: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux).collect();
     let aux_mask: Vec<f32> = idx.iter().flat_map(|&i| data.samples[i].aux_mask).collect();
+    let (crops, crop_keypoint_cells, crop_keypoint_weights) = if crop_net.is_some() {
+        (
+            Some(Tensor::from_vec(crops, (b, 3, c, c), device)?),
+            Some(Tensor::from_vec(
+                crop_cells,
+                (b, CROP_KEYPOINT_TARGETS, 4),
+                device,
+            )?),
+            Some(Tensor::from_vec(
+                crop_weights,
+                (b, CROP_KEYPOINT_TARGETS, 4),
+                device,
+            )?),
+        )
+    } else {
+        (None, None, None)
+    };
     Ok(Batch {
+        crops,
+        crop_keypoint_cells,
+        crop_keypoint_weights,
         keypoint_cells: Tensor::from_vec(cells, (b, KEYPOINT_TARGETS, 4), device)?,
         keypoint_weights: Tensor::from_vec(weights, (b, KEYPOINT_TARGETS, 4), device)?,
         aux: Tensor::from_vec(aux, (b, AUX_DIM), device)?,
@@ -401,7 +489,7 @@ fn evaluate(
     let (mut loss_sum, mut acc_sum) = (0f64, 0f64);
     for chunk in idx.chunks(batch.max(1)) {
         let b = make_batch(p, chunk, None, device)?;
-        let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
+        let memory = b.encode(model)?;
         let (loss, acc) = model.loss(&memory, &b.bins)?;
         let n = chunk.len() as f64;
         loss_sum += f64::from(loss.to_scalar::<f32>()?) * n;
@@ -505,6 +593,8 @@ pub fn train(
             let mut cfg = PolicyConfig::new(model_cfg, init_cfg.tokenizer);
             cfg.state = state;
             cfg.tcp = tcp;
+            cfg.crop = crop_spec(opts)?;
+            cfg.validate()?;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             warm = Some(checkpoint::warm_start(&varmap, init, &device)?);
             (cfg, varmap, model, 0)
@@ -530,6 +620,8 @@ pub fn train(
             let mut cfg = PolicyConfig::new(model_cfg, tokenizer);
             cfg.state = state;
             cfg.tcp = tcp;
+            cfg.crop = crop_spec(opts)?;
+            cfg.validate()?;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             (cfg, varmap, model, 0)
         }
@@ -552,6 +644,7 @@ pub fn train(
         }
         None => None,
     };
+    let mut crop_origins = None;
     if let Some(spec) = &cfg.tcp {
         // The TCP position follows the joint values in each state row.
         let input = crate::tcp::TcpInput::load(out, spec)?;
@@ -560,6 +653,20 @@ pub fn train(
             &data.state_names,
             data.samples.iter().map(|s| s.state.as_slice()),
         )?;
+        if let (Some(net), Some(crop)) = (&cfg.model.crop, &cfg.crop) {
+            crop_origins = Some(
+                rows.iter()
+                    .map(|raw| {
+                        crop.origin_px(*raw, cfg.model.image_size_px, net.side_px)
+                            .ok_or_else(|| {
+                                VlaPolicyError::Data(format!(
+                                    "hand crop: a TCP at {raw:?} m is behind the camera"
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
         let all = states.get_or_insert_with(|| vec![Vec::new(); data.samples.len()]);
         for (row, raw) in all.iter_mut().zip(rows) {
             row.extend(input.normalise(&raw));
@@ -589,6 +696,8 @@ pub fn train(
         states,
         keypoint_targets: opts.keypoint_targets.min(KEYPOINT_TARGETS),
         keypoint_bilinear: opts.keypoint_bilinear,
+        crop_origins: crop_origins.as_deref(),
+        crop_jitter_px: opts.crop_jitter_px,
     };
     cfg.decoding = opts.decoding;
     let soft_table = (opts.label_sigma_bins > 0.0)
@@ -627,7 +736,7 @@ pub fn train(
             opts.augment.as_ref().map(|a| (a, &mut rng)),
             &device,
         )?;
-        let memory = model.encode_with_state(&b.images, &b.text, &b.text_mask, b.state.as_ref())?;
+        let memory = b.encode(&model)?;
         let (objective, ce) = match &soft_table {
             Some(table) => {
                 let soft = soft_targets(table, &idx, &bins, cfg.model.num_bins, &device)?;
@@ -648,11 +757,20 @@ pub fn train(
         } else {
             None
         };
+        let crop_kp = match (&b.crop_keypoint_cells, &b.crop_keypoint_weights) {
+            (Some(cells), Some(weights)) if opts.keypoint_weight > 0.0 => {
+                model.crop_keypoint_loss(&memory, cells, weights)?
+            }
+            _ => None,
+        };
         let mut loss = objective;
         if let Some(a) = &aux {
             loss = (loss + (a * opts.aux_weight)?)?;
         }
         if let Some(k) = &kp {
+            loss = (loss + (k * opts.keypoint_weight)?)?;
+        }
+        if let Some(k) = &crop_kp {
             loss = (loss + (k * opts.keypoint_weight)?)?;
         }
         let grads = loss.backward()?;
@@ -674,6 +792,10 @@ pub fn train(
             Some(k) => Some(f64::from(k.to_scalar::<f32>()?)),
             None => None,
         };
+        let train_crop_keypoint_loss = match &crop_kp {
+            Some(k) => Some(f64::from(k.to_scalar::<f32>()?)),
+            None => None,
+        };
         recent.push_back(train_loss);
         if recent.len() > 20 {
             recent.pop_front();
@@ -684,6 +806,7 @@ pub fn train(
             train_loss,
             train_aux_loss,
             train_keypoint_loss,
+            train_crop_keypoint_loss,
             val_loss: None,
             val_token_accuracy: None,
         };
@@ -737,6 +860,31 @@ pub fn train(
         final_val,
         warm_start: warm,
     })
+}
+
+/// The crop's config entry for a fresh run: the camera when the model has
+/// a crop branch, an error when it has one and no camera was given.
+fn crop_spec(opts: &TrainOptions) -> Result<Option<crate::crop::CropSpec>> {
+    match (&opts.model.crop, opts.crop_camera) {
+        (Some(_), Some(camera)) => Ok(Some(crate::crop::CropSpec { camera })),
+        (Some(_), None) => Err(VlaPolicyError::Config(
+            "the model has a hand crop but no camera was given for it".into(),
+        )),
+        (None, _) => Ok(None),
+    }
+}
+
+impl Batch {
+    /// Runs the model's encoder on this batch.
+    pub fn encode(&self, model: &VlaModel) -> Result<crate::model::Memory> {
+        Ok(model.encode_all(
+            &self.images,
+            self.crops.as_ref(),
+            &self.text,
+            &self.text_mask,
+            self.state.as_ref(),
+        )?)
+    }
 }
 
 /// Where each of `names` is in the data set's joint states; an error

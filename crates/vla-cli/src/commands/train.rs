@@ -8,6 +8,25 @@ use vla_policy::{TextEncoder, TrainOptions};
 
 use crate::cli::TrainArgs;
 
+/// The camera of a suite's scene as the hand crop sees it: its pose in the
+/// robot's base frame and its intrinsics.
+fn crop_camera(suite: &str) -> Result<vla_policy::crop::CropCamera> {
+    let root = super::shared::repo_root()?;
+    let suite = vla_sim::TaskSuite::load(suite, &root)
+        .with_context(|| format!("loading suite {suite} for the hand crop's camera"))?;
+    let camera = vla_sim::render::scene_camera(&suite.scene);
+    let base_from_camera = suite.scene.robot.world_from_base().inverse() * camera.world_from_camera;
+    Ok(vla_policy::crop::CropCamera::new(
+        &base_from_camera,
+        camera.width_px,
+        camera.height_px,
+        camera.fx_px,
+        camera.fy_px,
+        camera.cx_px,
+        camera.cy_px,
+    ))
+}
+
 /// Runs `vla train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let defaults = TrainOptions::default();
@@ -32,7 +51,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         model: vla_policy::ModelConfig {
             relation_token: !args.no_relation_token,
             keypoint_stage: args.keypoint_stage,
+            crop: (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
+                side_px: args.hand_crop_px,
+                ..Default::default()
+            }),
             ..defaults.model.clone()
+        },
+        crop_camera: if args.hand_crop_px > 0 {
+            Some(crop_camera(&args.crop_suite)?)
+        } else {
+            None
         },
         lr: args.lr,
         init_from: args

@@ -1,0 +1,248 @@
+//! The image stem shared by the camera frame and the hand crop
+//! ([`crate::crop`]): non-overlapping patch embedding, Swin-style 2×2
+//! patch merging with layer norm, FiLM from the instruction after every
+//! stage, and spatial-softmax keypoints on one stage's feature map.
+//!
+//! Each image input has its own `Stem` (own weights); the model turns the
+//! last stage's map into tokens and the keypoints into one token each.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use crate::nn::{softmax_last, LayerNorm, Linear};
+
+/// Shape of one stem.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StemShape<'a> {
+    /// Side of the square input, pixels.
+    pub image_px: usize,
+    /// Side of the patchify layer's patches, pixels.
+    pub patch_px: usize,
+    /// Output channels per stage (patchify, then one 2×2 merge per entry).
+    pub channels: &'a [usize],
+    /// FiLM from the mean instruction token of this width (`None` = off).
+    pub film_text_hidden: Option<usize>,
+    /// Keypoints (0 = none) and the stage whose map they read.
+    pub keypoints: usize,
+    /// Stage the keypoints read.
+    pub keypoint_stage: usize,
+    /// Width of the keypoint tokens.
+    pub d_model: usize,
+}
+
+/// What a stem computes for a batch.
+pub(crate) struct StemOut {
+    /// Last stage's feature map `(B, g, g, C)`.
+    pub map: Tensor,
+    /// Keypoint tokens `(B, K, d_model)`.
+    pub keypoint_tokens: Option<Tensor>,
+    /// Keypoint logits over the keypoint stage's cells `(B, K, cells)`.
+    pub keypoint_logits: Option<Tensor>,
+    /// Keypoints' expected positions `(B, K, 2)` in [−1, 1].
+    pub keypoint_xy: Option<Tensor>,
+}
+
+/// Patch embedding + merges + FiLM + keypoints for one image input.
+#[derive(Debug, Clone)]
+pub(crate) struct Stem {
+    patch_px: usize,
+    /// Per stage: layer norm (merge stages only) and the patch embedding.
+    layers: Vec<(Option<LayerNorm>, Linear)>,
+    /// Per stage: instruction → `[scale, shift]` of its channels.
+    film: Vec<Linear>,
+    keypoints: Option<Keypoints>,
+    keypoint_stage: usize,
+}
+
+impl Stem {
+    /// Creates (or fetches) the stem's variables: stages under `vb_stem`
+    /// (`{i}.norm`, `{i}.proj`, `{i}.film`), keypoints under `vb_keypoints`
+    /// (`logits`, `to_token`, `embed`).
+    pub fn new(
+        shape: &StemShape<'_>,
+        vb_stem: VarBuilder,
+        vb_keypoints: VarBuilder,
+    ) -> Result<Self> {
+        let p = shape.patch_px;
+        let mut layers = Vec::new();
+        let mut film = Vec::new();
+        let mut c_in = 3 * p * p;
+        for (i, &c_out) in shape.channels.iter().enumerate() {
+            let vb_i = vb_stem.pp(i.to_string());
+            let norm = if i == 0 {
+                None
+            } else {
+                Some(LayerNorm::new(c_in, vb_i.pp("norm"))?)
+            };
+            layers.push((norm, Linear::new(c_in, c_out, vb_i.pp("proj"))?));
+            if let Some(text_hidden) = shape.film_text_hidden {
+                film.push(Linear::new(text_hidden, 2 * c_out, vb_i.pp("film"))?);
+            }
+            c_in = 4 * c_out;
+        }
+        let keypoints = if shape.keypoints > 0 {
+            let stage_channels = shape.channels[shape.keypoint_stage];
+            let side = shape.image_px / (shape.patch_px << shape.keypoint_stage);
+            let small = Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            };
+            Some(Keypoints {
+                logits: Linear::new(stage_channels, shape.keypoints, vb_keypoints.pp("logits"))?,
+                grid: position_grid(side, vb_keypoints.device())?,
+                to_token: Linear::new(2, shape.d_model, vb_keypoints.pp("to_token"))?,
+                embed: vb_keypoints.get_with_hints(
+                    (shape.keypoints, shape.d_model),
+                    "embed",
+                    small,
+                )?,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            patch_px: p,
+            layers,
+            film,
+            keypoints,
+            keypoint_stage: shape.keypoint_stage,
+        })
+    }
+
+    /// Images `(B, 3, S, S)` in [0, 1] and the mean instruction token
+    /// `(B, text_hidden)` (required with FiLM) → feature map and keypoints.
+    pub fn forward(&self, images: &Tensor, pooled_text: Option<&Tensor>) -> Result<StemOut> {
+        let (b, c, h, w) = images.dims4()?;
+        let p = self.patch_px;
+        // (B, 3, H, W) → (B, H/p, W/p, p·p·3), channels last.
+        let mut x = (images - 0.5)?
+            .reshape((b, c, h / p, p, w / p, p))?
+            .permute((0, 2, 4, 3, 5, 1))?
+            .contiguous()?
+            .reshape((b, h / p, w / p, p * p * c))?;
+        let mut out = StemOut {
+            map: x.clone(),
+            keypoint_tokens: None,
+            keypoint_logits: None,
+            keypoint_xy: None,
+        };
+        for (i, (norm, proj)) in self.layers.iter().enumerate() {
+            if i > 0 {
+                // 2×2 merge: (B, g, g, C) → (B, g/2, g/2, 4C).
+                let (_, g, _, ch) = x.dims4()?;
+                x = x
+                    .reshape((b, g / 2, 2, g / 2, 2, ch))?
+                    .permute((0, 1, 3, 2, 4, 5))?
+                    .contiguous()?
+                    .reshape((b, g / 2, g / 2, 4 * ch))?;
+            }
+            if let Some(norm) = norm {
+                x = norm.forward(&x)?;
+            }
+            x = proj.forward(&x)?.relu()?;
+            if let Some(film) = self.film.get(i) {
+                let Some(pooled) = pooled_text else {
+                    candle_core::bail!("a FiLM stem needs the pooled instruction");
+                };
+                // x·(1 + scale) + shift, per channel.
+                let ch = x.dim(3)?;
+                let scale_shift = film.forward(pooled)?.reshape((b, 1, 1, 2 * ch))?;
+                let scale = (scale_shift.narrow(3, 0, ch)? + 1.0)?;
+                let shift = scale_shift.narrow(3, ch, ch)?;
+                x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+            }
+            if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.keypoint_stage) {
+                let (tokens, logits, xy) = kp.tokens(&x)?;
+                out.keypoint_tokens = Some(tokens);
+                out.keypoint_logits = Some(logits);
+                out.keypoint_xy = Some(xy);
+            }
+        }
+        out.map = x;
+        Ok(out)
+    }
+}
+
+/// Mean of the real instruction tokens `(B, L, H)` under `mask (B, L)`: `(B, H)`.
+pub(crate) fn pooled_text(text: &Tensor, text_mask: &Tensor) -> Result<Tensor> {
+    let mask = text_mask.to_dtype(DType::F32)?;
+    let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
+    let sum = text.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
+    sum.broadcast_div(&count)
+}
+
+/// Spatial-softmax keypoints (Levine et al. 2016): each keypoint is the
+/// softmax-weighted mean position of one learned feature over a stem map.
+#[derive(Debug, Clone)]
+struct Keypoints {
+    logits: Linear,
+    /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
+    grid: Tensor,
+    to_token: Linear,
+    /// `(keypoints, d_model)`.
+    embed: Tensor,
+}
+
+impl Keypoints {
+    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
+    /// keypoints' logits over the map's cells `(B, K, g·g)` and their
+    /// expected positions `(B, K, 2)` in [−1, 1].
+    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, g, _, _) = map.dims4()?;
+        let logits = self.logits.forward(map)?; // (B, g, g, K)
+        let k = logits.dim(3)?;
+        let logits = logits
+            .reshape((b, g * g, k))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let weights = softmax_last(&logits)?;
+        let xy = weights
+            .reshape((b * k, g * g))?
+            .matmul(&self.grid)?
+            .reshape((b, k, 2))?;
+        let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
+        Ok((tokens, logits, xy))
+    }
+}
+
+/// Cell centres of a `side × side` map as `(side², 2)` (x right, y down) in [−1, 1].
+fn position_grid(side: usize, dev: &Device) -> Result<Tensor> {
+    let centre = |i: usize| (2.0 * i as f32 + 1.0) / side as f32 - 1.0;
+    let v: Vec<f32> = (0..side * side)
+        .flat_map(|i| [centre(i % side), centre(i / side)])
+        .collect();
+    Tensor::from_vec(v, (side * side, 2), dev)
+}
+
+/// Bilinear cell targets of pixel `(u, v)` (pixel centres at integers) on
+/// the `side × side` map of an `image_px` input: the four cells around it
+/// and weights summing to 1 whose weighted mean of cell centres is the pixel
+/// (clamped to the outermost centres). `None` outside the image.
+pub(crate) fn bilinear_cells(
+    image_px: usize,
+    side: usize,
+    u_px: f32,
+    v_px: f32,
+) -> Option<[(u32, f32); 4]> {
+    let s = image_px as f32;
+    if side == 0 || !(u_px >= -0.5 && v_px >= -0.5 && u_px < s - 0.5 && v_px < s - 0.5) {
+        return None;
+    }
+    let g = side;
+    let cell_px = s / g as f32;
+    let last = g.saturating_sub(1) as f32;
+    let axis = |p: f32| {
+        let x = ((p + 0.5) / cell_px - 0.5).clamp(0.0, last);
+        let i0 = (x.floor() as usize).min(g.saturating_sub(2));
+        (i0, (x - i0 as f32).clamp(0.0, 1.0))
+    };
+    let ((i0, fx), (j0, fy)) = (axis(u_px), axis(v_px));
+    let (i1, j1) = ((i0 + 1).min(g - 1), (j0 + 1).min(g - 1));
+    let cell = |i: usize, j: usize| u32::try_from(j * g + i).unwrap_or(0);
+    Some([
+        (cell(i0, j0), (1.0 - fx) * (1.0 - fy)),
+        (cell(i1, j0), fx * (1.0 - fy)),
+        (cell(i0, j1), (1.0 - fx) * fy),
+        (cell(i1, j1), fx * fy),
+    ])
+}
