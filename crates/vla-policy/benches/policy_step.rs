@@ -5,6 +5,8 @@
 //! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
 //! does not depend on their values, only on the shape.
 //!
+//! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`).
+//!
 //! `cargo bench -p vla-policy --bench policy_step`
 
 #![allow(clippy::unwrap_used)]
@@ -69,6 +71,27 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_step_320x240_resize", |b| {
         b.iter(|| policy.step_observation(&camera, Some(&joints)).unwrap())
     });
+    // The same policy with the hand crop (`--hand-crop-px 32`), the
+    // simulator's camera in the base frame.
+    let crop_cfg = ModelConfig {
+        crop: Some(vla_policy::model::CropNetConfig::default()),
+        ..cfg.clone()
+    };
+    let (crop_vars, _) = checkpoint::fresh_model(&crop_cfg, 0, &Device::Cpu).unwrap();
+    let crop_model = checkpoint::inference_model(&crop_cfg, &crop_vars, &Device::Cpu).unwrap();
+    let mut crop_pc = PolicyConfig::new(crop_cfg, ActionTokenizer::default());
+    crop_pc.decoding = vla_policy::Decoding::Median;
+    crop_pc.state = policy.config().state.clone();
+    crop_pc.tcp = Some(spec.clone());
+    crop_pc.crop = Some(vla_policy::crop::CropSpec {
+        camera: tabletop_camera(),
+    });
+    let mut crop_policy = VlaPolicy::from_parts(crop_pc, crop_model, None, &Device::Cpu);
+    crop_policy.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
+    crop_policy.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    c.bench_function("policy_step_hand_crop", |b| {
+        b.iter(|| crop_policy.step_observation(&frame, Some(&joints)).unwrap())
+    });
     // The two halves of a step: observation encoding and 8-token decoding.
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
     let image = vla_policy::image::frame_tensor(&frame, cfg.image_size_px, &Device::Cpu).unwrap();
@@ -104,6 +127,23 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_decode_8_tokens_median", |b| {
         b.iter(|| median.generate(&memory).unwrap())
     });
+}
+
+/// The tabletop scene's camera (sim/scenes/tabletop.toml) in the robot's
+/// base frame, 128 px square.
+fn tabletop_camera() -> vla_policy::crop::CropCamera {
+    use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
+    let eye = Vector3::new(1.05, 0.0, 0.55);
+    let forward = (Vector3::new(0.47, 0.0, 0.05) - eye).normalize();
+    let right = forward.cross(&Vector3::z()).normalize();
+    let down = forward.cross(&right);
+    let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[right, down, forward]));
+    let pose = Isometry3::from_parts(
+        Translation3::from(eye),
+        UnitQuaternion::from_rotation_matrix(&rotation),
+    );
+    let f_px = 64.0 / 27.5f64.to_radians().tan();
+    vla_policy::crop::CropCamera::new(&pose, 128, 128, f_px, f_px, 63.5, 63.5)
 }
 
 fn one_thread() {

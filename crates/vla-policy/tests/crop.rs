@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
 
 use candle_core::{DType, Device, Tensor};
 use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
@@ -15,36 +17,7 @@ use vla_policy::data::DemoSource;
 use vla_policy::model::{valid_bins, CropNetConfig};
 use vla_policy::optim::{AdamW, AdamWConfig};
 use vla_policy::tcp::TcpSource;
-use vla_policy::{
-    InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN,
-};
-
-const PANDA_JOINTS: [&str; 9] = [
-    "panda_joint1",
-    "panda_joint2",
-    "panda_joint3",
-    "panda_joint4",
-    "panda_joint5",
-    "panda_joint6",
-    "panda_joint7",
-    "panda_finger_joint1",
-    "panda_finger_joint2",
-];
-/// The simulator's home pose (sim/scenes/tabletop.toml), fingers open.
-const HOME_RAD: [f64; 9] = [0.0, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785, 0.04, 0.04];
-
-fn names() -> Vec<String> {
-    PANDA_JOINTS.iter().map(|s| s.to_string()).collect()
-}
-
-fn joints(q: &[f64]) -> JointState {
-    JointState::new(names(), q.to_vec(), 0.0).unwrap()
-}
-
-fn panda_urdf() -> PathBuf {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-    PathBuf::from(manifest).join("../../urdf/panda.urdf")
-}
+use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN};
 
 fn tiny_crop() -> ModelConfig {
     ModelConfig {
@@ -187,11 +160,9 @@ fn the_crop_window_follows_the_hand_across_the_image() {
         spec.origin_px(tcp, 128, 32).unwrap()
     };
     let home = at(&HOME_RAD);
-    // Home: the hand is near the image centre (the camera looks at it).
-    assert!(
-        (home[0] + 16 - 64).abs() < 12 && (home[1] + 16 - 64).abs() < 40,
-        "{home:?}"
-    );
+    // Home: the hand hangs over the centre line, high up: near the top
+    // edge of the image (`vla collect` records its pixel as (63.5, 7.3)).
+    assert!((home[0] - 48).abs() <= 1 && home[1] == 7 - 16, "{home:?}");
     // Turning the base joint to the robot's left (+y) moves the hand to the
     // right of an image taken from across the table.
     let mut left = HOME_RAD;
@@ -203,14 +174,6 @@ fn the_crop_window_follows_the_hand_across_the_image() {
     low[3] = -2.5;
     let lowered = at(&low);
     assert_ne!(lowered[1], home[1], "{home:?} → {lowered:?}");
-}
-
-fn instruction_tokens() -> InstructionTokens {
-    InstructionTokens::from_text_outputs(
-        &Tensor::zeros((3, TEXT_HIDDEN), DType::F32, &Device::Cpu).unwrap(),
-        64,
-    )
-    .unwrap()
 }
 
 #[test]

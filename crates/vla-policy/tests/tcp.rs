@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
 
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
@@ -12,37 +14,7 @@ use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::data::synthetic::Synthetic;
 use vla_policy::data::DemoSource;
 use vla_policy::tcp::{self, TcpInput, TcpSource, TCP_URDF_FILE};
-use vla_policy::{
-    InstructionTokens, ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN,
-};
-
-const PANDA_JOINTS: [&str; 9] = [
-    "panda_joint1",
-    "panda_joint2",
-    "panda_joint3",
-    "panda_joint4",
-    "panda_joint5",
-    "panda_joint6",
-    "panda_joint7",
-    "panda_finger_joint1",
-    "panda_finger_joint2",
-];
-/// The simulator's home pose (sim/scenes/tabletop.toml), fingers open.
-const HOME_RAD: [f64; 9] = [0.0, -0.25, 0.0, -2.2, 0.0, 1.95, 0.785, 0.04, 0.04];
-
-fn panda_urdf() -> PathBuf {
-    // Read at run time, so a test binary built in another clone still finds it.
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-    PathBuf::from(manifest).join("../../urdf/panda.urdf")
-}
-
-fn names() -> Vec<String> {
-    PANDA_JOINTS.iter().map(|s| s.to_string()).collect()
-}
-
-fn joints(q: &[f64]) -> JointState {
-    JointState::new(names(), q.to_vec(), 0.0).unwrap()
-}
+use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN};
 
 fn source() -> TcpSource {
     TcpSource {
@@ -75,14 +47,6 @@ fn tcp_position_at_home_is_the_simulators_recorded_tcp() {
     // A bad URDF or link is an error naming it.
     let err = tcp::load_chain(&panda_urdf(), "panda_link0", "no_such_link").unwrap_err();
     assert!(err.to_string().contains("no_such_link"), "{err}");
-}
-
-fn instruction_tokens() -> InstructionTokens {
-    InstructionTokens::from_text_outputs(
-        &Tensor::zeros((3, TEXT_HIDDEN), DType::F32, &Device::Cpu).unwrap(),
-        64,
-    )
-    .unwrap()
 }
 
 /// A tiny policy folder that reads only the TCP position.
