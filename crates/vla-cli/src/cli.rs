@@ -108,6 +108,11 @@ pub struct CollectArgs {
     /// Inject noise into the executed actions (labels stay clean), so demonstrations include recoveries.
     #[arg(long)]
     pub noise: bool,
+    /// With --noise: also drift the hand sideways over the object and close
+    /// it early on nothing, so the demonstrations show the expert recovering
+    /// from the grasp failures of a learned policy.
+    #[arg(long, requires = "noise")]
+    pub recovery: bool,
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,

@@ -53,6 +53,28 @@ pub struct NoiseConfig {
     pub duration_steps: usize,
     /// Translation added per step during a perturbation, metres.
     pub magnitude_m: f64,
+    /// Probability per step, while the expert is over its object before a
+    /// grasp (descending, or approaching within 5 cm of the hover point),
+    /// of starting a sideways drift of `near_object_m` per step for
+    /// `duration_steps` steps: the misalignments a learned policy makes
+    /// right where a grasp needs ~1 cm precision. 0 in files written
+    /// before it existed.
+    #[serde(default)]
+    pub near_object_prob: f64,
+    /// Horizontal translation added per step by a near-object drift, metres.
+    #[serde(default)]
+    pub near_object_m: f64,
+    /// Probability per step, while the expert is over its object before a
+    /// grasp with the fingers beside it (≥ 1.5 cm off sideways) or above it
+    /// (≥ 3 cm), of closing the executed gripper early for
+    /// `early_close_steps` steps, the arm holding still, while the label
+    /// stays the expert's (open, keep going): the data then holds a hand
+    /// closed on nothing and the expert opening it again.
+    #[serde(default)]
+    pub early_close_prob: f64,
+    /// Steps an early close lasts.
+    #[serde(default)]
+    pub early_close_steps: usize,
 }
 
 impl NoiseConfig {
@@ -62,6 +84,10 @@ impl NoiseConfig {
             start_prob: 0.0,
             duration_steps: 0,
             magnitude_m: 0.0,
+            near_object_prob: 0.0,
+            near_object_m: 0.0,
+            early_close_prob: 0.0,
+            early_close_steps: 0,
         }
     }
 
@@ -72,7 +98,29 @@ impl NoiseConfig {
             start_prob: 0.05,
             duration_steps: 3,
             magnitude_m: 0.015,
+            ..Self::none()
         }
+    }
+
+    /// The setting `vla collect --noise --recovery` uses: the
+    /// demonstrations' drifts, plus near the object a 15 % chance per step
+    /// of a 3-step sideways drift of 1.2 cm per step (up to 3.6 cm off) and
+    /// a 10 % chance per step there (hand beside or above the object) of
+    /// closing it on nothing for 5 steps (the fingers shut in 4). The failures a behaviour-cloned policy makes at the grasp
+    /// (closing beside the object, no sideways correction) then appear in
+    /// the demonstrations with the expert's way out as the label.
+    pub fn recovery() -> Self {
+        Self {
+            near_object_prob: 0.15,
+            near_object_m: 0.012,
+            early_close_prob: 0.10,
+            early_close_steps: 5,
+            ..Self::demonstrations()
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.start_prob > 0.0 || self.near_object_prob > 0.0 || self.early_close_prob > 0.0
     }
 }
 
@@ -112,6 +160,7 @@ pub struct ScriptedExpert {
     rng: ChaCha8Rng,
     perturb_left: usize,
     perturb_m: Vector3<f64>,
+    early_close_left: usize,
     world_from_tcp_home: Option<UnitQuaternion<f64>>,
     place_xy: Option<[f64; 2]>,
 }
@@ -139,6 +188,7 @@ impl ScriptedExpert {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00e4_be47),
             perturb_left: 0,
             perturb_m: Vector3::zeros(),
+            early_close_left: 0,
             world_from_tcp_home: None,
             place_xy: None,
         }
@@ -175,8 +225,53 @@ impl ScriptedExpert {
             )
         };
         let mut executed = label;
-        if !terminate && self.noise.start_prob > 0.0 {
-            if self.perturb_left == 0 && self.rng.gen::<f64>() < self.noise.start_prob {
+        if !terminate && self.noise.is_active() {
+            self.perturb(world, &tcp, &label, &mut executed)?;
+        }
+        Ok(ExpertStep { label, executed })
+    }
+
+    /// Applies the injected noise to `executed` (the label stays clean).
+    fn perturb(
+        &mut self,
+        world: &World,
+        tcp: &Isometry3<f64>,
+        label: &Action,
+        executed: &mut Action,
+    ) -> Result<(), SimError> {
+        let over_object = self.over_object_before_grasp(world, tcp);
+        let near_object = over_object.is_some();
+        // Close early only where the fingers would shut on nothing (beside
+        // the object or well above it), so no label contradicts a real grasp.
+        let misplaced = over_object
+            .is_some_and(|(xy_off_m, above_grasp_m)| xy_off_m >= 0.015 || above_grasp_m >= 0.03);
+        if self.early_close_left == 0
+            && self.perturb_left == 0
+            && misplaced
+            && self.noise.early_close_prob > 0.0
+            && self.rng.gen::<f64>() < self.noise.early_close_prob
+        {
+            self.early_close_left = self.noise.early_close_steps;
+        }
+        if self.early_close_left > 0 {
+            // Close on the spot: the arm holds still while the fingers shut.
+            self.early_close_left -= 1;
+            executed.translation_m = [0.0; 3];
+            executed.gripper = 1.0;
+            return Ok(());
+        }
+        if self.perturb_left == 0 {
+            if near_object
+                && self.noise.near_object_prob > 0.0
+                && self.rng.gen::<f64>() < self.noise.near_object_prob
+            {
+                self.perturb_left = self.noise.duration_steps.max(1);
+                let angle = self.rng.gen_range(0.0..std::f64::consts::TAU);
+                let world_from_base = world.arm().world_from_base();
+                let drift_world =
+                    Vector3::new(angle.cos(), angle.sin(), 0.0) * self.noise.near_object_m;
+                self.perturb_m = world_from_base.rotation.inverse() * drift_world;
+            } else if self.noise.start_prob > 0.0 && self.rng.gen::<f64>() < self.noise.start_prob {
                 self.perturb_left = self.noise.duration_steps;
                 let v = Vector3::new(
                     self.rng.gen_range(-1.0..1.0),
@@ -186,16 +281,36 @@ impl ScriptedExpert {
                 self.perturb_m =
                     v.try_normalize(1e-9).unwrap_or_else(Vector3::x) * self.noise.magnitude_m;
             }
-            if self.perturb_left > 0 {
-                self.perturb_left -= 1;
-                let t = clamp_vec(
-                    Vector3::from(label.translation_m) + self.perturb_m,
-                    MAX_STEP_M,
-                );
-                executed.translation_m = [t.x, t.y, t.z];
-            }
         }
-        Ok(ExpertStep { label, executed })
+        if self.perturb_left > 0 {
+            self.perturb_left -= 1;
+            let t = clamp_vec(
+                Vector3::from(label.translation_m) + self.perturb_m,
+                MAX_STEP_M,
+            );
+            executed.translation_m = [t.x, t.y, t.z];
+        }
+        Ok(())
+    }
+
+    /// When the expert is about to grasp (descending onto its object, or
+    /// approaching it within 5 cm of the hover point, the object not held):
+    /// the hand's horizontal distance from the object and its height above
+    /// the grasp point, metres.
+    fn over_object_before_grasp(&self, world: &World, tcp: &Isometry3<f64>) -> Option<(f64, f64)> {
+        if !matches!(self.phase, Phase::Descend | Phase::Approach) {
+            return None;
+        }
+        let oi = world.index_of(self.goal.object())?;
+        if world.held() == Some(oi) {
+            return None;
+        }
+        let oc = world.pose(oi).translation.vector;
+        let p = tcp.translation.vector;
+        let xy_off_m = (oc.x - p.x).hypot(oc.y - p.y);
+        let grasp_z = oc.z.max(world.table_z_m() + 0.014);
+        let over = self.phase == Phase::Descend || xy_off_m < 0.05;
+        over.then_some((xy_off_m, p.z - grasp_z))
     }
 
     /// The TCP target (world), gripper command and terminate flag for this

@@ -592,3 +592,79 @@ fn an_expert_meeting_a_grasped_object_labels_lift_not_release() {
         assert!(z1 > z0 + 0.05, "{goal:?}: lifted only {:.3} m", z1 - z0);
     }
 }
+
+#[test]
+fn recovery_noise_puts_grasp_failures_and_the_experts_way_out_into_demonstrations() {
+    let s = suite();
+    let finger_closed = |r: &vla_sim::episode::StepRecord| {
+        r.joints.position_of("panda_finger_joint1").unwrap() < 0.004
+    };
+    let mut outcomes = Vec::new();
+    let (mut early_closes, mut reopen_labels, mut sideways_steps) = (0, 0, 0);
+    let (mut demo_early_closes, mut episodes) = (0, 0);
+    for seed in 0..40 {
+        let task = s.sample_task(Split::Train, 700 + seed).unwrap();
+        if task.goal.family() == vla_sim::goal::Family::Push {
+            continue;
+        }
+        episodes += 1;
+        let pool = s.distractor_pool(task.distractor_split);
+        let o = opts(&s, false);
+        let ep = run_episode(
+            &s.scene,
+            &task,
+            &pool,
+            Driver::Expert(NoiseConfig::recovery()),
+            &o,
+            seed,
+        )
+        .unwrap();
+        outcomes.push(ep.outcome);
+        for r in &ep.records {
+            // The executed hand closes while the expert says "open".
+            if r.executed.gripper >= 0.5 && r.action.gripper < 0.5 && !r.holding {
+                early_closes += 1;
+            }
+            // The state a failing policy reaches: fingers shut on nothing;
+            // the label opens them again.
+            if finger_closed(r) && !r.holding && r.action.gripper < 0.5 && !r.action.terminate {
+                reopen_labels += 1;
+            }
+            let dx = r.executed.translation_m[0] - r.action.translation_m[0];
+            let dy = r.executed.translation_m[1] - r.action.translation_m[1];
+            let dz = r.executed.translation_m[2] - r.action.translation_m[2];
+            if dx.hypot(dy) >= 0.008 && dz.abs() < 1e-3 && !r.holding {
+                sideways_steps += 1;
+            }
+        }
+        let plain = run_episode(
+            &s.scene,
+            &task,
+            &pool,
+            Driver::Expert(NoiseConfig::demonstrations()),
+            &o,
+            seed,
+        )
+        .unwrap();
+        demo_early_closes += plain
+            .records
+            .iter()
+            .filter(|r| r.executed.gripper >= 0.5 && r.action.gripper < 0.5 && !r.holding)
+            .count();
+    }
+    let report = SuccessReport::from_outcomes(&outcomes);
+    assert!(episodes >= 20, "{episodes} grasp episodes");
+    // The expert still finishes most episodes (collection keeps successes only).
+    assert!(report.success_rate >= 0.8, "{report:?}");
+    assert!(early_closes >= 10, "{early_closes} early-close steps");
+    assert!(reopen_labels >= 5, "{reopen_labels} re-open labels");
+    assert!(
+        sideways_steps >= 10,
+        "{sideways_steps} sideways drift steps"
+    );
+    eprintln!(
+        "{episodes} episodes: {report:?}, early-close steps {early_closes}, \
+         re-open labels {reopen_labels}, sideways drift steps {sideways_steps}"
+    );
+    assert_eq!(demo_early_closes, 0, "plain --noise closes early");
+}

@@ -24,7 +24,9 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     let split: Split = args.split.parse()?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
-    let noise = if args.noise {
+    let noise = if args.recovery {
+        NoiseConfig::recovery()
+    } else if args.noise {
         NoiseConfig::demonstrations()
     } else {
         NoiseConfig::none()
