@@ -529,3 +529,35 @@ fn a_hand_crop_policy_is_centred_on_the_renderers_tcp_pixel_and_drives_the_sim()
     assert!(err.contains("TCP"), "{err}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn collect_with_recovery_noise_records_its_settings_and_needs_noise() {
+    let dir = std::env::temp_dir().join(format!("vla-collect-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let args = [
+        "collect",
+        "--suite",
+        "default",
+        "--episodes",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+        "--recovery",
+    ];
+    let refused = vla().args(args).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--noise"), "{err}");
+    assert!(!dir.join("dataset.json").exists());
+    run_ok(&[&args[..], &["--noise"]].concat());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dataset.json")).unwrap()).unwrap();
+    // The dataset says how its executed actions were perturbed.
+    assert_eq!(meta["noise"]["early_close_prob"], 0.1);
+    assert_eq!(meta["noise"]["early_close_steps"], 5);
+    assert_eq!(meta["noise"]["near_object_m"], 0.012);
+    assert_eq!(meta["noise"]["start_prob"], 0.05);
+    std::fs::remove_dir_all(&dir).ok();
+}
