@@ -113,6 +113,11 @@ pub struct CollectArgs {
     /// from the grasp failures of a learned policy.
     #[arg(long, requires = "noise")]
     pub recovery: bool,
+    /// With --noise: draw the expert's sideways approach speed per episode
+    /// (0.6–2.8 cm per step) and drift the hand sideways on its way down,
+    /// so sideways corrections appear at every height.
+    #[arg(long, requires = "noise")]
+    pub varied_approach: bool,
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,

@@ -44,6 +44,10 @@ const FINGER_HALF_WIDTH_M: f64 = 0.012;
 /// Distance pushed, metres (success needs 0.10).
 const PUSH_TARGET_M: f64 = 0.14;
 
+fn default_near_object_radius_m() -> f64 {
+    0.05
+}
+
 /// Noise injection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NoiseConfig {
@@ -64,6 +68,10 @@ pub struct NoiseConfig {
     /// Horizontal translation added per step by a near-object drift, metres.
     #[serde(default)]
     pub near_object_m: f64,
+    /// How far (horizontally) from its object an approaching hand counts
+    /// as near it, metres (0.05 in files written before it existed).
+    #[serde(default = "default_near_object_radius_m")]
+    pub near_object_radius_m: f64,
     /// Probability per step, while the expert is over its object before a
     /// grasp with the fingers beside it (≥ 1.5 cm off sideways) or above it
     /// (≥ 3 cm), of closing the executed gripper early for
@@ -75,6 +83,16 @@ pub struct NoiseConfig {
     /// Steps an early close lasts.
     #[serde(default)]
     pub early_close_steps: usize,
+    /// Per episode, draw the expert's sideways speed while approaching its
+    /// object from 0.6–2.8 cm per step (the descent keeps 2.8 cm), so that
+    /// the sideways motion ends at a different height in every episode.
+    /// With a fixed speed it always ends ~8 steps in, high above the
+    /// object, and a policy learns "no sideways motion below that height"
+    /// from the arm's height instead of from where the object is. This
+    /// changes the labels (a style of demonstration, not noise on the
+    /// executed action).
+    #[serde(default)]
+    pub varied_approach: bool,
 }
 
 impl NoiseConfig {
@@ -86,8 +104,10 @@ impl NoiseConfig {
             magnitude_m: 0.0,
             near_object_prob: 0.0,
             near_object_m: 0.0,
+            near_object_radius_m: default_near_object_radius_m(),
             early_close_prob: 0.0,
             early_close_steps: 0,
+            varied_approach: false,
         }
     }
 
@@ -115,6 +135,21 @@ impl NoiseConfig {
             near_object_m: 0.012,
             early_close_prob: 0.10,
             early_close_steps: 5,
+            ..Self::demonstrations()
+        }
+    }
+
+    /// The demonstrations' drifts, a varied approach speed, and during the
+    /// whole approach (within 25 cm of the object) a 15 % chance per step
+    /// of a 3-step sideways drift of 2 cm per step, so the hand is often
+    /// several cm off at every height on its way down and the labels show
+    /// the correction (`vla collect --noise --varied-approach`).
+    pub fn varied_approach() -> Self {
+        Self {
+            varied_approach: true,
+            near_object_prob: 0.15,
+            near_object_m: 0.02,
+            near_object_radius_m: 0.25,
             ..Self::demonstrations()
         }
     }
@@ -161,6 +196,7 @@ pub struct ScriptedExpert {
     perturb_left: usize,
     perturb_m: Vector3<f64>,
     early_close_left: usize,
+    approach_xy_step_m: f64,
     world_from_tcp_home: Option<UnitQuaternion<f64>>,
     place_xy: Option<[f64; 2]>,
 }
@@ -186,6 +222,12 @@ impl ScriptedExpert {
             phase_steps: 0,
             noise,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x00e4_be47),
+            // Its own stream, so the other noise stays as it was.
+            approach_xy_step_m: if noise.varied_approach {
+                ChaCha8Rng::seed_from_u64(seed ^ 0x0a99_70ac).gen_range(0.006..MAX_STEP_M)
+            } else {
+                MAX_STEP_M
+            },
             perturb_left: 0,
             perturb_m: Vector3::zeros(),
             early_close_left: 0,
@@ -211,7 +253,12 @@ impl ScriptedExpert {
         } else {
             MAX_STEP_M
         };
-        let delta_world = clamp_vec(target - tcp.translation.vector, max);
+        let mut delta_world = clamp_vec(target - tcp.translation.vector, max);
+        if self.phase == Phase::Approach {
+            let xy = self.approach_xy_step_m;
+            delta_world.x = delta_world.x.clamp(-xy, xy);
+            delta_world.y = delta_world.y.clamp(-xy, xy);
+        }
         let delta_base = world_from_base.rotation.inverse() * delta_world;
         let rot = rotation_correction(&world_from_base, &tcp, &home_rot);
         let label = if terminate {
@@ -294,7 +341,7 @@ impl ScriptedExpert {
     }
 
     /// When the expert is about to grasp (descending onto its object, or
-    /// approaching it within 5 cm of the hover point, the object not held):
+    /// approaching it within `near_object_radius_m` of it, the object not held):
     /// the hand's horizontal distance from the object and its height above
     /// the grasp point, metres.
     fn over_object_before_grasp(&self, world: &World, tcp: &Isometry3<f64>) -> Option<(f64, f64)> {
@@ -309,7 +356,7 @@ impl ScriptedExpert {
         let p = tcp.translation.vector;
         let xy_off_m = (oc.x - p.x).hypot(oc.y - p.y);
         let grasp_z = oc.z.max(world.table_z_m() + 0.014);
-        let over = self.phase == Phase::Descend || xy_off_m < 0.05;
+        let over = self.phase == Phase::Descend || xy_off_m < self.noise.near_object_radius_m;
         over.then_some((xy_off_m, p.z - grasp_z))
     }
 

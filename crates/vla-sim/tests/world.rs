@@ -668,3 +668,47 @@ fn recovery_noise_puts_grasp_failures_and_the_experts_way_out_into_demonstration
     );
     assert_eq!(demo_early_closes, 0, "plain --noise closes early");
 }
+
+#[test]
+fn a_varied_approach_puts_sideways_corrections_low_on_the_way_down() {
+    let s = suite();
+    // Labels moving >= 1 cm sideways with the hand already near hover
+    // height (< 12 cm above it), before the grasp.
+    let count = |noise: NoiseConfig| {
+        let (mut low_sideways, mut outcomes) = (0, Vec::new());
+        for seed in 0..30 {
+            let task = s.sample_task(Split::Train, 900 + seed).unwrap();
+            if task.goal.family() == vla_sim::goal::Family::Push {
+                continue;
+            }
+            let pool = s.distractor_pool(task.distractor_split);
+            let ep = run_episode(
+                &s.scene,
+                &task,
+                &pool,
+                Driver::Expert(noise),
+                &opts(&s, false),
+                seed,
+            )
+            .unwrap();
+            outcomes.push(ep.outcome);
+            for r in ep.records.iter().filter(|r| !r.holding) {
+                let Some(obj) = r.object_xyz_m else { continue };
+                let above_hover_m = r.tcp_xyz_m[2] - (obj[2] + 0.09);
+                let a = r.action.translation_m;
+                if above_hover_m < 0.12 && a[0].hypot(a[1]) >= 0.01 {
+                    low_sideways += 1;
+                }
+            }
+        }
+        (low_sideways, SuccessReport::from_outcomes(&outcomes))
+    };
+    let (fixed, _) = count(NoiseConfig::demonstrations());
+    let (varied, report) = count(NoiseConfig::varied_approach());
+    assert!(report.success_rate >= 0.9, "{report:?}");
+    assert!(
+        varied >= 3 * fixed.max(5),
+        "sideways labels low on the approach: {varied} varied vs {fixed} fixed"
+    );
+    eprintln!("sideways labels low on the approach: {varied} varied vs {fixed} fixed; {report:?}");
+}

@@ -24,8 +24,15 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     let split: Split = args.split.parse()?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;
-    let noise = if args.recovery {
-        NoiseConfig::recovery()
+    let noise = if args.recovery || args.varied_approach {
+        match (args.recovery, args.varied_approach) {
+            (true, false) => NoiseConfig::recovery(),
+            (false, _) => NoiseConfig::varied_approach(),
+            (true, true) => NoiseConfig {
+                varied_approach: true,
+                ..NoiseConfig::recovery()
+            },
+        }
     } else if args.noise {
         NoiseConfig::demonstrations()
     } else {
