@@ -158,14 +158,37 @@ impl VlaPolicy {
         self.step_observation(frame, None)
     }
 
-    /// One control step: frame and (for policies that read it) the measured
-    /// joint state in, 8 tokens and the decoded action out. A joint state
-    /// missing one of the policy's joints is an error naming it.
-    pub fn step_observation(
+    /// The auxiliary head's estimate of where the goal object and the
+    /// target object are relative to the gripper, metres (goal x y z, then
+    /// target x y z, in the frame the training data recorded positions in:
+    /// the simulator's world frame), or `None` for a model without the
+    /// head. For diagnostics (`examples/rollout_probe.rs`): the head is a
+    /// training target, the action does not read it.
+    pub fn auxiliary_estimate_m(
         &self,
         frame: &RgbFrame,
         joints: Option<&JointState>,
-    ) -> Result<PolicyStep> {
+    ) -> Result<Option<Vec<f64>>> {
+        let memory = self.encode_observation(frame, joints)?;
+        let Some(aux) = memory.aux_prediction() else {
+            return Ok(None);
+        };
+        let units: Vec<f32> = aux.flatten_all()?.to_vec1()?;
+        Ok(Some(
+            units
+                .iter()
+                .map(|&u| f64::from(u) * crate::data::AUX_UNIT_M)
+                .collect(),
+        ))
+    }
+
+    /// The encoder's memory for one observation (frame, joint state, the
+    /// current instruction).
+    fn encode_observation(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<crate::model::Memory> {
         let instr = self
             .instruction
             .as_ref()
@@ -195,13 +218,26 @@ impl VlaPolicy {
             }
             _ => None,
         };
-        let memory = self.model.encode_all(
-            &image,
-            crop.as_ref(),
-            &instr.tokens,
-            &instr.mask,
-            state.as_ref(),
-        )?;
+        self.model
+            .encode_all(
+                &image,
+                crop.as_ref(),
+                &instr.tokens,
+                &instr.mask,
+                state.as_ref(),
+            )
+            .map_err(Into::into)
+    }
+
+    /// One control step: frame and (for policies that read it) the measured
+    /// joint state in, 8 tokens and the decoded action out. A joint state
+    /// missing one of the policy's joints is an error naming it.
+    pub fn step_observation(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<PolicyStep> {
+        let memory = self.encode_observation(frame, joints)?;
         let bins = match &self.fast {
             Some(fast) => fast.generate(&memory)?,
             None => self.model.generate_with(&memory, self.config.decoding)?,

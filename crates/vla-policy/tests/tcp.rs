@@ -239,3 +239,44 @@ fn training_with_tcp_input_installs_the_urdf_and_warm_starts_keep_it() {
     let err = vla_policy::train(&bare, &text, third.path(), &opts).unwrap_err();
     assert!(err.to_string().contains("no joint states"), "{err}");
 }
+
+#[test]
+fn the_auxiliary_estimate_reads_the_frame_and_is_absent_without_a_head() {
+    let frame = RgbFrame::new(32, 32, PixelEncoding::Rgb8, vec![90; 32 * 32 * 3]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model_cfg = ModelConfig {
+        aux_outputs: 6,
+        ..ModelConfig::tiny()
+    };
+    let (varmap, _) = checkpoint::fresh_model(&model_cfg, 4, &Device::Cpu).unwrap();
+    let cfg = PolicyConfig::new(model_cfg, ActionTokenizer::default());
+    checkpoint::save(dir.path(), &cfg, &varmap).unwrap();
+    let (cfg, model) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+    let mut policy = VlaPolicy::from_parts(cfg, model, None, &Device::Cpu);
+    // No instruction yet: an error, not a guess.
+    assert!(policy.auxiliary_estimate_m(&frame, None).is_err());
+    policy.set_instruction_tokens(instruction_tokens());
+    let est = policy
+        .auxiliary_estimate_m(&frame, None)
+        .unwrap()
+        .expect("a model with the head gives an estimate");
+    assert_eq!(est.len(), 6);
+    assert!(est.iter().all(|v| v.is_finite()), "{est:?}");
+    // A different frame gives a different estimate (it reads the image).
+    let other = RgbFrame::new(32, 32, PixelEncoding::Rgb8, vec![200; 32 * 32 * 3]).unwrap();
+    let est2 = policy.auxiliary_estimate_m(&other, None).unwrap().unwrap();
+    assert_ne!(est, est2);
+    // A model without the head has no estimate.
+    let plain = tempfile::tempdir().unwrap();
+    let headless = ModelConfig {
+        aux_outputs: 0,
+        ..ModelConfig::tiny()
+    };
+    let (varmap, _) = checkpoint::fresh_model(&headless, 4, &Device::Cpu).unwrap();
+    let cfg = PolicyConfig::new(headless, ActionTokenizer::default());
+    checkpoint::save(plain.path(), &cfg, &varmap).unwrap();
+    let (cfg, model) = checkpoint::load_for_inference(plain.path(), &Device::Cpu).unwrap();
+    let mut policy = VlaPolicy::from_parts(cfg, model, None, &Device::Cpu);
+    policy.set_instruction_tokens(instruction_tokens());
+    assert_eq!(policy.auxiliary_estimate_m(&frame, None).unwrap(), None);
+}

@@ -1,0 +1,130 @@
+//! Diagnostic: does a policy know where the named object is, in the states
+//! its own rollouts reach?
+//!
+//! Reads a `vla collect` folder (best: `vla collect --dagger POLICY
+//! --expert-prob 0`, the policy's own rollouts with the true positions
+//! recorded), runs the policy's encoder on every frame of the first
+//! `EPISODES` episodes and compares its auxiliary head's estimate of "goal
+//! object − gripper" with the truth, per step of the episode (the object not
+//! in the hand). It also counts how often the policy's Δx/Δy has the sign of
+//! the true offset where that offset is ≥ 3 cm: if the estimate is right and
+//! the move is not, the action head is not using what the encoder knows.
+//!
+//! ```sh
+//! cargo run --release --example rollout_probe -- POLICY_DIR DATA_DIR [EPISODES]
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use vla_core::{JointState, PixelEncoding, RgbFrame};
+use vla_policy::{data, VlaPolicy};
+
+#[derive(Default)]
+struct Bucket {
+    n: usize,
+    sq_err_m2: [f64; 2],
+    sq_true_m2: [f64; 2],
+    far: [usize; 2],
+    est_sign_ok: [usize; 2],
+    move_sign_ok: [usize; 2],
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: rollout_probe POLICY_DIR DATA_DIR [EPISODES]");
+        std::process::exit(2);
+    }
+    let mut policy = VlaPolicy::load(std::path::Path::new(&args[1])).unwrap();
+    let size = policy.config().model.image_size_px;
+    let ds = data::load_dir(std::path::Path::new(&args[2]), size).unwrap();
+    let episodes: usize = args.get(3).map_or(30, |s| s.parse().expect("EPISODES"));
+    let edges = [0usize, 1, 5, 10, 15, 25, 1000];
+    let mut buckets: Vec<Bucket> = (0..edges.len() - 1).map(|_| Bucket::default()).collect();
+    let (mut last_episode, mut step) = (usize::MAX, 0usize);
+    for s in &ds.samples {
+        if s.episode >= episodes {
+            break;
+        }
+        if s.episode != last_episode {
+            last_episode = s.episode;
+            step = 0;
+            policy.set_instruction_text(&s.instruction).unwrap();
+        } else {
+            step += 1;
+        }
+        // Goal object x, y relative to the gripper; skip held / unknown.
+        if s.aux_mask[0] == 0.0 || s.aux_mask[1] == 0.0 {
+            continue;
+        }
+        let truth_m = [
+            f64::from(s.aux[0]) * data::AUX_UNIT_M,
+            f64::from(s.aux[1]) * data::AUX_UNIT_M,
+        ];
+        if truth_m[0].hypot(truth_m[1]) < 0.01 && f64::from(s.aux[2]).abs() < 0.3 {
+            continue; // in or at the hand
+        }
+        let frame =
+            RgbFrame::new(size as u32, size as u32, PixelEncoding::Rgb8, s.rgb.clone()).unwrap();
+        let joints = JointState::new(
+            ds.state_names.clone(),
+            s.state.iter().map(|&q| f64::from(q)).collect(),
+            0.0,
+        )
+        .unwrap();
+        let est = policy
+            .auxiliary_estimate_m(&frame, Some(&joints))
+            .unwrap()
+            .expect("the policy has no auxiliary head");
+        let act = policy.step_observation(&frame, Some(&joints)).unwrap();
+        let b = &mut buckets[edges.windows(2).position(|w| step < w[1]).unwrap()];
+        b.n += 1;
+        for axis in 0..2 {
+            b.sq_err_m2[axis] += (est[axis] - truth_m[axis]).powi(2);
+            b.sq_true_m2[axis] += truth_m[axis].powi(2);
+            if truth_m[axis].abs() >= 0.03 {
+                b.far[axis] += 1;
+                if est[axis].signum() == truth_m[axis].signum() && est[axis].abs() >= 0.01 {
+                    b.est_sign_ok[axis] += 1;
+                }
+                // Δx/Δy are in the base frame; the simulator's base sits at
+                // the world origin without rotation (sim/scenes).
+                let mv = act.action.translation_m[axis];
+                if mv.signum() == truth_m[axis].signum() && mv.abs() >= 0.002 {
+                    b.move_sign_ok[axis] += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "steps   frames | RMS offset x y (cm) | RMS error of the estimate x y (cm) | offset >= 3 cm: frames x y, estimate right sign x y, move right sign x y"
+    );
+    for (i, b) in buckets.iter().enumerate() {
+        if b.n == 0 {
+            continue;
+        }
+        let rms = |v: f64| 100.0 * (v / b.n as f64).sqrt();
+        let pct = |k: usize, of: usize| {
+            if of == 0 {
+                f64::NAN
+            } else {
+                100.0 * k as f64 / of as f64
+            }
+        };
+        println!(
+            "{:>2}-{:<3} {:6} | {:5.1} {:5.1} | {:5.1} {:5.1} | {:5} {:5}, {:4.0}% {:4.0}%, {:4.0}% {:4.0}%",
+            edges[i],
+            edges[i + 1] - 1,
+            b.n,
+            rms(b.sq_true_m2[0]),
+            rms(b.sq_true_m2[1]),
+            rms(b.sq_err_m2[0]),
+            rms(b.sq_err_m2[1]),
+            b.far[0],
+            b.far[1],
+            pct(b.est_sign_ok[0], b.far[0]),
+            pct(b.est_sign_ok[1], b.far[1]),
+            pct(b.move_sign_ok[0], b.far[0]),
+            pct(b.move_sign_ok[1], b.far[1]),
+        );
+    }
+}
