@@ -41,6 +41,9 @@ fn main() {
     let edges = [0usize, 1, 5, 10, 15, 25, 1000];
     let mut buckets: Vec<Bucket> = (0..edges.len() - 1).map(|_| Bucket::default()).collect();
     let (mut last_episode, mut step) = (usize::MAX, 0usize);
+    // First frames of two-object tasks: estimate within 3 cm of the goal
+    // object, and nearer to the target object than to the goal object.
+    let (mut first_two, mut first_close, mut first_target) = (0usize, 0usize, 0usize);
     for s in &ds.samples {
         if s.episode >= episodes {
             break;
@@ -76,6 +79,17 @@ fn main() {
             .unwrap()
             .expect("the policy has no auxiliary head");
         let act = policy.step_observation(&frame, Some(&joints)).unwrap();
+        if step == 0 && s.aux_mask[3] != 0.0 && s.aux_mask[4] != 0.0 {
+            let target_m = [
+                f64::from(s.aux[3]) * data::AUX_UNIT_M,
+                f64::from(s.aux[4]) * data::AUX_UNIT_M,
+            ];
+            let to_goal = (est[0] - truth_m[0]).hypot(est[1] - truth_m[1]);
+            let to_target = (est[0] - target_m[0]).hypot(est[1] - target_m[1]);
+            first_two += 1;
+            first_close += usize::from(to_goal < 0.03);
+            first_target += usize::from(to_target < to_goal);
+        }
         let b = &mut buckets[edges.windows(2).position(|w| step < w[1]).unwrap()];
         b.n += 1;
         for axis in 0..2 {
@@ -95,6 +109,9 @@ fn main() {
             }
         }
     }
+    println!(
+        "first frames of two-object tasks: {first_two}; goal-object estimate within 3 cm: {first_close}, nearer the target object: {first_target}"
+    );
     println!(
         "steps   frames | RMS offset x y (cm) | RMS error of the estimate x y (cm) | offset >= 3 cm: frames x y, estimate right sign x y, move right sign x y"
     );
