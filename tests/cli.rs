@@ -72,6 +72,19 @@ fn train_writes_a_policy_and_resumes() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("episodes.jsonl"));
+
+    // Loss weights must be numbers >= 0; the refusal names the flag.
+    for (flag, bad) in [("--aux-weight", "-1"), ("--keypoint-weight", "nan")] {
+        let refused = vla()
+            .args(["train", "--data", "/nonexistent/demos", "--out"])
+            .arg(out.path())
+            .arg(format!("{flag}={bad}"))
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains(flag), "{err}");
+    }
 }
 
 /// Without the `ros2` feature the ROS 2 nodes say how to build them and run nothing.

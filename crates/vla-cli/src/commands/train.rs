@@ -34,6 +34,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         anyhow::bail!("--lr must be a positive number, got {}", args.lr);
     }
+    for (flag, w) in [
+        ("--aux-weight", args.aux_weight),
+        ("--keypoint-weight", args.keypoint_weight),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            anyhow::bail!("{flag} must be a number >= 0, got {w}");
+        }
+    }
     let opts = TrainOptions {
         steps,
         // Validate about ten times per run, at most every 250 steps.
@@ -69,6 +77,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(super::shared::resolve_policy_dir)
             .transpose()?,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
+        aux_weight: args.aux_weight,
+        keypoint_weight: args.keypoint_weight,
         state_joints: args.state_joints.clone(),
         tcp: args
             .tcp_urdf
