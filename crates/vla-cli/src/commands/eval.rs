@@ -150,19 +150,32 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 }
 
 /// Stores `summary` as `splits.<split>` of the metrics file at `path`,
-/// keeping the other splits already there.
+/// keeping the other splits already there. The file is locked from read to
+/// write, so evaluations of two splits finishing at the same moment both
+/// land.
 fn write_metrics(path: &Path, split: &str, summary: &serde_json::Value) -> Result<()> {
-    let mut root = if path.is_file() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    use std::io::{Read, Seek, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut root = if text.trim().is_empty() {
+        json!({})
+    } else {
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", path.display()))?;
         if !v.is_object() {
             bail!("{} is not a JSON object", path.display());
         }
         v
-    } else {
-        json!({})
     };
     let command: Vec<String> = std::env::args().skip(1).collect();
     let mut entry = summary.clone();
@@ -180,5 +193,46 @@ fn write_metrics(path: &Path, split: &str, summary: &serde_json::Value) -> Resul
         }
     }
     let text = serde_json::to_string_pretty(&root)? + "\n";
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+    // The lock is released when `file` is closed.
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluations_finishing_together_keep_both_splits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.json");
+        for round in 0..20 {
+            let handles: Vec<_> = ["train", "eval"]
+                .into_iter()
+                .map(|split| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        write_metrics(&path, split, &json!({ "round": round })).unwrap();
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for split in ["train", "eval"] {
+                assert_eq!(v["splits"][split]["round"], round, "{v}");
+            }
+        }
+        // A file that is not a JSON object is refused, not overwritten.
+        std::fs::write(&path, "[1, 2]").unwrap();
+        let err = write_metrics(&path, "train", &json!({})).unwrap_err();
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[1, 2]");
+    }
 }
