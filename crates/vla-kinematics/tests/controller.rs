@@ -21,7 +21,7 @@ const UR5E_HOME: [f64; 6] = [0.0, -1.57, 1.57, -1.57, -1.57, 0.0];
 
 /// One action out of a strategy value: plain, maximal, NaN/inf, or sign-flipped.
 fn make_action(kind: u8, v: [f64; 7], step: usize) -> Action {
-    let flip = if step % 2 == 0 { 1.0 } else { -1.0 };
+    let flip = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
     match kind % 6 {
         0 => Action::new(
             [v[0] * 0.03, v[1] * 0.03, v[2] * 0.03],

@@ -177,7 +177,7 @@ impl CropNetConfig {
         if self.channels.is_empty()
             || self.patch_px == 0
             || self.side_px == 0
-            || self.side_px % stride != 0
+            || !self.side_px.is_multiple_of(stride)
         {
             return Err(format!(
                 "crop side_px {} is not a positive multiple of its stem stride {stride} \
@@ -318,7 +318,7 @@ impl ModelConfig {
             return Err("stem_channels is empty".into());
         }
         let stride = self.stem_stride();
-        if stride == 0 || self.image_size_px == 0 || self.image_size_px % stride != 0 {
+        if stride == 0 || self.image_size_px == 0 || !self.image_size_px.is_multiple_of(stride) {
             return Err(format!(
                 "image_size_px {} is not a positive multiple of the stem stride {stride} \
                  (stem_patch_px {} × 2^{} merges)",
@@ -327,7 +327,7 @@ impl ModelConfig {
                 self.stem_channels.len().saturating_sub(1)
             ));
         }
-        if self.heads == 0 || self.d_model == 0 || self.d_model % self.heads != 0 {
+        if self.heads == 0 || self.d_model == 0 || !self.d_model.is_multiple_of(self.heads) {
             return Err(format!(
                 "d_model {} is not a positive multiple of heads {}",
                 self.d_model, self.heads
