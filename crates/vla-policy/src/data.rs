@@ -309,7 +309,8 @@ pub mod synthetic {
     //! coloured squares on a grey table; the instruction names one colour and
     //! the expert moves toward that square (Δx, Δy from its pixel offset to
     //! the image centre), closes the gripper when it is centred and
-    //! terminates one step later.
+    //! terminates one step later. The squares' pixels are the keypoint
+    //! targets (named square first).
 
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -374,7 +375,13 @@ pub mod synthetic {
                         state: Vec::new(),
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
-                        keypoint_px: [None; crate::data::KEYPOINT_TARGETS],
+                        // The named square is the goal object, the other one
+                        // the keypoint-1 target (pixel centres at integers).
+                        keypoint_px: [
+                            Some([(pos[0] - 0.5) as f32, (pos[1] - 0.5) as f32]),
+                            Some([(distractor[0] - 0.5) as f32, (distractor[1] - 0.5) as f32]),
+                            None,
+                        ],
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {

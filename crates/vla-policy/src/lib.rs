@@ -15,7 +15,8 @@
 //!   [`vla_core::Policy`]; [`tcp`] computes its optional end-effector
 //!   position input by forward kinematics of the measured joints, and
 //!   [`crop`] the optional hand-centred window of the frame around it
-//!   (a second image stem, the `stem` module).
+//!   (a second image stem, the `stem` module; the instruction reaches the
+//!   stems through the `grounding` module).
 
 pub mod checkpoint;
 pub mod crop;
@@ -23,6 +24,7 @@ pub mod data;
 pub mod decoding;
 pub mod error;
 pub mod fast_decode;
+pub(crate) mod grounding;
 pub mod image;
 pub mod init;
 pub mod model;

@@ -41,6 +41,7 @@ use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
 use crate::decoding::Decoding;
+use crate::grounding::InstructionPool;
 use crate::nn::{log_softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
 use crate::stem::{Stem, StemShape};
 
@@ -114,6 +115,16 @@ pub struct ModelConfig {
     /// stem, tokens and keypoints. `None` in checkpoints from before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropNetConfig>,
+    /// How FiLM (and the keypoint head) read the instruction
+    /// ([`crate::grounding`]): 0 = the mean of its tokens (checkpoints
+    /// before session 8), `Q > 0` = `Q` learned attention-pooling queries.
+    #[serde(default)]
+    pub instruction_queries: usize,
+    /// Hidden width of the keypoint head ([`crate::stem`]): 0 = one linear
+    /// map per cell (checkpoints before session 8); `h > 0` = a ReLU layer
+    /// over each cell's 3×3 neighbourhood and the pooled instruction.
+    #[serde(default)]
+    pub keypoint_hidden: usize,
 }
 
 /// Shape of the hand-crop branch (`ModelConfig::crop`).
@@ -225,6 +236,8 @@ impl Default for ModelConfig {
             relation_token: true,
             tcp_input: false,
             crop: None,
+            instruction_queries: 0,
+            keypoint_hidden: 0,
         }
     }
 }
@@ -353,6 +366,18 @@ impl ModelConfig {
                 self.stem_channels.len()
             ));
         }
+        if self.instruction_queries > 0 && !self.film {
+            return Err(format!(
+                "instruction_queries {} needs film (the pooled instruction conditions FiLM)",
+                self.instruction_queries
+            ));
+        }
+        if self.keypoint_hidden > 0 && self.keypoints == 0 {
+            return Err(format!(
+                "keypoint_hidden {} needs keypoints > 0",
+                self.keypoint_hidden
+            ));
+        }
         if self.max_text_tokens == 0 || self.mlp_ratio == 0 {
             return Err("max_text_tokens and mlp_ratio must be positive".into());
         }
@@ -441,6 +466,8 @@ pub struct VlaModel {
     cfg: ModelConfig,
     /// The camera frame's stem (with its keypoints).
     stem: Stem,
+    /// The instruction → FiLM / keypoint conditioning vector (with FiLM).
+    pool: Option<InstructionPool>,
     stem_proj: Linear,
     /// The hand crop's stem, its map → token projection and token positions.
     crop: Option<(Stem, Linear, Tensor)>,
@@ -473,7 +500,16 @@ impl VlaModel {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let d = cfg.d_model;
-        let film_text_hidden = cfg.film.then_some(cfg.text_hidden);
+        let pool = if cfg.film {
+            Some(InstructionPool::new(
+                cfg.text_hidden,
+                cfg.instruction_queries,
+                vb.pp("instruction_pool"),
+            )?)
+        } else {
+            None
+        };
+        let film_text_hidden = pool.as_ref().map(InstructionPool::width);
         let stem = Stem::new(
             &StemShape {
                 image_px: cfg.image_size_px,
@@ -483,6 +519,7 @@ impl VlaModel {
                 keypoints: cfg.keypoints,
                 keypoint_stage: cfg.keypoint_stage,
                 d_model: d,
+                keypoint_hidden: cfg.keypoint_hidden,
             },
             vb.pp("stem"),
             vb.pp("keypoints"),
@@ -504,6 +541,7 @@ impl VlaModel {
                         keypoints: c.keypoints,
                         keypoint_stage: c.keypoint_stage,
                         d_model: d,
+                        keypoint_hidden: 0,
                     },
                     vb_c.pp("stem"),
                     vb_c.pp("keypoints"),
@@ -526,6 +564,7 @@ impl VlaModel {
         let dev = vb.device().clone();
         Ok(Self {
             stem,
+            pool,
             crop,
             stem_proj: Linear::new(c_in, d, vb.pp("stem_proj"))?,
             image_pos: vb.get_with_hints((cfg.image_tokens(), d), "image_pos", small)?,
@@ -614,11 +653,10 @@ impl VlaModel {
                 self.cfg.max_text_tokens
             );
         }
-        // Mean of the real instruction tokens, for FiLM: (B, text_hidden).
-        let pooled = if self.cfg.film {
-            Some(crate::stem::pooled_text(text, text_mask)?)
-        } else {
-            None
+        // The pooled instruction, for FiLM: (B, pool width).
+        let pooled = match &self.pool {
+            Some(pool) => Some(pool.forward(text, text_mask)?),
+            None => None,
         };
         let main = self.stem.forward(images, pooled.as_ref())?;
         let keypoint_tokens = main.keypoint_tokens;
@@ -878,6 +916,32 @@ impl VlaModel {
             Some(logits) => soft_cell_ce(logits, cells, weights).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The camera frame's keypoint logits `(B, K, cells)` from the stem
+    /// alone (no transformer): what perception-only training
+    /// ([`crate::train::TrainOptions::perception_only`]) fits. `None` for a
+    /// model without keypoints.
+    pub fn keypoint_logits(
+        &self,
+        images: &Tensor,
+        text: &Tensor,
+        text_mask: &Tensor,
+    ) -> Result<Option<Tensor>> {
+        let pooled = match &self.pool {
+            Some(pool) => Some(pool.forward(text, text_mask)?),
+            None => None,
+        };
+        Ok(self.stem.forward(images, pooled.as_ref())?.keypoint_logits)
+    }
+
+    /// [`Self::keypoint_loss`] on logits from [`Self::keypoint_logits`].
+    pub fn keypoint_loss_of(
+        logits: &Tensor,
+        cells: &Tensor,
+        weights: &Tensor,
+    ) -> Result<Tensor> {
+        soft_cell_ce(logits, cells, weights)
     }
 
     /// Greedy constrained decoding of one observation (batch 1): the 8 bins.

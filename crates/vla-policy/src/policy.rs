@@ -182,6 +182,41 @@ impl VlaPolicy {
         ))
     }
 
+    /// The camera-frame keypoints' expected positions, pixels `(u, v)` of
+    /// the model's input frame (`image_size_px`), in keypoint order (0: goal
+    /// object, 1: target object, 2: TCP for a policy trained with those
+    /// targets), or `None` for a model without keypoints. For diagnostics
+    /// (`examples/rollout_probe.rs`).
+    pub fn keypoints_px(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<Option<Vec<[f32; 2]>>> {
+        let memory = self.encode_observation(frame, joints)?;
+        let Some(logits) = memory.keypoint_logits.as_ref() else {
+            return Ok(None);
+        };
+        let side = self.config.model.stage_side(self.config.model.keypoint_stage);
+        let cell_px = self.config.model.image_size_px as f32 / side as f32;
+        let rows: Vec<Vec<f32>> = logits.get(0)?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        Ok(Some(
+            rows.iter()
+                .map(|row| {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let w: Vec<f32> = row.iter().map(|&l| (l - max).exp()).collect();
+                    let total: f32 = w.iter().sum();
+                    let (mut u, mut v) = (0.0f32, 0.0f32);
+                    for (cell, &wi) in w.iter().enumerate() {
+                        u += wi * ((cell % side) as f32 + 0.5);
+                        v += wi * ((cell / side) as f32 + 0.5);
+                    }
+                    // Cell units → pixel coordinates with pixel centres at integers.
+                    [u / total * cell_px - 0.5, v / total * cell_px - 0.5]
+                })
+                .collect(),
+        ))
+    }
+
     /// The encoder's memory for one observation (frame, joint state, the
     /// current instruction).
     fn encode_observation(

@@ -6,7 +6,7 @@
 //! Each image input has its own `Stem` (own weights); the model turns the
 //! last stage's map into tokens and the keypoints into one token each.
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::nn::{softmax_last, LayerNorm, Linear};
@@ -20,7 +20,8 @@ pub(crate) struct StemShape<'a> {
     pub patch_px: usize,
     /// Output channels per stage (patchify, then one 2×2 merge per entry).
     pub channels: &'a [usize],
-    /// FiLM from the mean instruction token of this width (`None` = off).
+    /// FiLM from the pooled instruction ([`crate::grounding`]) of this
+    /// width (`None` = off).
     pub film_text_hidden: Option<usize>,
     /// Keypoints (0 = none) and the stage whose map they read.
     pub keypoints: usize,
@@ -28,6 +29,12 @@ pub(crate) struct StemShape<'a> {
     pub keypoint_stage: usize,
     /// Width of the keypoint tokens.
     pub d_model: usize,
+    /// 0: each keypoint's logit is a linear map of its cell's features.
+    /// `h > 0`: a hidden layer of width `h` over the cell's 3×3
+    /// neighbourhood of features plus the pooled instruction (ReLU), then
+    /// the logits — context across cell borders and a conjunction of
+    /// "this colour" and "this shape" the FiLM'd features alone lack.
+    pub keypoint_hidden: usize,
 }
 
 /// What a stem computes for a batch.
@@ -87,8 +94,25 @@ impl Stem {
                 mean: 0.0,
                 stdev: 0.02,
             };
+            let (hidden, logits_in) = if shape.keypoint_hidden > 0 {
+                let h = shape.keypoint_hidden;
+                let from_text = match shape.film_text_hidden {
+                    Some(w) => Some(Linear::new(w, h, vb_keypoints.pp("hidden_text"))?),
+                    None => None,
+                };
+                (
+                    Some((
+                        Linear::new(9 * stage_channels, h, vb_keypoints.pp("hidden"))?,
+                        from_text,
+                    )),
+                    h,
+                )
+            } else {
+                (None, stage_channels)
+            };
             Some(Keypoints {
-                logits: Linear::new(stage_channels, shape.keypoints, vb_keypoints.pp("logits"))?,
+                hidden,
+                logits: Linear::new(logits_in, shape.keypoints, vb_keypoints.pp("logits"))?,
                 grid: position_grid(side, vb_keypoints.device())?,
                 to_token: Linear::new(2, shape.d_model, vb_keypoints.pp("to_token"))?,
                 embed: vb_keypoints.get_with_hints(
@@ -152,7 +176,7 @@ impl Stem {
                 x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
             }
             if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.keypoint_stage) {
-                let (tokens, logits, xy) = kp.tokens(&x)?;
+                let (tokens, logits, xy) = kp.tokens(&x, pooled_text)?;
                 out.keypoint_tokens = Some(tokens);
                 out.keypoint_logits = Some(logits);
                 out.keypoint_xy = Some(xy);
@@ -163,18 +187,13 @@ impl Stem {
     }
 }
 
-/// Mean of the real instruction tokens `(B, L, H)` under `mask (B, L)`: `(B, H)`.
-pub(crate) fn pooled_text(text: &Tensor, text_mask: &Tensor) -> Result<Tensor> {
-    let mask = text_mask.to_dtype(DType::F32)?;
-    let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
-    let sum = text.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
-    sum.broadcast_div(&count)
-}
-
 /// Spatial-softmax keypoints (Levine et al. 2016): each keypoint is the
 /// softmax-weighted mean position of one learned feature over a stem map.
 #[derive(Debug, Clone)]
 struct Keypoints {
+    /// Hidden layer over 3×3 neighbourhoods (and its instruction input),
+    /// if `keypoint_hidden > 0`.
+    hidden: Option<(Linear, Option<Linear>)>,
     logits: Linear,
     /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
     grid: Tensor,
@@ -187,9 +206,20 @@ impl Keypoints {
     /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
     /// keypoints' logits over the map's cells `(B, K, g·g)` and their
     /// expected positions `(B, K, 2)` in [−1, 1].
-    fn tokens(&self, map: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    fn tokens(&self, map: &Tensor, pooled_text: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
-        let logits = self.logits.forward(map)?; // (B, g, g, K)
+        let logits = match &self.hidden {
+            None => self.logits.forward(map)?, // (B, g, g, K)
+            Some((hidden, from_text)) => {
+                let mut h = hidden.forward(&neighbourhood_3x3(map)?)?;
+                if let (Some(proj), Some(text)) = (from_text, pooled_text) {
+                    let t = proj.forward(text)?;
+                    let width = t.dim(1)?;
+                    h = h.broadcast_add(&t.reshape((b, 1, 1, width))?)?;
+                }
+                self.logits.forward(&h.relu()?)?
+            }
+        };
         let k = logits.dim(3)?;
         let logits = logits
             .reshape((b, g * g, k))?
@@ -203,6 +233,20 @@ impl Keypoints {
         let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
         Ok((tokens, logits, xy))
     }
+}
+
+/// Map `(B, g, g, C)` → `(B, g, g, 9C)`: each cell's features followed by
+/// its 8 neighbours' (zeros beyond the border), row by row.
+fn neighbourhood_3x3(map: &Tensor) -> Result<Tensor> {
+    let (_, g, _, _) = map.dims4()?;
+    let padded = map.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let mut parts = Vec::with_capacity(9);
+    for dy in 0..3 {
+        for dx in 0..3 {
+            parts.push(padded.narrow(1, dy, g)?.narrow(2, dx, g)?);
+        }
+    }
+    Tensor::cat(&parts, 3)
 }
 
 /// Cell centres of a `side × side` map as `(side², 2)` (x right, y down) in [−1, 1].

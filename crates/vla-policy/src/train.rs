@@ -113,6 +113,11 @@ pub struct TrainOptions {
     /// Training-time jitter of the crop's centre, ± pixels per axis (the
     /// hand–eye calibration of a real camera is never exact).
     pub crop_jitter_px: i32,
+    /// Train only the camera stem and its keypoint head, on the keypoint
+    /// loss (no transformer, no action tokens, no validation): a
+    /// localisation pre-training stage that a later run continues with
+    /// [`Self::init_from`]. The log's `train_loss` is then the keypoint loss.
+    pub perception_only: bool,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -148,6 +153,7 @@ impl Default for TrainOptions {
             state_joints: None,
             crop_camera: None,
             crop_jitter_px: 2,
+            perception_only: false,
         }
     }
 }
@@ -736,6 +742,60 @@ pub fn train(
             opts.augment.as_ref().map(|a| (a, &mut rng)),
             &device,
         )?;
+        if opts.perception_only {
+            // Stem + keypoint head only: the transformer is neither run nor changed.
+            let logits = model
+                .keypoint_logits(&b.images, &b.text, &b.text_mask)?
+                .ok_or_else(|| {
+                    VlaPolicyError::Config("--perception-only needs a model with keypoints".into())
+                })?;
+            let kp = VlaModel::keypoint_loss_of(&logits, &b.keypoint_cells, &b.keypoint_weights)?;
+            let grads = kp.backward()?;
+            let lr = lr_at(step, opts.steps, opts.warmup_steps, opts.lr, opts.final_lr_ratio);
+            opt.step(&grads, lr)?;
+            trained += opts.batch;
+            let k = f64::from(kp.to_scalar::<f32>()?);
+            recent.push_back(k);
+            if recent.len() > 20 {
+                recent.pop_front();
+            }
+            let done = step + 1;
+            log.push(LogEntry {
+                step: done,
+                train_loss: k,
+                train_aux_loss: None,
+                train_keypoint_loss: Some(k),
+                train_crop_keypoint_loss: None,
+                val_loss: None,
+                val_token_accuracy: None,
+            });
+            let rate = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
+            bar.set_message(format!("keypoint loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"));
+            if bar.is_hidden() && opts.progress && done % 10 == 0 {
+                eprintln!(
+                    "step {done}/{}: keypoint loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s",
+                    opts.steps,
+                    recent.len()
+                );
+            }
+            bar.set_position(done as u64);
+            let last = done == end;
+            if last || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0) {
+                cfg.training = TrainingInfo {
+                    steps: done,
+                    batch: opts.batch,
+                    seed: opts.seed,
+                    train_samples: train_idx.len(),
+                    val_samples: val_idx.len(),
+                    val_loss: None,
+                    val_token_accuracy: None,
+                    label_sigma_bins: opts.label_sigma_bins,
+                };
+                save_all(out, &cfg, &varmap, &opt, done, opts)?;
+            }
+            continue;
+        }
         let memory = b.encode(&model)?;
         let (objective, ce) = match &soft_table {
             Some(table) => {

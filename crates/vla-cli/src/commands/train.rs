@@ -59,6 +59,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         model: vla_policy::ModelConfig {
             relation_token: !args.no_relation_token,
             keypoint_stage: args.keypoint_stage,
+            instruction_queries: args.instruction_queries,
+            keypoint_hidden: args.keypoint_hidden,
             crop: (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
                 side_px: args.hand_crop_px,
                 ..Default::default()
@@ -79,6 +81,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         label_sigma_bins: args.label_sigma_bins.max(0.0),
         aux_weight: args.aux_weight,
         keypoint_weight: args.keypoint_weight,
+        perception_only: args.perception_only,
         state_joints: args.state_joints.clone(),
         tcp: args
             .tcp_urdf
