@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -355,8 +355,12 @@ pub fn fresh_model(cfg: &ModelConfig, seed: u64, device: &Device) -> Result<(Var
 }
 
 /// Copies into `varmap` every tensor of the policy folder `dir`'s weights
-/// whose name and shape match (a warm start for a grown network). Returns
-/// the names copied and the names left at their fresh initialisation.
+/// whose name and shape match (a warm start for a grown network). A matrix
+/// whose input grew (same rows, more columns, e.g. FiLM reading a longer
+/// instruction vector, [`crate::grounding`]) gets the old weights in its
+/// leading columns and zeros in the new ones, so the layer computes what it
+/// did until training moves the new weights. Returns the names copied (or
+/// grown) and the names left at their fresh initialisation.
 pub fn warm_start(
     varmap: &VarMap,
     dir: &Path,
@@ -378,6 +382,17 @@ pub fn warm_start(
         match loaded.get(name) {
             Some(t) if t.shape() == var.shape() => {
                 var.set(&t.to_dtype(var.dtype())?)?;
+                copied.push(name.clone());
+            }
+            Some(t)
+                if t.rank() == 2
+                    && var.rank() == 2
+                    && t.dim(0)? == var.dim(0)?
+                    && t.dim(1)? < var.dim(1)? =>
+            {
+                let (rows, old, new) = (var.dim(0)?, t.dim(1)?, var.dim(1)?);
+                let zeros = Tensor::zeros((rows, new - old), var.dtype(), device)?;
+                var.set(&Tensor::cat(&[&t.to_dtype(var.dtype())?, &zeros], 1)?)?;
                 copied.push(name.clone());
             }
             _ => fresh.push(name.clone()),

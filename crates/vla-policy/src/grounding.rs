@@ -5,12 +5,15 @@
 //!   before session 8): the mean of the real MiniLM tokens. It mixes the
 //!   words of both objects of "put the red sphere in the green bowl", so the
 //!   stem is told "red, sphere, green, bowl" and has to guess which is which.
-//! * Attention pooling (`instruction_queries = Q > 0`): `Q` learned queries,
-//!   each a softmax over the instruction's tokens (scores from a small key
-//!   projection, padding masked), each giving a weighted mean of the
-//!   tokens; the `Q` means are concatenated. One query can learn to read
-//!   the goal object's phrase, another the target's, from MiniLM's
-//!   contextual token outputs.
+//! * Attention pooling (`instruction_queries = Q > 0`): the mean, followed
+//!   by `Q` learned queries' weighted means of the tokens (each a softmax
+//!   over the instruction's tokens, scores from a small key projection,
+//!   padding masked). One query can learn to read the goal object's phrase,
+//!   another the target's, from MiniLM's contextual token outputs. The
+//!   mean comes first so that a warm start from a mean-pooled policy can
+//!   keep its FiLM weights for those inputs and start the new ones at zero
+//!   ([`crate::checkpoint::warm_start`]): the grown network then computes
+//!   exactly what the old one did.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -25,7 +28,7 @@ const KEY_DIM: usize = 64;
 pub(crate) enum InstructionPool {
     /// Mean of the real tokens: width `H`.
     Mean { hidden: usize },
-    /// `queries (Q, KEY_DIM)` against `keys(tokens)`: width `Q·H`.
+    /// The mean, then `queries (Q, KEY_DIM)` against `keys(tokens)`: width `(1 + Q)·H`.
     Attention {
         hidden: usize,
         keys: Linear,
@@ -60,19 +63,20 @@ impl InstructionPool {
             Self::Mean { hidden } => *hidden,
             Self::Attention {
                 hidden, queries, ..
-            } => hidden * queries.dim(0).unwrap_or(0),
+            } => hidden * (1 + queries.dim(0).unwrap_or(0)),
         }
     }
 
     /// Tokens `(B, L, H)` and mask `(B, L)` (1 = real token) → `(B, width)`.
     pub fn forward(&self, text: &Tensor, text_mask: &Tensor) -> Result<Tensor> {
         let mask = text_mask.to_dtype(DType::F32)?;
+        let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
+        let mean = text
+            .broadcast_mul(&mask.unsqueeze(2)?)?
+            .sum(1)?
+            .broadcast_div(&count)?;
         match self {
-            Self::Mean { .. } => {
-                let count = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
-                let sum = text.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
-                sum.broadcast_div(&count)
-            }
+            Self::Mean { .. } => Ok(mean),
             Self::Attention { keys, queries, .. } => {
                 let (b, _, h) = text.dims3()?;
                 let q = queries.dim(0)?;
@@ -83,7 +87,8 @@ impl InstructionPool {
                 let scores = (scores / (KEY_DIM as f64).sqrt())?;
                 let bias = ((mask - 1.0)? * 1e9)?.unsqueeze(1)?; // 0 real, −1e9 padding
                 let weights = softmax_last(&scores.broadcast_add(&bias)?)?;
-                weights.matmul(&text.contiguous()?)?.reshape((b, q * h))
+                let pooled = weights.matmul(&text.contiguous()?)?.reshape((b, q * h))?;
+                Tensor::cat(&[&mean, &pooled], 1)
             }
         }
     }
@@ -108,18 +113,19 @@ mod tests {
     }
 
     #[test]
-    fn attention_pooling_never_reads_padding_and_has_q_times_h_values() {
+    fn attention_pooling_never_reads_padding_and_follows_the_mean() {
         let dev = Device::Cpu;
         let vm = VarMap::new();
         let pool = InstructionPool::new(2, 3, VarBuilder::from_varmap(&vm, DType::F32, &dev))
             .unwrap();
-        assert_eq!(pool.width(), 6);
+        assert_eq!(pool.width(), 8);
         // The padded token is huge: any weight on it would show.
         let text = Tensor::new(&[[[1f32, 2.], [3., 4.], [1e6, 1e6]]], &dev).unwrap();
         let mask = Tensor::new(&[[1u32, 1, 0]], &dev).unwrap();
         let out: Vec<Vec<f32>> = pool.forward(&text, &mask).unwrap().to_vec2().unwrap();
-        assert_eq!(out[0].len(), 6);
-        for pair in out[0].chunks(2) {
+        assert_eq!(out[0].len(), 8);
+        assert_eq!(&out[0][..2], &[2.0, 3.0], "the mean comes first");
+        for pair in out[0][2..].chunks(2) {
             // A convex combination of (1, 2) and (3, 4).
             assert!((1.0..=3.0).contains(&pair[0]), "{pair:?}");
             assert!((pair[1] - pair[0] - 1.0).abs() < 1e-4, "{pair:?}");

@@ -117,12 +117,14 @@ pub struct ModelConfig {
     pub crop: Option<CropNetConfig>,
     /// How FiLM (and the keypoint head) read the instruction
     /// ([`crate::grounding`]): 0 = the mean of its tokens (checkpoints
-    /// before session 8), `Q > 0` = `Q` learned attention-pooling queries.
+    /// before session 8), `Q > 0` = the mean and `Q` learned
+    /// attention-pooling queries.
     #[serde(default)]
     pub instruction_queries: usize,
-    /// Hidden width of the keypoint head ([`crate::stem`]): 0 = one linear
-    /// map per cell (checkpoints before session 8); `h > 0` = a ReLU layer
-    /// over each cell's 3×3 neighbourhood and the pooled instruction.
+    /// Hidden width of the keypoint head's context branch ([`crate::stem`]):
+    /// 0 = one linear map per cell (checkpoints before session 8); `h > 0` =
+    /// plus a ReLU layer over each cell's 3×3 neighbourhood and the pooled
+    /// instruction.
     #[serde(default)]
     pub keypoint_hidden: usize,
 }

@@ -30,10 +30,11 @@ pub(crate) struct StemShape<'a> {
     /// Width of the keypoint tokens.
     pub d_model: usize,
     /// 0: each keypoint's logit is a linear map of its cell's features.
-    /// `h > 0`: a hidden layer of width `h` over the cell's 3×3
-    /// neighbourhood of features plus the pooled instruction (ReLU), then
-    /// the logits — context across cell borders and a conjunction of
-    /// "this colour" and "this shape" the FiLM'd features alone lack.
+    /// `h > 0`: plus a context branch — the cell's 3×3 neighbourhood of
+    /// features (each reduced to [`CONTEXT_REDUCE`] channels) and the pooled
+    /// instruction into a ReLU layer of width `h`, then to the logits:
+    /// context across cell borders and a conjunction of "this colour" and
+    /// "this shape" the FiLM'd features alone lack.
     pub keypoint_hidden: usize,
 }
 
@@ -94,25 +95,24 @@ impl Stem {
                 mean: 0.0,
                 stdev: 0.02,
             };
-            let (hidden, logits_in) = if shape.keypoint_hidden > 0 {
+            let context = if shape.keypoint_hidden > 0 {
                 let h = shape.keypoint_hidden;
                 let from_text = match shape.film_text_hidden {
                     Some(w) => Some(Linear::new(w, h, vb_keypoints.pp("hidden_text"))?),
                     None => None,
                 };
-                (
-                    Some((
-                        Linear::new(9 * stage_channels, h, vb_keypoints.pp("hidden"))?,
-                        from_text,
-                    )),
-                    h,
-                )
+                Some(Context {
+                    reduce: Linear::new(stage_channels, CONTEXT_REDUCE, vb_keypoints.pp("reduce"))?,
+                    hidden: Linear::new(9 * CONTEXT_REDUCE, h, vb_keypoints.pp("hidden"))?,
+                    from_text,
+                    out: Linear::new(h, shape.keypoints, vb_keypoints.pp("out"))?,
+                })
             } else {
-                (None, stage_channels)
+                None
             };
             Some(Keypoints {
-                hidden,
-                logits: Linear::new(logits_in, shape.keypoints, vb_keypoints.pp("logits"))?,
+                context,
+                logits: Linear::new(stage_channels, shape.keypoints, vb_keypoints.pp("logits"))?,
                 grid: position_grid(side, vb_keypoints.device())?,
                 to_token: Linear::new(2, shape.d_model, vb_keypoints.pp("to_token"))?,
                 embed: vb_keypoints.get_with_hints(
@@ -191,9 +191,9 @@ impl Stem {
 /// softmax-weighted mean position of one learned feature over a stem map.
 #[derive(Debug, Clone)]
 struct Keypoints {
-    /// Hidden layer over 3×3 neighbourhoods (and its instruction input),
-    /// if `keypoint_hidden > 0`.
-    hidden: Option<(Linear, Option<Linear>)>,
+    /// Context branch added to the logits, if `keypoint_hidden > 0`.
+    context: Option<Context>,
+    /// Per-cell logits from the cell's own features.
     logits: Linear,
     /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
     grid: Tensor,
@@ -208,18 +208,17 @@ impl Keypoints {
     /// expected positions `(B, K, 2)` in [−1, 1].
     fn tokens(&self, map: &Tensor, pooled_text: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
-        let logits = match &self.hidden {
-            None => self.logits.forward(map)?, // (B, g, g, K)
-            Some((hidden, from_text)) => {
-                let mut h = hidden.forward(&neighbourhood_3x3(map)?)?;
-                if let (Some(proj), Some(text)) = (from_text, pooled_text) {
-                    let t = proj.forward(text)?;
-                    let width = t.dim(1)?;
-                    h = h.broadcast_add(&t.reshape((b, 1, 1, width))?)?;
-                }
-                self.logits.forward(&h.relu()?)?
+        let mut logits = self.logits.forward(map)?; // (B, g, g, K)
+        if let Some(ctx) = &self.context {
+            let reduced = ctx.reduce.forward(map)?.relu()?;
+            let mut h = ctx.hidden.forward(&neighbourhood_3x3(&reduced)?)?;
+            if let (Some(proj), Some(text)) = (&ctx.from_text, pooled_text) {
+                let t = proj.forward(text)?;
+                let width = t.dim(1)?;
+                h = h.broadcast_add(&t.reshape((b, 1, 1, width))?)?;
             }
-        };
+            logits = (logits + ctx.out.forward(&h.relu()?)?)?;
+        }
         let k = logits.dim(3)?;
         let logits = logits
             .reshape((b, g * g, k))?
@@ -233,6 +232,24 @@ impl Keypoints {
         let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
         Ok((tokens, logits, xy))
     }
+}
+
+/// Channels each cell's features are reduced to before the keypoint head's
+/// context branch reads a 3×3 neighbourhood of them (9 × 16 inputs per cell
+/// instead of 9 × 64 keeps the branch about as cheap as the stage itself).
+pub(crate) const CONTEXT_REDUCE: usize = 16;
+
+/// The keypoint head's context branch (`keypoint_hidden > 0`).
+#[derive(Debug, Clone)]
+struct Context {
+    /// Cell features → [`CONTEXT_REDUCE`] channels (ReLU).
+    reduce: Linear,
+    /// 3×3 neighbourhood of reduced features → hidden.
+    hidden: Linear,
+    /// Pooled instruction → hidden (with FiLM).
+    from_text: Option<Linear>,
+    /// Hidden (ReLU) → one logit per keypoint, added to the per-cell logits.
+    out: Linear,
 }
 
 /// Map `(B, g, g, C)` → `(B, g, g, 9C)`: each cell's features followed by

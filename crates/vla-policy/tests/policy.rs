@@ -83,8 +83,10 @@ fn every_tensor_of_the_grounded_keypoint_head_learns() {
     for expected in [
         "instruction_pool.queries",
         "instruction_pool.keys.weight",
+        "keypoints.reduce.weight",
         "keypoints.hidden.weight",
         "keypoints.hidden_text.weight",
+        "keypoints.out.weight",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
     }
@@ -772,6 +774,53 @@ fn warm_start_copies_matching_tensors_and_keeps_the_bounds() {
     );
     assert_eq!(ca.tokenizer, cb.tokenizer);
     assert!(cb.model.relation_token && !ca.model.relation_token);
+}
+
+/// A warm start from a mean-pooled policy into one with attention pooling
+/// grows the FiLM layers' inputs with zero weights: the grown network
+/// computes exactly what the old one did.
+#[test]
+fn warm_start_into_attention_pooling_keeps_the_function() {
+    let enc = text_encoder();
+    let data = Synthetic {
+        episodes: 12,
+        steps: 6,
+        seed: 1,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap();
+    let first = tempfile::tempdir().unwrap();
+    vla_policy::train(&data, &enc, first.path(), &synthetic_options(10)).unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let grown = ModelConfig {
+        instruction_queries: 3,
+        ..ModelConfig::tiny()
+    };
+    let opts = TrainOptions {
+        init_from: Some(first.path().to_path_buf()),
+        model: grown,
+        stop_at: Some(1),
+        lr: 1e-12,
+        ..synthetic_options(10)
+    };
+    let report = vla_policy::train(&data, &enc, second.path(), &opts).unwrap();
+    let (copied, fresh) = report.warm_start.unwrap();
+    assert!(copied.iter().any(|n| n == "stem.0.film.weight"), "{copied:?}");
+    assert!(fresh.iter().all(|n| n.starts_with("instruction_pool.")), "{fresh:?}");
+    let b = tensors_of(second.path());
+    let film = b["stem.0.film.weight"].to_vec2::<f32>().unwrap();
+    assert_eq!(film[0].len(), 4 * TEXT_HIDDEN);
+    assert!(film.iter().all(|row| row[TEXT_HIDDEN..].iter().all(|&w| w.abs() < 1e-9)));
+    let (_, _, old) = checkpoint::load(first.path(), &Device::Cpu).unwrap();
+    let (_, _, new) = checkpoint::load(second.path(), &Device::Cpu).unwrap();
+    let (images, text, mask, _) = random_batch(old.config(), 2, 5);
+    let a: Vec<Vec<f32>> = old.encode(&images, &text, &mask).unwrap().aux_prediction().unwrap().to_vec2().unwrap();
+    let b: Vec<Vec<f32>> = new.encode(&images, &text, &mask).unwrap().aux_prediction().unwrap().to_vec2().unwrap();
+    for (ra, rb) in a.iter().zip(&b) {
+        for (x, y) in ra.iter().zip(rb) {
+            assert!((x - y).abs() < 1e-4, "{a:?} vs {b:?}");
+        }
+    }
 }
 
 #[test]
