@@ -5,7 +5,9 @@
 //! `VlaPolicy::load` builds it. The weights are freshly initialised: the cost
 //! does not depend on their values, only on the shape.
 //!
-//! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`).
+//! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`);
+//! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
+//! --keypoint-hidden 64`).
 //!
 //! `cargo bench -p vla-policy --bench policy_step`
 
@@ -91,6 +93,25 @@ fn bench(c: &mut Criterion) {
     crop_policy.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
     c.bench_function("policy_step_hand_crop", |b| {
         b.iter(|| crop_policy.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // Attention pooling of the instruction and the keypoint context branch.
+    let grounded_cfg = ModelConfig {
+        instruction_queries: 4,
+        keypoint_hidden: 64,
+        ..cfg.clone()
+    };
+    let (grounded_vars, _) = checkpoint::fresh_model(&grounded_cfg, 0, &Device::Cpu).unwrap();
+    let grounded_model =
+        checkpoint::inference_model(&grounded_cfg, &grounded_vars, &Device::Cpu).unwrap();
+    let mut grounded_pc = PolicyConfig::new(grounded_cfg, ActionTokenizer::default());
+    grounded_pc.decoding = vla_policy::Decoding::Median;
+    grounded_pc.state = policy.config().state.clone();
+    grounded_pc.tcp = Some(spec.clone());
+    let mut grounded = VlaPolicy::from_parts(grounded_pc, grounded_model, None, &Device::Cpu);
+    grounded.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
+    grounded.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    c.bench_function("policy_step_grounded", |b| {
+        b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
     });
     // The two halves of a step: observation encoding and 8-token decoding.
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();

@@ -118,8 +118,8 @@ fn main() {
             s.keypoint_px[0],
         ) {
             let err_px = (kp[0][0] - goal_px[0]).hypot(kp[0][1] - goal_px[1]);
-            let wrong = s.keypoint_px[1]
-                .is_some_and(|t| (kp[0][0] - t[0]).hypot(kp[0][1] - t[1]) < err_px);
+            let wrong =
+                s.keypoint_px[1].is_some_and(|t| (kp[0][0] - t[0]).hypot(kp[0][1] - t[1]) < err_px);
             kp_all.add(err_px, wrong);
             if step == 0 {
                 if std::env::var_os("PROBE_VERBOSE").is_some() {

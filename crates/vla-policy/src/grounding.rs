@@ -104,8 +104,8 @@ mod tests {
     fn mean_pooling_ignores_padding() {
         let dev = Device::Cpu;
         let vm = VarMap::new();
-        let pool = InstructionPool::new(2, 0, VarBuilder::from_varmap(&vm, DType::F32, &dev))
-            .unwrap();
+        let pool =
+            InstructionPool::new(2, 0, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         let text = Tensor::new(&[[[1f32, 2.], [3., 4.], [100., 100.]]], &dev).unwrap();
         let mask = Tensor::new(&[[1u32, 1, 0]], &dev).unwrap();
         let out: Vec<Vec<f32>> = pool.forward(&text, &mask).unwrap().to_vec2().unwrap();
@@ -116,8 +116,8 @@ mod tests {
     fn attention_pooling_never_reads_padding_and_follows_the_mean() {
         let dev = Device::Cpu;
         let vm = VarMap::new();
-        let pool = InstructionPool::new(2, 3, VarBuilder::from_varmap(&vm, DType::F32, &dev))
-            .unwrap();
+        let pool =
+            InstructionPool::new(2, 3, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         assert_eq!(pool.width(), 8);
         // The padded token is huge: any weight on it would show.
         let text = Tensor::new(&[[[1f32, 2.], [3., 4.], [1e6, 1e6]]], &dev).unwrap();

@@ -938,11 +938,7 @@ impl VlaModel {
     }
 
     /// [`Self::keypoint_loss`] on logits from [`Self::keypoint_logits`].
-    pub fn keypoint_loss_of(
-        logits: &Tensor,
-        cells: &Tensor,
-        weights: &Tensor,
-    ) -> Result<Tensor> {
+    pub fn keypoint_loss_of(logits: &Tensor, cells: &Tensor, weights: &Tensor) -> Result<Tensor> {
         soft_cell_ce(logits, cells, weights)
     }
 

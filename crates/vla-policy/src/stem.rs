@@ -206,7 +206,11 @@ impl Keypoints {
     /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
     /// keypoints' logits over the map's cells `(B, K, g·g)` and their
     /// expected positions `(B, K, 2)` in [−1, 1].
-    fn tokens(&self, map: &Tensor, pooled_text: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+    fn tokens(
+        &self,
+        map: &Tensor,
+        pooled_text: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
         let mut logits = self.logits.forward(map)?; // (B, g, g, K)
         if let Some(ctx) = &self.context {

@@ -751,7 +751,13 @@ pub fn train(
                 })?;
             let kp = VlaModel::keypoint_loss_of(&logits, &b.keypoint_cells, &b.keypoint_weights)?;
             let grads = kp.backward()?;
-            let lr = lr_at(step, opts.steps, opts.warmup_steps, opts.lr, opts.final_lr_ratio);
+            let lr = lr_at(
+                step,
+                opts.steps,
+                opts.warmup_steps,
+                opts.lr,
+                opts.final_lr_ratio,
+            );
             opt.step(&grads, lr)?;
             trained += opts.batch;
             let k = f64::from(kp.to_scalar::<f32>()?);
@@ -771,7 +777,9 @@ pub fn train(
             });
             let rate = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
-            bar.set_message(format!("keypoint loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"));
+            bar.set_message(format!(
+                "keypoint loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"
+            ));
             if bar.is_hidden() && opts.progress && done % 10 == 0 {
                 eprintln!(
                     "step {done}/{}: keypoint loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s",

@@ -88,7 +88,10 @@ fn every_tensor_of_the_grounded_keypoint_head_learns() {
         "keypoints.hidden_text.weight",
         "keypoints.out.weight",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
     }
     every_tensor_learns((varmap, model));
 }
@@ -580,7 +583,10 @@ fn perception_only_training_moves_only_the_stem_and_lowers_the_keypoint_loss() {
             / r.len() as f64
     };
     let (first, last) = (mean(0..5), mean(75..80));
-    assert!(last < 0.8 * first, "keypoint loss went {first:.3} → {last:.3}");
+    assert!(
+        last < 0.8 * first,
+        "keypoint loss went {first:.3} → {last:.3}"
+    );
     assert!(report.final_val.is_none());
     let (fresh, _) = checkpoint::fresh_model(&tiny_grounded(), opts.seed, &Device::Cpu).unwrap();
     let fresh: std::collections::HashMap<String, Vec<f32>> = snapshot(&fresh).into_iter().collect();
@@ -592,12 +598,23 @@ fn perception_only_training_moves_only_the_stem_and_lowers_the_keypoint_loss() {
         }
     }
     changed.sort();
-    assert!(changed.iter().any(|n| n.starts_with("stem.0.")), "{changed:?}");
-    assert!(changed.iter().any(|n| n.starts_with("keypoints.hidden")), "{changed:?}");
-    assert!(changed.iter().any(|n| n.starts_with("instruction_pool.")), "{changed:?}");
+    assert!(
+        changed.iter().any(|n| n.starts_with("stem.0.")),
+        "{changed:?}"
+    );
+    assert!(
+        changed.iter().any(|n| n.starts_with("keypoints.hidden")),
+        "{changed:?}"
+    );
+    assert!(
+        changed.iter().any(|n| n.starts_with("instruction_pool.")),
+        "{changed:?}"
+    );
     for name in &changed {
         assert!(
-            name.starts_with("stem.") || name.starts_with("keypoints.") || name.starts_with("instruction_pool."),
+            name.starts_with("stem.")
+                || name.starts_with("keypoints.")
+                || name.starts_with("instruction_pool."),
             "{name} changed in perception-only training"
         );
     }
@@ -805,17 +822,37 @@ fn warm_start_into_attention_pooling_keeps_the_function() {
     };
     let report = vla_policy::train(&data, &enc, second.path(), &opts).unwrap();
     let (copied, fresh) = report.warm_start.unwrap();
-    assert!(copied.iter().any(|n| n == "stem.0.film.weight"), "{copied:?}");
-    assert!(fresh.iter().all(|n| n.starts_with("instruction_pool.")), "{fresh:?}");
+    assert!(
+        copied.iter().any(|n| n == "stem.0.film.weight"),
+        "{copied:?}"
+    );
+    assert!(
+        fresh.iter().all(|n| n.starts_with("instruction_pool.")),
+        "{fresh:?}"
+    );
     let b = tensors_of(second.path());
     let film = b["stem.0.film.weight"].to_vec2::<f32>().unwrap();
     assert_eq!(film[0].len(), 4 * TEXT_HIDDEN);
-    assert!(film.iter().all(|row| row[TEXT_HIDDEN..].iter().all(|&w| w.abs() < 1e-9)));
+    assert!(film
+        .iter()
+        .all(|row| row[TEXT_HIDDEN..].iter().all(|&w| w.abs() < 1e-9)));
     let (_, _, old) = checkpoint::load(first.path(), &Device::Cpu).unwrap();
     let (_, _, new) = checkpoint::load(second.path(), &Device::Cpu).unwrap();
     let (images, text, mask, _) = random_batch(old.config(), 2, 5);
-    let a: Vec<Vec<f32>> = old.encode(&images, &text, &mask).unwrap().aux_prediction().unwrap().to_vec2().unwrap();
-    let b: Vec<Vec<f32>> = new.encode(&images, &text, &mask).unwrap().aux_prediction().unwrap().to_vec2().unwrap();
+    let a: Vec<Vec<f32>> = old
+        .encode(&images, &text, &mask)
+        .unwrap()
+        .aux_prediction()
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    let b: Vec<Vec<f32>> = new
+        .encode(&images, &text, &mask)
+        .unwrap()
+        .aux_prediction()
+        .unwrap()
+        .to_vec2()
+        .unwrap();
     for (ra, rb) in a.iter().zip(&b) {
         for (x, y) in ra.iter().zip(rb) {
             assert!((x - y).abs() < 1e-4, "{a:?} vs {b:?}");
