@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Reproduces policies/default from scratch: scripted-expert demonstrations,
-# behaviour cloning (the session-3 base network), a warm-started run with
-# the TCP keypoint, the relation token and the TCP-position input, then
-# `vla eval` on both splits into metrics.json.
+# Reproduces policies/default from scratch (session 8): scripted-expert
+# demonstrations (plain noisy ones and ones with varied sideways approaches),
+# behaviour cloning of the base network, a perception-only stage that trains
+# the camera stem and the grounded keypoint head on where the named objects
+# are, a final warm-started run with the relation token, TCP-position input
+# and the grounded keypoints, then `vla eval` on both splits into
+# metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# About 70 minutes on a 2-core machine: collect 1.5 min, base 3 400 steps
-# ~40 min at ~90 samples/s, final 1 800 steps ~21-24 min, eval 2 × ~2.7 min
-# (plus the first release build). Work files go to
+# About 80 minutes on a 2-core machine: collect 2 × 1.5 min, base 2 400 steps
+# ~30 min, perception 2 000 steps ~11 min, final 1 800 steps ~30 min, eval
+# 2 × ~3 min (plus the first release build). Work files go to
 # $VLA_WORK_DIR (default: work/, ignored by git). See policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,31 +29,46 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"
 
-# 1. 2 400 noisy expert demonstrations (frames, joint states, object and TCP pixels).
+# 1. 2 400 noisy expert demonstrations (frames, joint states, object and TCP
+#    pixels), and 2 400 whose sideways approach speed varies per episode
+#    with sideways drifts near the object (sim/README.md).
 demos="$work/demos2400"
 if [ ! -f "$demos/dataset.json" ]; then
   "$vla" collect --suite default --split train --episodes 2400 --noise --seed 0 --out "$demos"
 fi
+varied="$work/va2400"
+if [ ! -f "$varied/dataset.json" ]; then
+  "$vla" collect --suite default --split train --episodes 2400 --noise --varied-approach --seed 300000 \
+    --out "$varied"
+fi
 
 # 2. The base network (session 3): no relation token, one-hot keypoint
-#    targets for the two objects; 2 400 steps, then continued to 3 400.
-base="$work/base"
-for steps in 2400 3400; do
-  "$vla" train --data "$demos" --out "$base" --steps "$steps" --val-every 800 --batch 64 --seed 0 \
-    --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot
-done
+#    targets for the two objects, 2 400 steps.
+base="$work/base2400"
+"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 800 --batch 64 --seed 0 \
+  --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot
 
-# 3. Warm start from the base: relation token and TCP-position input (new;
-#    forward kinematics of the recorded joints through urdf/panda.urdf, which
-#    is copied into the policy folder), bilinear keypoint targets for
-#    object, target and TCP; same demonstrations, 1 800 steps.
+# 3. Perception only (session 8): from the base, the camera stem and the
+#    keypoint head — now reading the instruction through 4 attention pools
+#    and a context branch over 3×3 cells — learn where the goal object, the
+#    target object and the TCP are; the transformer is not touched.
+perception="$work/perception"
+"$vla" train --data "$demos" --out "$perception" --init-from "$base" --perception-only \
+  --instruction-queries 4 --keypoint-hidden 64 --steps 2000 --batch 64 --seed 0 --shift-px 4
+
+# 4. Final run from there on both demonstration sets: relation token and
+#    TCP-position input (new; forward kinematics of the recorded joints
+#    through urdf/panda.urdf, which is copied into the policy folder),
+#    bilinear keypoint targets for object, target and TCP; 1 800 steps.
 #    (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
-"$vla" train --data "$demos" --out "$out" --init-from "$base" --lr 5e-4 --steps 1800 \
-  --val-every 600 --batch 64 --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
+"$vla" train --data "$demos" --data "$varied" --out "$out" --init-from "$perception" \
+  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
+cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 
-# 4. Success on both splits, 200 episodes each (one after the other: both
+# 5. Success on both splits, 200 episodes each (one after the other: both
 #    update metrics.json).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json"
 "$vla" eval --policy "$out" --split eval --episodes 200 --seed 0 --metrics "$out/metrics.json"
