@@ -9,9 +9,10 @@
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# About 80 minutes on a 2-core machine: collect 2 × 1.5 min, base 2 400 steps
-# ~30 min, perception 2 000 steps ~11 min, final 1 800 steps ~30 min, eval
-# 2 × ~3 min (plus the first release build). Work files go to
+# About 75 minutes on an otherwise idle 2-core machine (not timed end to end;
+# the stages measured next to another run add up to ~95): collect 2 × 1.5 min,
+# base 2 400 steps ~28 min, perception 2 000 steps ~11 min, final 1 800 steps
+# ~30 min, eval 2 × ~3 min (plus the first release build). Work files go to
 # $VLA_WORK_DIR (default: work/, ignored by git). See policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
