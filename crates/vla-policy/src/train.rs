@@ -742,105 +742,56 @@ pub fn train(
             opts.augment.as_ref().map(|a| (a, &mut rng)),
             &device,
         )?;
-        if opts.perception_only {
-            // Stem + keypoint head only: the transformer is neither run nor changed.
+        let (loss, ce, aux, kp, crop_kp) = if opts.perception_only {
+            // Stem + keypoint head only: the transformer is neither run nor
+            // changed, and the logged loss is the keypoint loss.
             let logits = model
                 .keypoint_logits(&b.images, &b.text, &b.text_mask)?
                 .ok_or_else(|| {
                     VlaPolicyError::Config("--perception-only needs a model with keypoints".into())
                 })?;
             let kp = VlaModel::keypoint_loss_of(&logits, &b.keypoint_cells, &b.keypoint_weights)?;
-            let grads = kp.backward()?;
-            let lr = lr_at(
-                step,
-                opts.steps,
-                opts.warmup_steps,
-                opts.lr,
-                opts.final_lr_ratio,
-            );
-            opt.step(&grads, lr)?;
-            trained += opts.batch;
-            let k = f64::from(kp.to_scalar::<f32>()?);
-            recent.push_back(k);
-            if recent.len() > 20 {
-                recent.pop_front();
-            }
-            let done = step + 1;
-            log.push(LogEntry {
-                step: done,
-                train_loss: k,
-                train_aux_loss: None,
-                train_keypoint_loss: Some(k),
-                train_crop_keypoint_loss: None,
-                val_loss: None,
-                val_token_accuracy: None,
-            });
-            let rate = trained as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let mean: f64 = recent.iter().sum::<f64>() / recent.len() as f64;
-            bar.set_message(format!(
-                "keypoint loss {mean:.3} lr {lr:.1e} {rate:.0} samples/s"
-            ));
-            if bar.is_hidden() && opts.progress && done % 10 == 0 {
-                eprintln!(
-                    "step {done}/{}: keypoint loss {mean:.4} (mean of last {}), lr {lr:.1e}, {rate:.1} samples/s",
-                    opts.steps,
-                    recent.len()
-                );
-            }
-            bar.set_position(done as u64);
-            let last = done == end;
-            if last || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0) {
-                cfg.training = TrainingInfo {
-                    steps: done,
-                    batch: opts.batch,
-                    seed: opts.seed,
-                    train_samples: train_idx.len(),
-                    val_samples: val_idx.len(),
-                    val_loss: None,
-                    val_token_accuracy: None,
-                    label_sigma_bins: opts.label_sigma_bins,
-                };
-                save_all(out, &cfg, &varmap, &opt, done, opts)?;
-            }
-            continue;
-        }
-        let memory = b.encode(&model)?;
-        let (objective, ce) = match &soft_table {
-            Some(table) => {
-                let soft = soft_targets(table, &idx, &bins, cfg.model.num_bins, &device)?;
-                model.loss_soft(&memory, &b.bins, &soft)?
-            }
-            None => {
-                let (ce, _) = model.loss(&memory, &b.bins)?;
-                (ce.clone(), ce)
-            }
-        };
-        let aux = if opts.aux_weight > 0.0 {
-            model.aux_loss(&memory, &b.aux, &b.aux_mask)?
+            (kp.clone(), kp.clone(), None, Some(kp), None)
         } else {
-            None
-        };
-        let kp = if opts.keypoint_weight > 0.0 {
-            model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_weights)?
-        } else {
-            None
-        };
-        let crop_kp = match (&b.crop_keypoint_cells, &b.crop_keypoint_weights) {
-            (Some(cells), Some(weights)) if opts.keypoint_weight > 0.0 => {
-                model.crop_keypoint_loss(&memory, cells, weights)?
+            let memory = b.encode(&model)?;
+            let (objective, ce) = match &soft_table {
+                Some(table) => {
+                    let soft = soft_targets(table, &idx, &bins, cfg.model.num_bins, &device)?;
+                    model.loss_soft(&memory, &b.bins, &soft)?
+                }
+                None => {
+                    let (ce, _) = model.loss(&memory, &b.bins)?;
+                    (ce.clone(), ce)
+                }
+            };
+            let aux = if opts.aux_weight > 0.0 {
+                model.aux_loss(&memory, &b.aux, &b.aux_mask)?
+            } else {
+                None
+            };
+            let kp = if opts.keypoint_weight > 0.0 {
+                model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_weights)?
+            } else {
+                None
+            };
+            let crop_kp = match (&b.crop_keypoint_cells, &b.crop_keypoint_weights) {
+                (Some(cells), Some(weights)) if opts.keypoint_weight > 0.0 => {
+                    model.crop_keypoint_loss(&memory, cells, weights)?
+                }
+                _ => None,
+            };
+            let mut loss = objective;
+            if let Some(a) = &aux {
+                loss = (loss + (a * opts.aux_weight)?)?;
             }
-            _ => None,
+            if let Some(k) = &kp {
+                loss = (loss + (k * opts.keypoint_weight)?)?;
+            }
+            if let Some(k) = &crop_kp {
+                loss = (loss + (k * opts.keypoint_weight)?)?;
+            }
+            (loss, ce, aux, kp, crop_kp)
         };
-        let mut loss = objective;
-        if let Some(a) = &aux {
-            loss = (loss + (a * opts.aux_weight)?)?;
-        }
-        if let Some(k) = &kp {
-            loss = (loss + (k * opts.keypoint_weight)?)?;
-        }
-        if let Some(k) = &crop_kp {
-            loss = (loss + (k * opts.keypoint_weight)?)?;
-        }
         let grads = loss.backward()?;
         let lr = lr_at(
             step,
@@ -879,7 +830,11 @@ pub fn train(
             val_token_accuracy: None,
         };
         let last = done == end;
-        if !val_idx.is_empty() && (last || (opts.val_every > 0 && done % opts.val_every == 0)) {
+        // Validation scores action tokens, which perception-only runs do not train.
+        if !opts.perception_only
+            && !val_idx.is_empty()
+            && (last || (opts.val_every > 0 && done % opts.val_every == 0))
+        {
             let (vl, va) = evaluate(&model, &prepared, &val_idx, opts.batch, &device)?;
             entry.val_loss = Some(vl);
             entry.val_token_accuracy = Some(va);
