@@ -217,10 +217,18 @@ pub struct TrainArgs {
     /// policy with it). The camera is the --crop-suite's scene camera.
     #[arg(long, default_value_t = 0)]
     pub hand_crop_px: usize,
-    /// With --hand-crop-px: the task suite (name under sim/suites/ or a
-    /// .toml path) whose scene camera and robot base place the camera.
+    /// With --hand-crop-px or --table-plane: the task suite (name under
+    /// sim/suites/ or a .toml path) whose scene camera and robot base place
+    /// the camera.
     #[arg(long, default_value = "default")]
     pub crop_suite: String,
+    /// Project the goal and target objects' keypoints through the camera
+    /// (the --crop-suite's scene camera) onto the table plane and feed
+    /// their offsets from the TCP, in metres, to the relation token (needs
+    /// the TCP input; see crates/vla-policy/src/table_plane.rs). A warm
+    /// start from a policy with them keeps them without this.
+    #[arg(long)]
+    pub table_plane: bool,
     /// Decoding rule written into the policy's config.json (`greedy` or
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]

@@ -236,6 +236,13 @@ impl PolicyConfig {
                 ))
             }
         }
+        if let (Some(plane), Some(tcp)) = (&self.model.table_plane, &self.tcp) {
+            if plane.tcp_mean_m != tcp.mean_m || plane.tcp_std_m != tcp.std_m {
+                return Err(VlaPolicyError::Config(
+                    "model.table_plane's TCP statistics differ from config.json tcp's".into(),
+                ));
+            }
+        }
         match (&self.crop, &self.model.crop) {
             (None, None) => {}
             (Some(spec), Some(_)) => {

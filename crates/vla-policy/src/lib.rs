@@ -16,7 +16,8 @@
 //!   position input by forward kinematics of the measured joints, and
 //!   [`crop`] the optional hand-centred window of the frame around it
 //!   (a second image stem, the `stem` module; the instruction reaches the
-//!   stems through the `grounding` module).
+//!   stems through the `grounding` module); [`table_plane`] turns the
+//!   objects' keypoints into offsets from the hand in metres.
 
 pub mod checkpoint;
 pub mod crop;
@@ -33,6 +34,7 @@ pub mod optim;
 pub mod policy;
 pub mod sim_data;
 pub(crate) mod stem;
+pub mod table_plane;
 pub mod tcp;
 pub mod text;
 pub mod text_files;

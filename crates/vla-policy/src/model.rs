@@ -127,6 +127,13 @@ pub struct ModelConfig {
     /// instruction.
     #[serde(default)]
     pub keypoint_hidden: usize,
+    /// Table-plane offsets ([`crate::table_plane`]): the goal and target
+    /// objects' keypoints projected through the calibrated camera onto the
+    /// table plane, minus the TCP's position, as 4 more inputs of the
+    /// relation token. Needs `relation_token` and `tcp_input`. `None` in
+    /// checkpoints from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_plane: Option<crate::table_plane::TablePlaneConfig>,
 }
 
 /// Shape of the hand-crop branch (`ModelConfig::crop`).
@@ -240,6 +247,7 @@ impl Default for ModelConfig {
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
+            table_plane: None,
         }
     }
 }
@@ -323,6 +331,16 @@ impl ModelConfig {
 
     /// Checks that the numbers fit together; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(plane) = &self.table_plane {
+            if !(self.relation_token && self.tcp_input) {
+                return Err(
+                    "table_plane needs the relation token and the TCP input (relation_token, \
+                     tcp_input)"
+                        .into(),
+                );
+            }
+            plane.validate()?;
+        }
         if self.relation_token && self.keypoints < 3 {
             return Err(format!(
                 "relation_token needs at least 3 keypoints, keypoints is {}",
@@ -482,8 +500,11 @@ pub struct VlaModel {
     tcp_proj: Option<Linear>,
     /// Auxiliary query token `(1, d)` and its head (`aux_outputs > 0`).
     aux: Option<(Tensor, Linear)>,
-    /// Relation token: keypoint offsets (6 values) → `d`, plus its embedding `(1, d)`.
+    /// Relation token: keypoint offsets (6 values, plus the table-plane
+    /// offsets' 4) → `d`, plus its embedding `(1, d)`.
     relation: Option<(Linear, Tensor)>,
+    /// The table-plane geometry (`table_plane`).
+    table_plane: Option<crate::table_plane::TablePlane>,
     encoder: Vec<Block>,
     ln_memory: LayerNorm,
     pub(crate) action_embed: Tensor,
@@ -592,11 +613,23 @@ impl VlaModel {
             },
             relation: if cfg.relation_token {
                 Some((
-                    Linear::new(6, d, vb.pp("relation.proj"))?,
+                    Linear::new(
+                        6 + if cfg.table_plane.is_some() {
+                            crate::table_plane::TABLE_PLANE_DIM
+                        } else {
+                            0
+                        },
+                        d,
+                        vb.pp("relation.proj"),
+                    )?,
                     vb.get_with_hints((1, d), "relation.embed", small)?,
                 ))
             } else {
                 None
+            },
+            table_plane: match &cfg.table_plane {
+                Some(plane) => Some(crate::table_plane::TablePlane::new(plane, &dev)?),
+                None => None,
             },
             encoder,
             ln_memory: LayerNorm::new(d, vb.pp("ln_memory"))?,
@@ -726,14 +759,21 @@ impl VlaModel {
                 // (B, K, 2) → [p0 − p2, p1 − p2] · scale, p2: (B, 6).
                 let p = |k: usize| xy.narrow(1, k, 1).and_then(|t| t.squeeze(1));
                 let grip = p(2)?;
-                let input = Tensor::cat(
-                    &[
-                        ((p(0)? - &grip)? * RELATION_SCALE)?,
-                        ((p(1)? - &grip)? * RELATION_SCALE)?,
-                        grip,
-                    ],
-                    1,
-                )?;
+                let mut parts = vec![
+                    ((p(0)? - &grip)? * RELATION_SCALE)?,
+                    ((p(1)? - &grip)? * RELATION_SCALE)?,
+                    grip,
+                ];
+                if let Some(plane) = &self.table_plane {
+                    // Validated: the TCP input follows the joints in `state`.
+                    let Some(state) = state else {
+                        candle_core::bail!("table-plane offsets need the TCP input")
+                    };
+                    let tcp = state.narrow(1, self.cfg.state_dim, crate::tcp::TCP_DIM)?;
+                    parts.push(plane.offsets(&p(0)?, &tcp)?);
+                    parts.push(plane.offsets(&p(1)?, &tcp)?);
+                }
+                let input = Tensor::cat(&parts, 1)?;
                 Some(proj.forward(&input)?.broadcast_add(embed)?.unsqueeze(1)?)
             }
             _ => None,

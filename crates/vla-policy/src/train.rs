@@ -113,6 +113,12 @@ pub struct TrainOptions {
     /// Training-time jitter of the crop's centre, ± pixels per axis (the
     /// hand–eye calibration of a real camera is never exact).
     pub crop_jitter_px: i32,
+    /// Add table-plane offsets ([`crate::table_plane`]) computed for this
+    /// camera (in the TCP chain's base frame; needs `tcp` or a warm start
+    /// with the TCP input). A warm start from a policy with them keeps
+    /// them when this is `None`; `model.table_plane` is filled in by
+    /// training.
+    pub table_plane_camera: Option<crate::crop::CropCamera>,
     /// Train only the camera stem and its keypoint head, on the keypoint
     /// loss (no transformer, no action tokens, no validation): a
     /// localisation pre-training stage that a later run continues with
@@ -153,6 +159,7 @@ impl Default for TrainOptions {
             state_joints: None,
             crop_camera: None,
             crop_jitter_px: 2,
+            table_plane_camera: None,
             perception_only: false,
         }
     }
@@ -596,6 +603,14 @@ pub fn train(
                 (None, None) => None,
             };
             model_cfg.tcp_input = tcp.is_some();
+            model_cfg.table_plane = table_plane_config(
+                opts,
+                init_cfg.model.table_plane,
+                tcp.as_ref(),
+                data,
+                &train_idx,
+                out,
+            )?;
             let mut cfg = PolicyConfig::new(model_cfg, init_cfg.tokenizer);
             cfg.state = state;
             cfg.tcp = tcp;
@@ -623,6 +638,8 @@ pub fn train(
                 None => None,
             };
             model_cfg.tcp_input = tcp.is_some();
+            model_cfg.table_plane =
+                table_plane_config(opts, None, tcp.as_ref(), data, &train_idx, out)?;
             let mut cfg = PolicyConfig::new(model_cfg, tokenizer);
             cfg.state = state;
             cfg.tcp = tcp;
@@ -967,6 +984,73 @@ fn new_tcp_spec(
         src.tip_link.clone(),
         &rows,
     )
+}
+
+/// The table-plane offsets' configuration of a fresh run or warm start:
+/// new for `opts.table_plane_camera` (the plane at the mean height of the
+/// goal objects' centres in the training samples, from the TCP's forward
+/// kinematics plus the recorded object − gripper offset), else the initial
+/// policy's plane with this run's TCP statistics, else none.
+fn table_plane_config(
+    opts: &TrainOptions,
+    init: Option<crate::table_plane::TablePlaneConfig>,
+    tcp: Option<&crate::tcp::TcpSpec>,
+    data: &Dataset,
+    train_idx: &[usize],
+    out: &Path,
+) -> Result<Option<crate::table_plane::TablePlaneConfig>> {
+    let (camera, kept_z) = match (opts.table_plane_camera, init) {
+        (Some(camera), _) => (camera, None),
+        (None, Some(init)) => (init.camera, Some(init.plane_z_m)),
+        (None, None) => return Ok(None),
+    };
+    let Some(spec) = tcp else {
+        return Err(VlaPolicyError::Config(
+            "table-plane offsets need the TCP input (a TCP chain, e.g. --tcp-urdf): they are \
+             measured from the TCP's forward kinematics"
+                .into(),
+        ));
+    };
+    let plane_z_m = match kept_z {
+        Some(z) => z,
+        None => {
+            let input = crate::tcp::TcpInput::load(out, spec)?;
+            let known: Vec<usize> = train_idx
+                .iter()
+                .copied()
+                .filter(|&i| data.samples[i].aux_mask[2] > 0.0)
+                .collect();
+            let rows = crate::tcp::rows_from_states(
+                input.chain(),
+                &data.state_names,
+                known.iter().map(|&i| data.samples[i].state.as_slice()),
+            )?;
+            if rows.is_empty() {
+                return Err(VlaPolicyError::Data(
+                    "table-plane offsets: no training sample records where its object is \
+                     (aux), so the plane's height is unknown"
+                        .into(),
+                ));
+            }
+            // The recorded offsets are in world axes; the base frame differs
+            // from the world by a translation and a yaw, so heights agree.
+            rows.iter()
+                .zip(&known)
+                .map(|(tcp_m, &i)| {
+                    tcp_m[2] + f64::from(data.samples[i].aux[2]) * crate::data::AUX_UNIT_M
+                })
+                .sum::<f64>()
+                / rows.len() as f64
+        }
+    };
+    let cfg = crate::table_plane::TablePlaneConfig {
+        camera,
+        plane_z_m,
+        tcp_mean_m: spec.mean_m,
+        tcp_std_m: spec.std_m,
+    };
+    cfg.validate().map_err(VlaPolicyError::Config)?;
+    Ok(Some(cfg))
 }
 
 /// Prints above the progress bar, or to stderr when the bar is hidden

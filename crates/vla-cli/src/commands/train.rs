@@ -13,7 +13,7 @@ use crate::cli::TrainArgs;
 fn crop_camera(suite: &str) -> Result<vla_policy::crop::CropCamera> {
     let root = super::shared::repo_root()?;
     let suite = vla_sim::TaskSuite::load(suite, &root)
-        .with_context(|| format!("loading suite {suite} for the hand crop's camera"))?;
+        .with_context(|| format!("loading suite {suite} for its camera"))?;
     let camera = vla_sim::render::scene_camera(&suite.scene);
     let base_from_camera = suite.scene.robot.world_from_base().inverse() * camera.world_from_camera;
     Ok(vla_policy::crop::CropCamera::new(
@@ -68,6 +68,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ..defaults.model.clone()
         },
         crop_camera: if args.hand_crop_px > 0 {
+            Some(crop_camera(&args.crop_suite)?)
+        } else {
+            None
+        },
+        table_plane_camera: if args.table_plane {
             Some(crop_camera(&args.crop_suite)?)
         } else {
             None

@@ -1,0 +1,202 @@
+//! Table-plane offsets (`config.json` `model.table_plane`): the objects'
+//! keypoints projected onto the table through the calibrated camera,
+//! minus the TCP, as more inputs of the relation token.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
+use vla_core::{PixelEncoding, Policy, RgbFrame};
+use vla_policy::checkpoint::PolicyConfig;
+use vla_policy::crop::CropCamera;
+use vla_policy::data::synthetic::Synthetic;
+use vla_policy::data::{Dataset, DemoSource};
+use vla_policy::tcp::TcpSource;
+use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy};
+
+/// The tabletop scene's camera in the robot's base frame (as in crop.rs).
+fn tabletop_camera() -> CropCamera {
+    let eye = Vector3::new(1.05, 0.0, 0.55);
+    let forward = (Vector3::new(0.47, 0.0, 0.05) - eye).normalize();
+    let right = forward.cross(&Vector3::z()).normalize();
+    let down = forward.cross(&right);
+    let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[right, down, forward]));
+    let pose = Isometry3::from_parts(
+        Translation3::from(eye),
+        UnitQuaternion::from_rotation_matrix(&rotation),
+    );
+    let f_px = 64.0 / (27.5f64.to_radians()).tan();
+    CropCamera::new(&pose, 128, 128, f_px, f_px, 63.5, 63.5)
+}
+
+/// Toy frames with Panda joint states and an object 0.2 m below the TCP
+/// (so, from the TCP's forward kinematics, the plane's height is known).
+fn data() -> Dataset {
+    let mut data = Synthetic {
+        episodes: 6,
+        steps: 5,
+        seed: 3,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap();
+    data.state_names = names();
+    for (i, s) in data.samples.iter_mut().enumerate() {
+        let mut q = HOME_RAD;
+        q[0] = 0.05 * (i % 7) as f64;
+        q[3] = -2.2 - 0.03 * (i % 5) as f64;
+        s.state = q.iter().map(|&v| v as f32).collect();
+        s.aux = [0.3, -0.2, -2.0, 0.0, 0.0, 0.0];
+        s.aux_mask = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+    }
+    data
+}
+
+fn options() -> TrainOptions {
+    TrainOptions {
+        steps: 4,
+        batch: 8,
+        warmup_steps: 1,
+        val_every: 2,
+        checkpoint_every: 0,
+        model: ModelConfig::tiny(),
+        progress: false,
+        tcp: Some(TcpSource {
+            urdf: panda_urdf(),
+            base_link: "panda_link0".into(),
+            tip_link: "panda_hand_tcp".into(),
+        }),
+        ..TrainOptions::default()
+    }
+}
+
+fn relation_weight(dir: &Path) -> Vec<Vec<f32>> {
+    let tensors: std::collections::HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    tensors["relation.proj.weight"].to_vec2().unwrap()
+}
+
+fn actions(dir: &Path) -> Vec<[f64; 7]> {
+    let text_dir = vla_policy::text_files::text_encoder_dir(None).unwrap();
+    let mut policy = VlaPolicy::load_with(dir, Some(&text_dir), &Device::Cpu).unwrap();
+    policy.set_instruction_tokens(instruction_tokens());
+    (0..4)
+        .map(|k| {
+            let px: Vec<u8> = (0..48 * 48 * 3)
+                .map(|i| ((i * (k + 3)) % 251) as u8)
+                .collect();
+            let frame = RgbFrame::new(48, 48, PixelEncoding::Rgb8, px).unwrap();
+            let mut q = HOME_RAD;
+            q[0] = 0.1 * k as f64;
+            policy
+                .act(&frame, &joints(&q))
+                .unwrap()
+                .action
+                .to_continuous()
+        })
+        .collect()
+}
+
+#[test]
+fn a_warm_start_into_table_plane_offsets_keeps_the_function_then_learns_from_them() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let first = tempfile::tempdir().unwrap();
+    vla_policy::train(&data, &text, first.path(), &options()).unwrap();
+
+    // Grown with zero columns: the same actions as before.
+    let second = tempfile::tempdir().unwrap();
+    let grow = TrainOptions {
+        init_from: Some(first.path().to_path_buf()),
+        table_plane_camera: Some(tabletop_camera()),
+        tcp: None,
+        stop_at: Some(1),
+        lr: 1e-12,
+        ..options()
+    };
+    vla_policy::train(&data, &text, second.path(), &grow).unwrap();
+    let cfg = PolicyConfig::read(second.path()).unwrap();
+    let plane = cfg.model.table_plane.unwrap();
+    assert_eq!(plane.camera, tabletop_camera());
+    let tcp = cfg.tcp.unwrap();
+    assert_eq!(plane.tcp_mean_m, tcp.mean_m);
+    // Every object sits 0.2 m below its TCP (both means over the same
+    // training samples).
+    assert!(
+        (plane.plane_z_m - (tcp.mean_m[2] - 0.2)).abs() < 1e-6,
+        "{plane:?} vs {tcp:?}"
+    );
+    let grown = relation_weight(second.path());
+    assert!(grown.iter().all(|row| row.len() == 10));
+    assert!(grown
+        .iter()
+        .all(|row| row[6..].iter().all(|w| w.abs() < 1e-9)));
+    let (before, after) = (actions(first.path()), actions(second.path()));
+    for (a, b) in before.iter().zip(&after) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{before:?} vs {after:?}");
+        }
+    }
+
+    // Training reads them: the new columns move, and a warm start from this
+    // policy keeps them without being asked.
+    let third = tempfile::tempdir().unwrap();
+    let more = TrainOptions {
+        init_from: Some(second.path().to_path_buf()),
+        tcp: None,
+        lr: 1e-2,
+        ..options()
+    };
+    vla_policy::train(&data, &text, third.path(), &more).unwrap();
+    let trained = relation_weight(third.path());
+    assert!(trained
+        .iter()
+        .any(|row| row[6..].iter().any(|w| w.abs() > 1e-6)));
+    let kept = PolicyConfig::read(third.path()).unwrap().model.table_plane;
+    assert_eq!(kept.unwrap().plane_z_m, plane.plane_z_m);
+}
+
+#[test]
+fn table_plane_offsets_without_the_tcp_input_or_a_consistent_config_are_refused() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let no_tcp = TrainOptions {
+        tcp: None,
+        table_plane_camera: Some(tabletop_camera()),
+        ..options()
+    };
+    let err =
+        vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &no_tcp).unwrap_err();
+    assert!(err.to_string().contains("TCP"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let with = TrainOptions {
+        table_plane_camera: Some(tabletop_camera()),
+        ..options()
+    };
+    vla_policy::train(&data, &text, dir.path(), &with).unwrap();
+    let cfg_path = dir.path().join("config.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut json = good.clone();
+    json["model"]["table_plane"]["tcp_std_m"] = serde_json::json!([0.1, 0.1, 0.1]);
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = PolicyConfig::read(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("table_plane"), "{err}");
+    let mut json = good.clone();
+    json["model"]["tcp_input"] = serde_json::json!(false);
+    json["tcp"] = serde_json::Value::Null;
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = PolicyConfig::read(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("table_plane"), "{err}");
+    let mut json = good;
+    json["model"]["table_plane"]["plane_z_m"] = serde_json::json!(5.0);
+    std::fs::write(&cfg_path, json.to_string()).unwrap();
+    let err = PolicyConfig::read(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("below the camera"), "{err}");
+}
