@@ -681,6 +681,23 @@ impl VlaModel {
         text_mask: &Tensor,
         state: Option<&Tensor>,
     ) -> Result<Memory> {
+        self.encode_shifted(images, crops, text, text_mask, state, None)
+    }
+
+    /// [`Self::encode_all`] for images that augmentation translated:
+    /// `shift_px` `(B, 2)` is how far each image's content moved (pixels,
+    /// x right and y down), which the table-plane offsets undo before
+    /// projecting the keypoints through the camera (the camera did not
+    /// move). Ignored by models without them.
+    pub fn encode_shifted(
+        &self,
+        images: &Tensor,
+        crops: Option<&Tensor>,
+        text: &Tensor,
+        text_mask: &Tensor,
+        state: Option<&Tensor>,
+        shift_px: Option<&Tensor>,
+    ) -> Result<Memory> {
         let (b, l, _) = text.dims3()?;
         if l > self.cfg.max_text_tokens {
             candle_core::bail!(
@@ -770,8 +787,13 @@ impl VlaModel {
                         candle_core::bail!("table-plane offsets need the TCP input")
                     };
                     let tcp = state.narrow(1, self.cfg.state_dim, crate::tcp::TCP_DIM)?;
-                    parts.push(plane.offsets(&p(0)?, &tcp)?);
-                    parts.push(plane.offsets(&p(1)?, &tcp)?);
+                    // Where the keypoints were before the shift, map units.
+                    let unshift = |xy: Tensor| match shift_px {
+                        Some(d) => xy - (d * (2.0 / self.cfg.image_size_px as f64))?,
+                        None => Ok(xy),
+                    };
+                    parts.push(plane.offsets(&unshift(p(0)?)?, &tcp)?);
+                    parts.push(plane.offsets(&unshift(p(1)?)?, &tcp)?);
                 }
                 let input = Tensor::cat(&parts, 1)?;
                 Some(proj.forward(&input)?.broadcast_add(embed)?.unsqueeze(1)?)

@@ -278,6 +278,9 @@ pub struct Batch {
     pub crop_keypoint_cells: Option<Tensor>,
     /// `(B, 2, 4)`: their weights.
     pub crop_keypoint_weights: Option<Tensor>,
+    /// `(B, 2)`: how far augmentation moved each image's content, pixels
+    /// (x right, y down); zero without augmentation.
+    pub shift_px: Tensor,
 }
 
 /// Objects whose pixels the crop's keypoints learn (goal, target).
@@ -318,10 +321,13 @@ fn make_batch(
     let mut window = vec![0u8; c * c * 3];
     let crop_per = CROP_KEYPOINT_TARGETS * 4;
     let (mut crop_cells, mut crop_weights) = (vec![0u32; crop_per * b], vec![0f32; crop_per * b]);
+    let mut shift_px = vec![0f32; 2 * b];
     for (k, &i) in idx.iter().enumerate() {
         let out = &mut images[k * 3 * s * s..(k + 1) * 3 * s * s];
         let a = aug.as_mut().map(|(a, rng)| (*a, &mut **rng));
         let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
+        shift_px[2 * k] = -(dx as f32);
+        shift_px[2 * k + 1] = -(dy as f32);
         if let (Some(net), Some(origins)) = (crop_net, p.crop_origins) {
             // The crop comes from the unshifted frame around the projected
             // TCP, jittered; colour jitter is drawn anew.
@@ -445,6 +451,7 @@ fn make_batch(
         text: Tensor::from_vec(text, (b, l, TEXT_HIDDEN), device)?,
         text_mask: Tensor::from_vec(mask, (b, l), device)?,
         bins: Tensor::from_vec(target, (b, TOKENS_PER_STEP), device)?,
+        shift_px: Tensor::from_vec(shift_px, (b, 2), device)?,
     })
 }
 
@@ -917,12 +924,13 @@ fn crop_spec(opts: &TrainOptions) -> Result<Option<crate::crop::CropSpec>> {
 impl Batch {
     /// Runs the model's encoder on this batch.
     pub fn encode(&self, model: &VlaModel) -> Result<crate::model::Memory> {
-        Ok(model.encode_all(
+        Ok(model.encode_shifted(
             &self.images,
             self.crops.as_ref(),
             &self.text,
             &self.text_mask,
             self.state.as_ref(),
+            Some(&self.shift_px),
         )?)
     }
 }

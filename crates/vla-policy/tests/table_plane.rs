@@ -200,3 +200,52 @@ fn table_plane_offsets_without_the_tcp_input_or_a_consistent_config_are_refused(
     let err = PolicyConfig::read(dir.path()).unwrap_err();
     assert!(err.to_string().contains("below the camera"), "{err}");
 }
+
+#[test]
+fn the_augmentation_shift_reaches_the_offsets_and_nothing_else() {
+    use candle_core::DType;
+    use vla_policy::table_plane::TablePlaneConfig;
+    let dev = Device::Cpu;
+    let plane = TablePlaneConfig {
+        camera: tabletop_camera(),
+        plane_z_m: 0.03,
+        tcp_mean_m: [0.5, 0.0, 0.15],
+        tcp_std_m: [0.08, 0.12, 0.1],
+    };
+    let with = ModelConfig {
+        state_dim: 9,
+        tcp_input: true,
+        table_plane: Some(plane),
+        ..ModelConfig::tiny()
+    };
+    let without = ModelConfig {
+        table_plane: None,
+        ..with.clone()
+    };
+    let s = with.image_size_px;
+    let images = Tensor::rand(0f32, 1.0, (2, 3, s, s), &dev).unwrap();
+    let text = Tensor::randn(0f32, 0.3, (2, 4, vla_policy::TEXT_HIDDEN), &dev).unwrap();
+    let mask = Tensor::ones((2, 4), DType::F32, &dev).unwrap();
+    let state = Tensor::randn(0f32, 1.0, (2, 12), &dev).unwrap();
+    let zero = Tensor::zeros((2, 2), DType::F32, &dev).unwrap();
+    let shift = Tensor::new(&[[3f32, -2.0], [-4.0, 1.0]], &dev).unwrap();
+    let aux = |cfg: &ModelConfig, shift: Option<&Tensor>| -> Vec<Vec<f32>> {
+        let (_, model) = vla_policy::checkpoint::fresh_model(cfg, 4, &dev).unwrap();
+        model
+            .encode_shifted(&images, None, &text, &mask, Some(&state), shift)
+            .unwrap()
+            .aux_prediction()
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let close = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(x, y)| (x - y).abs() < 1e-6)
+    };
+    assert!(close(&aux(&with, None), &aux(&with, Some(&zero))));
+    assert!(!close(&aux(&with, None), &aux(&with, Some(&shift))));
+    assert!(close(&aux(&without, None), &aux(&without, Some(&shift))));
+}
