@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Reproduces policies/default from scratch (session 8): scripted-expert
+# Reproduces policies/default from scratch (session 9): scripted-expert
 # demonstrations (plain noisy ones and ones with varied sideways approaches),
 # behaviour cloning of the base network, a perception-only stage that trains
 # the camera stem and the grounded keypoint head on where the named objects
-# are, a final warm-started run with the relation token, TCP-position input
-# and the grounded keypoints, then `vla eval` on both splits into
-# metrics.json.
+# are, a final warm-started run with the relation token, TCP-position input,
+# the grounded keypoints and their table-plane offsets from the hand, then
+# `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
@@ -32,16 +32,21 @@ vla="$CARGO_TARGET_DIR/release/vla"
 
 # 1. 2 400 noisy expert demonstrations (frames, joint states, object and TCP
 #    pixels), and 2 400 whose sideways approach speed varies per episode
-#    with sideways drifts near the object (sim/README.md).
+#    with sideways drifts near the object (sim/README.md); both at once.
+# (`wait PID` returns each job's status, so a failure stops the script.)
+jobs_=()
 demos="$work/demos2400"
 if [ ! -f "$demos/dataset.json" ]; then
-  "$vla" collect --suite default --split train --episodes 2400 --noise --seed 0 --out "$demos"
+  "$vla" collect --suite default --split train --episodes 2400 --noise --seed 0 --out "$demos" &
+  jobs_+=($!)
 fi
 varied="$work/va2400"
 if [ ! -f "$varied/dataset.json" ]; then
   "$vla" collect --suite default --split train --episodes 2400 --noise --varied-approach --seed 300000 \
-    --out "$varied"
+    --out "$varied" &
+  jobs_+=($!)
 fi
+for j in "${jobs_[@]}"; do wait "$j"; done
 
 # 2. The base network (session 3): no relation token, one-hot keypoint
 #    targets for the two objects, 2 400 steps.
@@ -58,18 +63,23 @@ perception="$work/perception"
   --instruction-queries 4 --keypoint-hidden 64 --steps 2000 --batch 64 --seed 0 --shift-px 4
 
 # 4. Final run from there on both demonstration sets: relation token and
-#    TCP-position input (new; forward kinematics of the recorded joints
-#    through urdf/panda.urdf, which is copied into the policy folder),
-#    bilinear keypoint targets for object, target and TCP; 1 800 steps.
+#    TCP-position input (forward kinematics of the recorded joints through
+#    urdf/panda.urdf, which is copied into the policy folder), table-plane
+#    offsets (session 9: keypoints 0 and 1 projected through the default
+#    suite's camera onto the table, minus the TCP), bilinear keypoint
+#    targets for object, target and TCP; 1 800 steps.
 #    (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 "$vla" train --data "$demos" --data "$varied" --out "$out" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --table-plane
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 
-# 5. Success on both splits, 200 episodes each (one after the other: both
-#    update metrics.json).
-"$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json"
+# 5. Success on both splits, 200 episodes each, at once (metrics.json is
+#    updated under a file lock).
+"$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
+train_eval=$!
 "$vla" eval --policy "$out" --split eval --episodes 200 --seed 0 --metrics "$out/metrics.json"
+wait "$train_eval"
+echo "finished in $SECONDS s"
