@@ -178,14 +178,18 @@ mod tests {
         CropCamera::new(&pose, 128, 128, 123.0, 123.0, 63.5, 63.5)
     }
 
-    #[test]
-    fn a_projected_point_comes_back_at_its_offset_from_the_tcp() {
-        let cfg = TablePlaneConfig {
+    fn config() -> TablePlaneConfig {
+        TablePlaneConfig {
             camera: camera(),
             plane_z_m: 0.03,
             tcp_mean_m: [0.5, 0.0, 0.15],
             tcp_std_m: [0.08, 0.12, 0.1],
-        };
+        }
+    }
+
+    #[test]
+    fn a_projected_point_comes_back_at_its_offset_from_the_tcp() {
+        let cfg = config();
         cfg.validate().unwrap();
         let plane = TablePlane::new(&cfg, &Device::Cpu).unwrap();
         let size_px = 128usize;
@@ -220,12 +224,7 @@ mod tests {
 
     #[test]
     fn rays_towards_the_horizon_stay_finite_and_bounded() {
-        let cfg = TablePlaneConfig {
-            camera: camera(),
-            plane_z_m: 0.03,
-            tcp_mean_m: [0.5, 0.0, 0.15],
-            tcp_std_m: [0.08, 0.12, 0.1],
-        };
+        let cfg = config();
         let plane = TablePlane::new(&cfg, &Device::Cpu).unwrap();
         // Far above the image's top edge: the ray points up.
         let xy = Tensor::new(&[[0.0f32, -40.0], [1.0, -1.0]], &Device::Cpu).unwrap();
@@ -239,12 +238,7 @@ mod tests {
 
     #[test]
     fn a_plane_above_the_camera_or_a_zero_deviation_is_refused() {
-        let good = TablePlaneConfig {
-            camera: camera(),
-            plane_z_m: 0.03,
-            tcp_mean_m: [0.5, 0.0, 0.15],
-            tcp_std_m: [0.08, 0.12, 0.1],
-        };
+        let good = config();
         let above = TablePlaneConfig {
             plane_z_m: 0.9,
             ..good

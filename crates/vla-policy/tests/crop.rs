@@ -5,15 +5,13 @@
 
 mod common;
 
-use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
+use common::{
+    instruction_tokens, joints, names, panda_toy_data, panda_urdf, tabletop_camera, HOME_RAD,
+};
 
 use candle_core::{DType, Device, Tensor};
-use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
 use vla_core::{JointState, PixelEncoding, Policy, RgbFrame, TOKENS_PER_STEP};
 use vla_policy::checkpoint::{self, PolicyConfig};
-use vla_policy::crop::CropCamera;
-use vla_policy::data::synthetic::Synthetic;
-use vla_policy::data::DemoSource;
 use vla_policy::model::{valid_bins, CropNetConfig};
 use vla_policy::optim::{AdamW, AdamWConfig};
 use vla_policy::tcp::TcpSource;
@@ -30,23 +28,6 @@ fn tiny_crop() -> ModelConfig {
         }),
         ..ModelConfig::tiny()
     }
-}
-
-/// The tabletop scene's camera in the robot's base frame (the base sits at
-/// z = 0.75 m in the world): eye (1.05, 0, 0.55), looking at (0.47, 0,
-/// 0.05), 55° vertical field of view, 128 px square.
-fn tabletop_camera() -> CropCamera {
-    let eye = Vector3::new(1.05, 0.0, 0.55);
-    let forward = (Vector3::new(0.47, 0.0, 0.05) - eye).normalize();
-    let right = forward.cross(&Vector3::z()).normalize();
-    let down = forward.cross(&right);
-    let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[right, down, forward]));
-    let pose = Isometry3::from_parts(
-        Translation3::from(eye),
-        UnitQuaternion::from_rotation_matrix(&rotation),
-    );
-    let f_px = 64.0 / (27.5f64.to_radians()).tan();
-    CropCamera::new(&pose, 128, 128, f_px, f_px, 63.5, 63.5)
 }
 
 #[test]
@@ -179,19 +160,8 @@ fn the_crop_window_follows_the_hand_across_the_image() {
 #[test]
 fn training_with_a_hand_crop_records_the_camera_and_refuses_what_cannot_work() {
     let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
-    let mut data = Synthetic {
-        episodes: 6,
-        steps: 5,
-        seed: 3,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
-    data.state_names = names();
+    let mut data = panda_toy_data();
     for (i, s) in data.samples.iter_mut().enumerate() {
-        let mut q = HOME_RAD;
-        q[0] = 0.05 * (i % 7) as f64;
-        q[3] = -2.2 - 0.03 * (i % 5) as f64;
-        s.state = q.iter().map(|&v| v as f32).collect();
         s.keypoint_px[0] = Some([10.0 + (i % 9) as f32, 14.0]);
     }
     let source = TcpSource {

@@ -6,51 +6,22 @@
 
 mod common;
 
-use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
+use common::{instruction_tokens, joints, panda_toy_data, panda_urdf, tabletop_camera, HOME_RAD};
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use nalgebra::{Isometry3, Matrix3, Rotation3, Translation3, UnitQuaternion, Vector3};
 use vla_core::{PixelEncoding, Policy, RgbFrame};
 use vla_policy::checkpoint::PolicyConfig;
-use vla_policy::crop::CropCamera;
-use vla_policy::data::synthetic::Synthetic;
-use vla_policy::data::{Dataset, DemoSource};
+use vla_policy::data::Dataset;
 use vla_policy::tcp::TcpSource;
 use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy};
-
-/// The tabletop scene's camera in the robot's base frame (as in crop.rs).
-fn tabletop_camera() -> CropCamera {
-    let eye = Vector3::new(1.05, 0.0, 0.55);
-    let forward = (Vector3::new(0.47, 0.0, 0.05) - eye).normalize();
-    let right = forward.cross(&Vector3::z()).normalize();
-    let down = forward.cross(&right);
-    let rotation = Rotation3::from_matrix_unchecked(Matrix3::from_columns(&[right, down, forward]));
-    let pose = Isometry3::from_parts(
-        Translation3::from(eye),
-        UnitQuaternion::from_rotation_matrix(&rotation),
-    );
-    let f_px = 64.0 / (27.5f64.to_radians()).tan();
-    CropCamera::new(&pose, 128, 128, f_px, f_px, 63.5, 63.5)
-}
 
 /// Toy frames with Panda joint states and an object 0.2 m below the TCP
 /// (so, from the TCP's forward kinematics, the plane's height is known).
 fn data() -> Dataset {
-    let mut data = Synthetic {
-        episodes: 6,
-        steps: 5,
-        seed: 3,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
-    data.state_names = names();
-    for (i, s) in data.samples.iter_mut().enumerate() {
-        let mut q = HOME_RAD;
-        q[0] = 0.05 * (i % 7) as f64;
-        q[3] = -2.2 - 0.03 * (i % 5) as f64;
-        s.state = q.iter().map(|&v| v as f32).collect();
+    let mut data = panda_toy_data();
+    for s in &mut data.samples {
         s.aux = [0.3, -0.2, -2.0, 0.0, 0.0, 0.0];
         s.aux_mask = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
     }

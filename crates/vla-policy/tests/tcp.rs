@@ -5,14 +5,12 @@
 
 mod common;
 
-use common::{instruction_tokens, joints, names, panda_urdf, HOME_RAD};
+use common::{instruction_tokens, joints, names, panda_toy_data, panda_urdf, HOME_RAD};
 
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{JointState, PixelEncoding, Policy, RgbFrame};
 use vla_policy::checkpoint::{self, PolicyConfig};
-use vla_policy::data::synthetic::Synthetic;
-use vla_policy::data::DemoSource;
 use vla_policy::tcp::{self, TcpInput, TcpSource, TCP_URDF_FILE};
 use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN};
 
@@ -158,20 +156,7 @@ fn a_policy_with_tcp_input_reads_the_arm_pose_and_refuses_bad_input() {
 #[test]
 fn training_with_tcp_input_installs_the_urdf_and_warm_starts_keep_it() {
     let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
-    let mut data = Synthetic {
-        episodes: 6,
-        steps: 5,
-        seed: 3,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
-    data.state_names = names();
-    for (i, s) in data.samples.iter_mut().enumerate() {
-        let mut q = HOME_RAD;
-        q[0] = 0.05 * (i % 7) as f64;
-        q[3] = -2.2 - 0.03 * (i % 5) as f64;
-        s.state = q.iter().map(|&v| v as f32).collect();
-    }
+    let data = panda_toy_data();
     let opts = TrainOptions {
         steps: 6,
         batch: 8,
