@@ -7,7 +7,8 @@
 //!
 //! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`);
 //! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
-//! --keypoint-hidden 64`).
+//! --keypoint-hidden 64`); `policy_step_table_plane` that plus the
+//! table-plane offsets (`--table-plane`).
 //!
 //! `cargo bench -p vla-policy --bench policy_step`
 
@@ -103,7 +104,7 @@ fn bench(c: &mut Criterion) {
     let (grounded_vars, _) = checkpoint::fresh_model(&grounded_cfg, 0, &Device::Cpu).unwrap();
     let grounded_model =
         checkpoint::inference_model(&grounded_cfg, &grounded_vars, &Device::Cpu).unwrap();
-    let mut grounded_pc = PolicyConfig::new(grounded_cfg, ActionTokenizer::default());
+    let mut grounded_pc = PolicyConfig::new(grounded_cfg.clone(), ActionTokenizer::default());
     grounded_pc.decoding = vla_policy::Decoding::Median;
     grounded_pc.state = policy.config().state.clone();
     grounded_pc.tcp = Some(spec.clone());
@@ -112,6 +113,28 @@ fn bench(c: &mut Criterion) {
     grounded.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
     c.bench_function("policy_step_grounded", |b| {
         b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // Plus the table-plane offsets (session 9, `--table-plane`).
+    let plane_cfg = ModelConfig {
+        table_plane: Some(vla_policy::table_plane::TablePlaneConfig {
+            camera: tabletop_camera(),
+            plane_z_m: 0.023,
+            tcp_mean_m: spec.mean_m,
+            tcp_std_m: spec.std_m,
+        }),
+        ..grounded_cfg.clone()
+    };
+    let (plane_vars, _) = checkpoint::fresh_model(&plane_cfg, 0, &Device::Cpu).unwrap();
+    let plane_model = checkpoint::inference_model(&plane_cfg, &plane_vars, &Device::Cpu).unwrap();
+    let mut plane_pc = PolicyConfig::new(plane_cfg, ActionTokenizer::default());
+    plane_pc.decoding = vla_policy::Decoding::Median;
+    plane_pc.state = policy.config().state.clone();
+    plane_pc.tcp = Some(spec.clone());
+    let mut plane = VlaPolicy::from_parts(plane_pc, plane_model, None, &Device::Cpu);
+    plane.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
+    plane.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    c.bench_function("policy_step_table_plane", |b| {
+        b.iter(|| plane.step_observation(&frame, Some(&joints)).unwrap())
     });
     // The two halves of a step: observation encoding and 8-token decoding.
     let model = checkpoint::inference_model(&cfg, &varmap, &Device::Cpu).unwrap();
