@@ -10,11 +10,13 @@
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# About 75 minutes on an otherwise idle 2-core machine (not timed end to end;
-# the stages measured next to another run add up to ~95): collect 2 × 1.5 min,
-# base 2 400 steps ~28 min, perception 2 000 steps ~11 min, final 1 800 steps
-# ~30 min, eval 2 × ~3 min (plus the first release build). Work files go to
-# $VLA_WORK_DIR (default: work/, ignored by git). See policies/default/README.md.
+# Timed end to end in session 9 on the 2-core machine, with other training
+# runs on the second core most of the time: ~83 min (collections 2.5 min,
+# base 2 400 steps 35.4, perception 2 000 steps 11.7, final 1 800 steps 31.5,
+# both evaluations 1.8), plus the first release build. Every stage is
+# deterministic: that run reproduced the earlier one loss for loss. Work
+# files go to $VLA_WORK_DIR (default: work/, ignored by git). See
+# policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-policies/default}
