@@ -74,24 +74,32 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_step_320x240_resize", |b| {
         b.iter(|| policy.step_observation(&camera, Some(&joints)).unwrap())
     });
-    // The same policy with the hand crop (`--hand-crop-px 32`), the
-    // simulator's camera in the base frame.
-    let crop_cfg = ModelConfig {
-        crop: Some(vla_policy::model::CropNetConfig::default()),
-        ..cfg.clone()
+    // A policy of another shape, set up as `policy` (state, TCP input,
+    // instruction, median decoding), with fresh weights.
+    let variant = |shape: ModelConfig, crop: Option<vla_policy::crop::CropSpec>| {
+        let (vars, _) = checkpoint::fresh_model(&shape, 0, &Device::Cpu).unwrap();
+        let model = checkpoint::inference_model(&shape, &vars, &Device::Cpu).unwrap();
+        let mut pc = PolicyConfig::new(shape, ActionTokenizer::default());
+        pc.decoding = vla_policy::Decoding::Median;
+        pc.state = policy.config().state.clone();
+        pc.tcp = Some(spec.clone());
+        pc.crop = crop;
+        let mut p = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
+        p.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
+        p.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+        p
     };
-    let (crop_vars, _) = checkpoint::fresh_model(&crop_cfg, 0, &Device::Cpu).unwrap();
-    let crop_model = checkpoint::inference_model(&crop_cfg, &crop_vars, &Device::Cpu).unwrap();
-    let mut crop_pc = PolicyConfig::new(crop_cfg, ActionTokenizer::default());
-    crop_pc.decoding = vla_policy::Decoding::Median;
-    crop_pc.state = policy.config().state.clone();
-    crop_pc.tcp = Some(spec.clone());
-    crop_pc.crop = Some(vla_policy::crop::CropSpec {
-        camera: tabletop_camera(),
-    });
-    let mut crop_policy = VlaPolicy::from_parts(crop_pc, crop_model, None, &Device::Cpu);
-    crop_policy.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
-    crop_policy.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    // The hand crop (`--hand-crop-px 32`), the simulator's camera in the
+    // base frame.
+    let crop_policy = variant(
+        ModelConfig {
+            crop: Some(vla_policy::model::CropNetConfig::default()),
+            ..cfg.clone()
+        },
+        Some(vla_policy::crop::CropSpec {
+            camera: tabletop_camera(),
+        }),
+    );
     c.bench_function("policy_step_hand_crop", |b| {
         b.iter(|| crop_policy.step_observation(&frame, Some(&joints)).unwrap())
     });
@@ -101,38 +109,23 @@ fn bench(c: &mut Criterion) {
         keypoint_hidden: 64,
         ..cfg.clone()
     };
-    let (grounded_vars, _) = checkpoint::fresh_model(&grounded_cfg, 0, &Device::Cpu).unwrap();
-    let grounded_model =
-        checkpoint::inference_model(&grounded_cfg, &grounded_vars, &Device::Cpu).unwrap();
-    let mut grounded_pc = PolicyConfig::new(grounded_cfg.clone(), ActionTokenizer::default());
-    grounded_pc.decoding = vla_policy::Decoding::Median;
-    grounded_pc.state = policy.config().state.clone();
-    grounded_pc.tcp = Some(spec.clone());
-    let mut grounded = VlaPolicy::from_parts(grounded_pc, grounded_model, None, &Device::Cpu);
-    grounded.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
-    grounded.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    let grounded = variant(grounded_cfg.clone(), None);
     c.bench_function("policy_step_grounded", |b| {
         b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
     });
     // Plus the table-plane offsets (session 9, `--table-plane`).
-    let plane_cfg = ModelConfig {
-        table_plane: Some(vla_policy::table_plane::TablePlaneConfig {
-            camera: tabletop_camera(),
-            plane_z_m: 0.023,
-            tcp_mean_m: spec.mean_m,
-            tcp_std_m: spec.std_m,
-        }),
-        ..grounded_cfg.clone()
-    };
-    let (plane_vars, _) = checkpoint::fresh_model(&plane_cfg, 0, &Device::Cpu).unwrap();
-    let plane_model = checkpoint::inference_model(&plane_cfg, &plane_vars, &Device::Cpu).unwrap();
-    let mut plane_pc = PolicyConfig::new(plane_cfg, ActionTokenizer::default());
-    plane_pc.decoding = vla_policy::Decoding::Median;
-    plane_pc.state = policy.config().state.clone();
-    plane_pc.tcp = Some(spec.clone());
-    let mut plane = VlaPolicy::from_parts(plane_pc, plane_model, None, &Device::Cpu);
-    plane.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
-    plane.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
+    let plane = variant(
+        ModelConfig {
+            table_plane: Some(vla_policy::table_plane::TablePlaneConfig {
+                camera: tabletop_camera(),
+                plane_z_m: 0.023,
+                tcp_mean_m: spec.mean_m,
+                tcp_std_m: spec.std_m,
+            }),
+            ..grounded_cfg
+        },
+        None,
+    );
     c.bench_function("policy_step_table_plane", |b| {
         b.iter(|| plane.step_observation(&frame, Some(&joints)).unwrap())
     });
