@@ -305,9 +305,21 @@ fn collect_writes_the_documented_files() {
         for (v, side) in px.iter().zip([w, h]) {
             assert!((0.0..side as f64).contains(&v.as_f64().unwrap()), "{px:?}");
         }
-        // The TCP's pixel too; while the object is held the two coincide.
+        // The TCP's pixel too, null while the hand is above the top of the
+        // frame (the home pose is; the camera frames the workspace); while
+        // the object is held the two coincide.
+        let in_view = records.iter().filter(|r| r["tcp_px"].is_array()).count();
+        assert!(
+            in_view * 2 >= records.len(),
+            "TCP in view on {in_view} of {} frames",
+            records.len()
+        );
         for r in &records {
-            let tcp = r["tcp_px"].as_array().unwrap();
+            let Some(tcp) = r["tcp_px"].as_array() else {
+                assert!(r["tcp_px"].is_null(), "{}", r["tcp_px"]);
+                assert!(!r["holding"].as_bool().unwrap(), "held object out of view");
+                continue;
+            };
             assert_eq!(tcp.len(), 2);
             if r["holding"].as_bool().unwrap() {
                 let obj = r["object_px"].as_array().unwrap();
@@ -418,6 +430,46 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["episodes"], 1, "{out}");
     assert!(v["mean_steps"].as_f64().unwrap() >= 1.0, "{out}");
+    // A DAgger round with truncated rollouts: every rollout is kept, none
+    // longer than --max-steps, each step labelled by the expert.
+    let dagger = base.join("dagger");
+    run_ok(&[
+        "collect",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--dagger",
+        policy.to_str().unwrap(),
+        "--max-steps",
+        "4",
+        "--out",
+        dagger.to_str().unwrap(),
+    ]);
+    let episodes = std::fs::read_to_string(dagger.join("episodes.jsonl")).unwrap();
+    let steps: Vec<u64> = episodes
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["steps"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{episodes}");
+    assert!(steps.iter().all(|&n| (1..=4).contains(&n)), "{steps:?}");
+    // Truncation is for DAgger rollouts only (a cut expert demonstration
+    // would be a failed one).
+    let refused = vla()
+        .args(["collect", "--episodes", "1", "--max-steps", "4", "--out"])
+        .arg(base.join("cut"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--dagger"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // A bad URDF path is a clear error before any training.
     let bad = vla()
         .args(["train", "--data", demos.to_str().unwrap(), "--out"])

@@ -134,6 +134,11 @@ pub struct CollectArgs {
     /// With --dagger: how the policy picks bins (default: its `config.json`).
     #[arg(long)]
     pub decoding: Option<vla_policy::Decoding>,
+    /// With --dagger: end each rollout after this many steps (at most the
+    /// suite's `max_steps`), so the round labels the approach and grasp
+    /// rather than the long tail of a failed episode.
+    #[arg(long, requires = "dagger")]
+    pub max_steps: Option<usize>,
 }
 
 /// Arguments of `vla train`.

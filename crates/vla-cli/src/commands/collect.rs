@@ -38,7 +38,12 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     } else {
         NoiseConfig::none()
     };
-    let mut options = EpisodeOptions::new(suite.config.max_steps);
+    let max_steps = match args.max_steps {
+        Some(0) => bail!("--max-steps must be at least 1"),
+        Some(n) => n.min(suite.config.max_steps),
+        None => suite.config.max_steps,
+    };
+    let mut options = EpisodeOptions::new(max_steps);
     options.render = true;
     options.record = true;
     options.keep_depth = args.depth;
