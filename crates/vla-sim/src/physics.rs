@@ -1,4 +1,4 @@
-//! Rigid-body physics with rapier3d: the table, receptacles fixed to it,
+//! Rigid-body physics with rapier3d: the floor, the table, receptacles fixed to it,
 //! dynamic objects, and kinematic bodies that follow the robot's links.
 //!
 //! Our code uses nalgebra `Isometry3<f64>` (world frame, z up); rapier 0.36
@@ -174,6 +174,13 @@ impl Physics {
         )
         .friction(friction);
         world.insert_collider(collider, Some(body));
+        // The floor (world z = 0): an object pushed off the table lands
+        // there instead of falling for the rest of the episode.
+        let floor = world.insert_body(RigidBodyBuilder::fixed());
+        world.insert_collider(
+            ColliderBuilder::new(SharedShape::halfspace(Vector::Z)).friction(friction),
+            Some(floor),
+        );
         Self { world, friction }
     }
 

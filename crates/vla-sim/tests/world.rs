@@ -65,6 +65,19 @@ fn objects_fall_onto_the_table_and_rest() {
 }
 
 #[test]
+fn an_object_off_the_table_lands_on_the_floor() {
+    let s = suite();
+    // The table spans x 0–0.9 m; this cube starts beyond its far edge.
+    let mut w = world(&s.scene, &[place("red", "cube", 1.2, 0.0)]);
+    for _ in 0..20 {
+        w.step(&Action::hold(0.0)).unwrap();
+    }
+    let cube = w.pose(0).translation.vector;
+    assert!((cube.z - 0.02).abs() < 0.003, "cube centre at {}", cube.z);
+    assert!(w.speed_m_s(0) < 0.01);
+}
+
+#[test]
 fn the_hand_pushes_objects_it_moves_into() {
     let s = suite();
     let task = task_for_goal(
