@@ -28,6 +28,13 @@ fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs a command that must fail; returns its stderr.
+fn refused(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn sim_with_the_scripted_expert_succeeds() {
     let out = run_ok(&[
@@ -459,30 +466,20 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
     assert!(steps.iter().all(|&n| (1..=4).contains(&n)), "{steps:?}");
     // Truncation is for DAgger rollouts only (a cut expert demonstration
     // would be a failed one).
-    let refused = vla()
-        .args(["collect", "--episodes", "1", "--max-steps", "4", "--out"])
-        .arg(base.join("cut"))
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("--dagger"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
+    let err = refused(
+        vla()
+            .args(["collect", "--episodes", "1", "--max-steps", "4", "--out"])
+            .arg(base.join("cut")),
     );
+    assert!(err.contains("--dagger"), "{err}");
     // A bad URDF path is a clear error before any training.
-    let bad = vla()
-        .args(["train", "--data", demos.to_str().unwrap(), "--out"])
-        .arg(base.join("bad"))
-        .args(["--steps", "1", "--tcp-urdf", "urdf/none.urdf"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("none.urdf"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
+    let err = refused(
+        vla()
+            .args(["train", "--data", demos.to_str().unwrap(), "--out"])
+            .arg(base.join("bad"))
+            .args(["--steps", "1", "--tcp-urdf", "urdf/none.urdf"]),
     );
+    assert!(err.contains("none.urdf"), "{err}");
     let _ = std::fs::remove_dir_all(&base);
 }
 
