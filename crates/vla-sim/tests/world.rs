@@ -65,6 +65,24 @@ fn objects_fall_onto_the_table_and_rest() {
 }
 
 #[test]
+fn the_scene_camera_sees_the_whole_workspace_and_the_hand_over_it() {
+    let s = suite();
+    let camera = vla_sim::render::scene_camera(&s.scene);
+    let ws = &s.scene.workspace;
+    let table_z = s.scene.table.height_m;
+    for x in ws.x_range_m {
+        for y in ws.y_range_m {
+            // An object's centre on the table anywhere in the workspace, and
+            // the TCP hovering over it (grasp height + the expert's 9 cm).
+            for z in [table_z + 0.02, table_z + 0.11] {
+                let p = nalgebra::Point3::new(x, y, z);
+                assert!(camera.project(&p).is_some(), "{p} is out of view");
+            }
+        }
+    }
+}
+
+#[test]
 fn an_object_off_the_table_lands_on_the_floor() {
     let s = suite();
     // The table spans x 0–0.9 m; this cube starts beyond its far edge.
