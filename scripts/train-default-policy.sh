@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# Reproduces policies/default from scratch (session 8's recipe plus session
-# 10's DAgger round; the collections and the evaluations run two at a time):
-# scripted-expert demonstrations (plain noisy ones and ones with varied
-# sideways approaches), behaviour cloning of the base network, a
-# perception-only stage that trains the camera stem and the grounded keypoint
-# head on where the named objects are, a warm-started behaviour-cloning run
-# with the relation token, TCP-position input and the grounded keypoints
-# (stage 4: the policy shipped in sessions 8-9), one DAgger round with
-# rollouts cut at 40 steps (stage 5), then `vla eval` on both splits into
-# metrics.json.
+# Reproduces policies/default from scratch (session 8's recipe plus the
+# DAgger rounds of sessions 10 and 11; the collections and the evaluations
+# run two at a time): scripted-expert demonstrations (plain noisy ones and
+# ones with varied sideways approaches), behaviour cloning of the base
+# network, a perception-only stage that trains the camera stem and the
+# grounded keypoint head on where the named objects are, a warm-started
+# behaviour-cloning run with the relation token, TCP-position input and the
+# grounded keypoints (stage 4: the policy shipped in sessions 8-9), two
+# DAgger rounds with rollouts cut at 40 steps (stages 5-6; after round 1:
+# session 10's policy), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
 # Time on the 2-core machine, with other runs on the second core most of the
 # time: stages 1-4 ~83 min end to end in session 9 (collections 2.5 min,
 # base 2 400 steps 35.4, perception 2 000 steps 11.7, behaviour cloning
-# 1 800 steps 31.5), stage 5 ~26 min in session 10 (rollouts ~2, 1 200 steps
-# ~24), both evaluations ~2: ~111 min, over the 90 min of issue 5; stop
-# after stage 4 (work/bc) for the 90-minute policy. Every stage is
-# deterministic (session 9 reproduced stages 1-4 loss for loss). Work files
-# go to $VLA_WORK_DIR (default: work/, ignored by git). See
+# 1 800 steps 31.5), each DAgger round ~26 min in sessions 10-11 (rollouts
+# ~2, 1 200 steps ~24), both evaluations ~2: ~137 min, over the 90 min of
+# issue 5; stop after stage 4 (work/bc) for the 90-minute policy. Every
+# stage is deterministic (session 9 reproduced stages 1-4 loss for loss).
+# Work files go to $VLA_WORK_DIR (default: work/, ignored by git). See
 # policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,30 +80,47 @@ bc="$work/bc"
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \
   --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
 
-# 5. One DAgger round (session 10): the stage-4 policy drives 800 episodes
-#    of the train split for at most 40 steps each (the expert's action is
-#    executed on 30 % of the steps), the expert labels every step; then 1 200
-#    steps on both demonstration sets and those rollouts. Two halves at once.
-#    (A fresh run: drop the log of the policy being replaced.)
-jobs_=()
-for half in 0 400; do
-  rollouts="$work/dagger$half"
-  if [ ! -f "$rollouts/dataset.json" ]; then
-    "$vla" collect --suite default --split train --episodes 400 --seed $((600000 + half)) \
-      --dagger "$bc" --expert-prob 0.3 --max-steps 40 --out "$rollouts" &
-    jobs_+=($!)
-  fi
-done
-for j in "${jobs_[@]}"; do wait "$j"; done
+# 5-6. Two DAgger rounds (session 10 and 11): the previous policy drives
+#    800 episodes of the train split for at most 40 steps each (the expert's
+#    action is executed on 30 % of the steps) and the expert labels every
+#    step, two halves at once; then 1 200 steps on both demonstration sets
+#    and every round's rollouts so far. Round 1 starts from stage 4 and
+#    recomputes the TCP-input normalisation (--tcp-urdf); round 2 keeps
+#    round 1's.
+rollouts=()
+# collect_round N SEED POLICY: 2 x 400 rollouts of POLICY into $work/roundN-{0,400}.
+collect_round() {
+  local jobs_=() half dir
+  for half in 0 400; do
+    dir="$work/round$1-$half"
+    rollouts+=(--data "$dir")
+    if [ ! -f "$dir/dataset.json" ]; then
+      "$vla" collect --suite default --split train --episodes 400 --seed $(($2 + half)) \
+        --dagger "$3" --expert-prob 0.3 --max-steps 40 --out "$dir" &
+      jobs_+=($!)
+    fi
+  done
+  for j in "${jobs_[@]}"; do wait "$j"; done
+}
+round_flags=(--instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --steps 1200 --val-every 600
+  --batch 64 --seed 0 --shift-px 4)
+
+round1="$work/round1"
+collect_round 1 600000 "$bc"
+"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
+  "${round_flags[@]}" --tcp-urdf urdf/panda.urdf
+
+collect_round 2 610000 "$round1"
+# (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
-"$vla" train --data "$demos" --data "$varied" --data "$work/dagger0" --data "$work/dagger400" --out "$out" --init-from "$bc" \
-  --instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --steps 1200 --val-every 600 --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf
+"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round1" \
+  "${round_flags[@]}"
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
+cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
 
-# 6. Success on both splits, 200 episodes each, at once (metrics.json is
+# 7. Success on both splits, 200 episodes each, at once (metrics.json is
 #    updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!
