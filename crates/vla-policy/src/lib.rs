@@ -19,6 +19,7 @@
 //!   stems through the `grounding` module); [`table_plane`] turns the
 //!   objects' keypoints into offsets from the hand in metres.
 
+pub mod broadcast;
 pub mod checkpoint;
 pub mod crop;
 pub mod data;

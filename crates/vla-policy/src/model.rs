@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
+use crate::broadcast;
 use crate::decoding::Decoding;
 use crate::grounding::InstructionPool;
 use crate::nn::{log_softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
@@ -722,7 +723,7 @@ impl VlaModel {
                     candle_core::bail!("{cb} crops for a batch of {b}");
                 }
                 let out = stem.forward(crops, pooled.as_ref())?;
-                let tokens = proj.forward(&out.map.flatten(1, 2)?)?.broadcast_add(pos)?;
+                let tokens = broadcast::add(&proj.forward(&out.map.flatten(1, 2)?)?, pos)?;
                 (Some(tokens), out.keypoint_tokens, out.keypoint_logits)
             }
             (Some(_), None) => {
@@ -732,11 +733,11 @@ impl VlaModel {
             (None, None) => (None, None, None),
         };
         let x = x.flatten(1, 2)?; // (B, g·g, C)
-        let img = self.stem_proj.forward(&x)?.broadcast_add(&self.image_pos)?;
-        let txt = self
-            .text_proj
-            .forward(text)?
-            .broadcast_add(&self.text_pos.narrow(0, 0, l)?)?;
+        let img = broadcast::add(&self.stem_proj.forward(&x)?, &self.image_pos)?;
+        let txt = broadcast::add(
+            &self.text_proj.forward(text)?,
+            &self.text_pos.narrow(0, 0, l)?,
+        )?;
         let width = self.cfg.state_width();
         let (state_token, tcp_token) = match state {
             Some(_) if width == 0 => candle_core::bail!("this model takes no joint state"),
@@ -796,7 +797,7 @@ impl VlaModel {
                     parts.push(plane.offsets(&unshift(p(1)?)?, &tcp)?);
                 }
                 let input = Tensor::cat(&parts, 1)?;
-                Some(proj.forward(&input)?.broadcast_add(embed)?.unsqueeze(1)?)
+                Some(broadcast::add(&proj.forward(&input)?, embed)?.unsqueeze(1)?)
             }
             _ => None,
         };
@@ -878,8 +879,8 @@ impl VlaModel {
         let emb = self
             .action_embed
             .index_select(&inputs.flatten_all()?, 0)?
-            .reshape((b, t, d))?
-            .broadcast_add(&self.action_pos.narrow(0, 0, t)?)?;
+            .reshape((b, t, d))?;
+        let emb = broadcast::add(&emb, &self.action_pos.narrow(0, 0, t)?)?;
         let causal = self.causal_bias.narrow(0, 0, t)?.narrow(1, 0, t)?;
         let mut h = emb;
         for (blk, kv) in self.decoder.iter().zip(&memory.kv) {

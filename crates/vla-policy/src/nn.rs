@@ -43,10 +43,8 @@ impl Module for Linear {
             .split_last()
             .ok_or_else(|| candle_core::Error::Msg("linear on a scalar".into()))?;
         let rows: usize = lead.iter().product();
-        let y = x
-            .reshape((rows, d_in))?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)?;
+        let y = x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?;
+        let y = crate::broadcast::add(&y, &self.bias)?;
         let mut out = lead.to_vec();
         out.push(self.weight.dim(0)?);
         y.reshape(out)
@@ -86,9 +84,7 @@ impl Module for LayerNorm {
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        crate::broadcast::add(&crate::broadcast::mul(&normed, &self.weight)?, &self.bias)
     }
 }
 

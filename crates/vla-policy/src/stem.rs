@@ -9,6 +9,7 @@
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::broadcast;
 use crate::nn::{softmax_last, LayerNorm, Linear};
 
 /// Shape of one stem.
@@ -173,7 +174,7 @@ impl Stem {
                 let scale_shift = film.forward(pooled)?.reshape((b, 1, 1, 2 * ch))?;
                 let scale = (scale_shift.narrow(3, 0, ch)? + 1.0)?;
                 let shift = scale_shift.narrow(3, ch, ch)?;
-                x = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+                x = broadcast::add(&broadcast::mul(&x, &scale)?, &shift)?;
             }
             if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.keypoint_stage) {
                 let (tokens, logits, xy) = kp.tokens(&x, pooled_text)?;
@@ -219,7 +220,7 @@ impl Keypoints {
             if let (Some(proj), Some(text)) = (&ctx.from_text, pooled_text) {
                 let t = proj.forward(text)?;
                 let width = t.dim(1)?;
-                h = h.broadcast_add(&t.reshape((b, 1, 1, width))?)?;
+                h = broadcast::add(&h, &t.reshape((b, 1, 1, width))?)?;
             }
             logits = (logits + ctx.out.forward(&h.relu()?)?)?;
         }
@@ -233,7 +234,7 @@ impl Keypoints {
             .reshape((b * k, g * g))?
             .matmul(&self.grid)?
             .reshape((b, k, 2))?;
-        let tokens = self.to_token.forward(&xy)?.broadcast_add(&self.embed)?;
+        let tokens = broadcast::add(&self.to_token.forward(&xy)?, &self.embed)?;
         Ok((tokens, logits, xy))
     }
 }
