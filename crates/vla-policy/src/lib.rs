@@ -32,6 +32,7 @@ pub mod init;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod parallel;
 pub mod policy;
 pub mod sim_data;
 pub(crate) mod stem;

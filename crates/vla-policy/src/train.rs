@@ -124,6 +124,12 @@ pub struct TrainOptions {
     /// localisation pre-training stage that a later run continues with
     /// [`Self::init_from`]. The log's `train_loss` is then the keypoint loss.
     pub perception_only: bool,
+    /// Threads per step ([`crate::parallel`]): each computes the gradient
+    /// of an equal share of the batch and the step uses their mean; the
+    /// validation passes split their chunks the same way. 1 reproduces
+    /// single-threaded runs bit for bit; more changes the floating-point
+    /// summation, not what is learned.
+    pub workers: usize,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -161,6 +167,7 @@ impl Default for TrainOptions {
             crop_jitter_px: 2,
             table_plane_camera: None,
             perception_only: false,
+            workers: 1,
         }
     }
 }
@@ -499,21 +506,38 @@ fn soft_targets(
 }
 
 /// Mean loss and token accuracy of `model` over `idx`, in chunks of `batch`.
+/// `workers` threads take every `workers`-th chunk; the sums are taken in
+/// chunk order, so the result does not depend on `workers`.
 fn evaluate(
     model: &VlaModel,
     p: &Prepared<'_>,
     idx: &[usize],
     batch: usize,
+    workers: usize,
     device: &Device,
 ) -> Result<(f64, f64)> {
+    let chunks: Vec<&[usize]> = idx.chunks(batch.max(1)).collect();
+    let workers = workers.clamp(1, chunks.len().max(1));
+    let per_worker = crate::parallel::run_parts(workers, |w| {
+        chunks
+            .iter()
+            .skip(w)
+            .step_by(workers)
+            .map(|chunk| {
+                let b = make_batch(p, chunk, None, device)?;
+                let memory = b.encode(model)?;
+                let (loss, acc) = model.loss(&memory, &b.bins)?;
+                Ok((loss.to_scalar::<f32>()?, acc.to_scalar::<f32>()?))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
+    let per_worker = per_worker.into_iter().collect::<Result<Vec<_>>>()?;
     let (mut loss_sum, mut acc_sum) = (0f64, 0f64);
-    for chunk in idx.chunks(batch.max(1)) {
-        let b = make_batch(p, chunk, None, device)?;
-        let memory = b.encode(model)?;
-        let (loss, acc) = model.loss(&memory, &b.bins)?;
+    for (c, chunk) in chunks.iter().enumerate() {
+        let (loss, acc) = per_worker[c % workers][c / workers];
         let n = chunk.len() as f64;
-        loss_sum += f64::from(loss.to_scalar::<f32>()?) * n;
-        acc_sum += f64::from(acc.to_scalar::<f32>()?) * n;
+        loss_sum += f64::from(loss) * n;
+        acc_sum += f64::from(acc) * n;
     }
     let n = idx.len().max(1) as f64;
     Ok((loss_sum / n, acc_sum / n))
@@ -733,6 +757,8 @@ pub fn train(
     let soft_table = (opts.label_sigma_bins > 0.0)
         .then(|| gaussian_table(cfg.model.num_bins, opts.label_sigma_bins));
     let mut opt = AdamW::new(&varmap, opts.adamw)?;
+    let workers = opts.workers.clamp(1, opts.batch.max(1));
+    let all_vars = varmap.all_vars();
     if resumed.is_some() {
         opt.load(&out.join(OPTIMIZER_FILE), start_step)?;
     }
@@ -766,57 +792,38 @@ pub fn train(
             opts.augment.as_ref().map(|a| (a, &mut rng)),
             &device,
         )?;
-        let (loss, ce, aux, kp, crop_kp) = if opts.perception_only {
-            // Stem + keypoint head only: the transformer is neither run nor
-            // changed, and the logged loss is the keypoint loss.
-            let logits = model
-                .keypoint_logits(&b.images, &b.text, &b.text_mask)?
-                .ok_or_else(|| {
-                    VlaPolicyError::Config("--perception-only needs a model with keypoints".into())
-                })?;
-            let kp = VlaModel::keypoint_loss_of(&logits, &b.keypoint_cells, &b.keypoint_weights)?;
-            (kp.clone(), kp.clone(), None, Some(kp), None)
-        } else {
-            let memory = b.encode(&model)?;
-            let (objective, ce) = match &soft_table {
-                Some(table) => {
-                    let soft = soft_targets(table, &idx, &bins, cfg.model.num_bins, &device)?;
-                    model.loss_soft(&memory, &b.bins, &soft)?
-                }
-                None => {
-                    let (ce, _) = model.loss(&memory, &b.bins)?;
-                    (ce.clone(), ce)
-                }
-            };
-            let aux = if opts.aux_weight > 0.0 {
-                model.aux_loss(&memory, &b.aux, &b.aux_mask)?
-            } else {
-                None
-            };
-            let kp = if opts.keypoint_weight > 0.0 {
-                model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_weights)?
-            } else {
-                None
-            };
-            let crop_kp = match (&b.crop_keypoint_cells, &b.crop_keypoint_weights) {
-                (Some(cells), Some(weights)) if opts.keypoint_weight > 0.0 => {
-                    model.crop_keypoint_loss(&memory, cells, weights)?
-                }
-                _ => None,
-            };
-            let mut loss = objective;
-            if let Some(a) = &aux {
-                loss = (loss + (a * opts.aux_weight)?)?;
-            }
-            if let Some(k) = &kp {
-                loss = (loss + (k * opts.keypoint_weight)?)?;
-            }
-            if let Some(k) = &crop_kp {
-                loss = (loss + (k * opts.keypoint_weight)?)?;
-            }
-            (loss, ce, aux, kp, crop_kp)
+        let ctx = StepContext {
+            model: &model,
+            opts,
+            soft_table: soft_table.as_deref(),
+            bins: &bins,
+            num_bins: cfg.model.num_bins,
+            device: &device,
         };
-        let grads = loss.backward()?;
+        let (grads, losses) = if workers <= 1 {
+            let l = ctx.losses(&b, &idx)?;
+            (l.loss.backward()?, l.scalars()?)
+        } else {
+            let shares = crate::parallel::split_even(idx.len(), workers);
+            let results = crate::parallel::run_parts(shares.len(), |k| {
+                let (start, len) = shares[k];
+                let l = ctx.losses(&b.part(start, len)?, &idx[start..start + len])?;
+                Ok((l.loss.backward()?, l.scalars()?))
+            });
+            let mut stores = Vec::new();
+            let mut scalars = Vec::new();
+            for r in results {
+                let (g, l) = r?;
+                stores.push(g);
+                scalars.push(l);
+            }
+            let weights: Vec<f64> = shares
+                .iter()
+                .map(|&(_, len)| len as f64 / idx.len() as f64)
+                .collect();
+            let grads = crate::parallel::weighted_mean_grads(stores, &weights, &all_vars)?;
+            (grads, LossScalars::weighted_mean(&scalars, &weights))
+        };
         let lr = lr_at(
             step,
             opts.steps,
@@ -825,20 +832,14 @@ pub fn train(
             opts.final_lr_ratio,
         );
         opt.step(&grads, lr)?;
+        drop(grads);
         trained += opts.batch;
-        let train_loss = f64::from(ce.to_scalar::<f32>()?);
-        let train_aux_loss = match &aux {
-            Some(a) => Some(f64::from(a.to_scalar::<f32>()?)),
-            None => None,
-        };
-        let train_keypoint_loss = match &kp {
-            Some(k) => Some(f64::from(k.to_scalar::<f32>()?)),
-            None => None,
-        };
-        let train_crop_keypoint_loss = match &crop_kp {
-            Some(k) => Some(f64::from(k.to_scalar::<f32>()?)),
-            None => None,
-        };
+        let LossScalars {
+            ce: train_loss,
+            aux: train_aux_loss,
+            keypoint: train_keypoint_loss,
+            crop_keypoint: train_crop_keypoint_loss,
+        } = losses;
         recent.push_back(train_loss);
         if recent.len() > 20 {
             recent.pop_front();
@@ -859,7 +860,7 @@ pub fn train(
             && !val_idx.is_empty()
             && (last || (opts.val_every > 0 && done % opts.val_every == 0))
         {
-            let (vl, va) = evaluate(&model, &prepared, &val_idx, opts.batch, &device)?;
+            let (vl, va) = evaluate(&model, &prepared, &val_idx, opts.batch, workers, &device)?;
             entry.val_loss = Some(vl);
             entry.val_token_accuracy = Some(va);
             final_val = Some((vl, va));
@@ -921,7 +922,155 @@ fn crop_spec(opts: &TrainOptions) -> Result<Option<crate::crop::CropSpec>> {
     }
 }
 
+/// What one step's losses are computed from, shared by the threads of
+/// [`TrainOptions::workers`].
+struct StepContext<'a> {
+    model: &'a VlaModel,
+    opts: &'a TrainOptions,
+    soft_table: Option<&'a [f32]>,
+    bins: &'a [[u32; TOKENS_PER_STEP]],
+    num_bins: usize,
+    device: &'a Device,
+}
+
+/// A step's losses as tensors: the objective to differentiate and its parts.
+struct StepLosses {
+    loss: Tensor,
+    ce: Tensor,
+    aux: Option<Tensor>,
+    keypoint: Option<Tensor>,
+    crop_keypoint: Option<Tensor>,
+}
+
+/// A step's losses as numbers, for the log.
+struct LossScalars {
+    ce: f64,
+    aux: Option<f64>,
+    keypoint: Option<f64>,
+    crop_keypoint: Option<f64>,
+}
+
+impl StepLosses {
+    fn scalars(&self) -> Result<LossScalars> {
+        let num = |t: &Tensor| -> Result<f64> { Ok(f64::from(t.to_scalar::<f32>()?)) };
+        Ok(LossScalars {
+            ce: num(&self.ce)?,
+            aux: self.aux.as_ref().map(num).transpose()?,
+            keypoint: self.keypoint.as_ref().map(num).transpose()?,
+            crop_keypoint: self.crop_keypoint.as_ref().map(num).transpose()?,
+        })
+    }
+}
+
+impl LossScalars {
+    /// The shares' losses weighted by their share of the batch.
+    fn weighted_mean(parts: &[Self], weights: &[f64]) -> Self {
+        let mean = |f: &dyn Fn(&Self) -> Option<f64>| -> Option<f64> {
+            parts
+                .iter()
+                .zip(weights)
+                .map(|(p, w)| f(p).map(|v| v * w))
+                .sum()
+        };
+        Self {
+            ce: mean(&|p| Some(p.ce)).unwrap_or(0.0),
+            aux: mean(&|p| p.aux),
+            keypoint: mean(&|p| p.keypoint),
+            crop_keypoint: mean(&|p| p.crop_keypoint),
+        }
+    }
+}
+
+impl StepContext<'_> {
+    /// The objective of batch `b` (built from samples `idx`) and its parts.
+    fn losses(&self, b: &Batch, idx: &[usize]) -> Result<StepLosses> {
+        let (model, opts) = (self.model, self.opts);
+        if opts.perception_only {
+            // Stem + keypoint head only: the transformer is neither run nor
+            // changed, and the logged loss is the keypoint loss.
+            let logits = model
+                .keypoint_logits(&b.images, &b.text, &b.text_mask)?
+                .ok_or_else(|| {
+                    VlaPolicyError::Config("--perception-only needs a model with keypoints".into())
+                })?;
+            let kp = VlaModel::keypoint_loss_of(&logits, &b.keypoint_cells, &b.keypoint_weights)?;
+            return Ok(StepLosses {
+                loss: kp.clone(),
+                ce: kp.clone(),
+                aux: None,
+                keypoint: Some(kp),
+                crop_keypoint: None,
+            });
+        }
+        let memory = b.encode(model)?;
+        let (objective, ce) = match self.soft_table {
+            Some(table) => {
+                let soft = soft_targets(table, idx, self.bins, self.num_bins, self.device)?;
+                model.loss_soft(&memory, &b.bins, &soft)?
+            }
+            None => {
+                let (ce, _) = model.loss(&memory, &b.bins)?;
+                (ce.clone(), ce)
+            }
+        };
+        let aux = if opts.aux_weight > 0.0 {
+            model.aux_loss(&memory, &b.aux, &b.aux_mask)?
+        } else {
+            None
+        };
+        let keypoint = if opts.keypoint_weight > 0.0 {
+            model.keypoint_loss(&memory, &b.keypoint_cells, &b.keypoint_weights)?
+        } else {
+            None
+        };
+        let crop_keypoint = match (&b.crop_keypoint_cells, &b.crop_keypoint_weights) {
+            (Some(cells), Some(weights)) if opts.keypoint_weight > 0.0 => {
+                model.crop_keypoint_loss(&memory, cells, weights)?
+            }
+            _ => None,
+        };
+        let mut loss = objective;
+        if let Some(a) = &aux {
+            loss = (loss + (a * opts.aux_weight)?)?;
+        }
+        if let Some(k) = &keypoint {
+            loss = (loss + (k * opts.keypoint_weight)?)?;
+        }
+        if let Some(k) = &crop_keypoint {
+            loss = (loss + (k * opts.keypoint_weight)?)?;
+        }
+        Ok(StepLosses {
+            loss,
+            ce,
+            aux,
+            keypoint,
+            crop_keypoint,
+        })
+    }
+}
+
 impl Batch {
+    /// Samples `start..start + len` of this batch.
+    fn part(&self, start: usize, len: usize) -> Result<Self> {
+        let cut = |t: &Tensor| t.narrow(0, start, len);
+        let cut_opt = |t: &Option<Tensor>| t.as_ref().map(cut).transpose();
+        Ok(Self {
+            images: cut(&self.images)?,
+            text: cut(&self.text)?,
+            text_mask: cut(&self.text_mask)?,
+            bins: cut(&self.bins)?,
+            state: cut_opt(&self.state)?,
+            aux: cut(&self.aux)?,
+            aux_mask: cut(&self.aux_mask)?,
+            keypoint_cells: cut(&self.keypoint_cells)?,
+            keypoint_weights: cut(&self.keypoint_weights)?,
+            crops: cut_opt(&self.crops)?,
+            crop_keypoint_cells: cut_opt(&self.crop_keypoint_cells)?,
+            crop_keypoint_weights: cut_opt(&self.crop_keypoint_weights)?,
+            shift_px: cut(&self.shift_px)?,
+        })
+    }
+
     /// Runs the model's encoder on this batch.
     pub fn encode(&self, model: &VlaModel) -> Result<crate::model::Memory> {
         Ok(model.encode_shifted(

@@ -42,7 +42,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             anyhow::bail!("{flag} must be a number >= 0, got {w}");
         }
     }
+    if args.workers == 0 {
+        anyhow::bail!("--workers must be at least 1");
+    }
     let opts = TrainOptions {
+        workers: args.workers,
         steps,
         // Validate about ten times per run, at most every 250 steps.
         val_every: args
