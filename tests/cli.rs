@@ -73,8 +73,13 @@ fn train_writes_a_policy_and_resumes() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("episodes.jsonl"));
 
-    // Loss weights must be numbers >= 0; the refusal names the flag.
-    for (flag, bad) in [("--aux-weight", "-1"), ("--keypoint-weight", "nan")] {
+    // Loss weights must be numbers >= 0 and a step needs a thread; the
+    // refusal names the flag.
+    for (flag, bad) in [
+        ("--aux-weight", "-1"),
+        ("--keypoint-weight", "nan"),
+        ("--workers", "0"),
+    ] {
         let refused = vla()
             .args(["train", "--data", "/nonexistent/demos", "--out"])
             .arg(out.path())
