@@ -6,20 +6,20 @@
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4: the policy shipped in sessions 8-9), two
-# DAgger rounds with rollouts cut at 40 steps (stages 5-6; after round 1:
-# session 10's policy), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4: the recipe of sessions 8-9's policy), two
+# DAgger rounds with rollouts cut at 40 steps (stages 5-6; round 1 is
+# session 10's recipe), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# Time on the 2-core machine, with other runs on the second core most of the
-# time: stages 1-4 ~83 min end to end in session 9 (collections 2.5 min,
-# base 2 400 steps 35.4, perception 2 000 steps 11.7, behaviour cloning
-# 1 800 steps 31.5), each DAgger round ~26 min in sessions 10-11 (rollouts
-# ~2, 1 200 steps ~24), both evaluations ~2: ~137 min, over the 90 min of
-# issue 5; stop after stage 4 (work/bc) for the 90-minute policy. Every
-# stage is deterministic (session 9 reproduced stages 1-4 loss for loss).
-# Work files go to $VLA_WORK_DIR (default: work/, ignored by git). See
+# Time on the 2-core machine with nothing else running (session 11, end to
+# end, `VLA_WORK_DIR=... scripts/train-default-policy.sh OUT`): 62.4 min —
+# release build + both collections 2.4, base 13.7, perception 5.3,
+# behaviour cloning 14.9, DAgger round 1 12.7 (rollouts 1.6), round 2 11.5
+# (rollouts 1.3), both evaluations 2.0. Every stage is deterministic for a
+# given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
+# reproduced the collections' frame counts). Work files go to
+# $VLA_WORK_DIR (default: work/, ignored by git). See
 # policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +83,7 @@ stage 4: behaviour cloning
 #    through urdf/panda.urdf, which is copied into the policy folder),
 #    bilinear keypoint targets for object, target and TCP; 1 800 steps.
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
-#    not kept.) This was the shipped policy of sessions 8-9.
+#    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \

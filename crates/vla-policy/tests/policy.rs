@@ -760,6 +760,13 @@ fn two_worker_training_learns_and_is_deterministic() {
     let first: f64 = a.log[..5].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
     let last: f64 = a.log[55..].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
     assert!(last < 0.7 * first, "loss went {first:.3} → {last:.3}");
+    let losses =
+        |r: &vla_policy::TrainReport| r.log.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(
+        losses(&a),
+        losses(&b),
+        "the two runs logged different losses"
+    );
     let (ta, tb) = (tensors_of(dir_a.path()), tensors_of(dir_b.path()));
     for (name, t) in &ta {
         let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap();
