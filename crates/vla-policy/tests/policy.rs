@@ -540,6 +540,18 @@ fn text_encoder_outputs_tokens_and_a_unit_embedding() {
     );
 }
 
+/// The generated toy task at the tiny model's image size: 12 episodes of 6
+/// steps.
+fn toy_data() -> vla_policy::data::Dataset {
+    Synthetic {
+        episodes: 12,
+        steps: 6,
+        seed: 1,
+    }
+    .load(ModelConfig::tiny().image_size_px)
+    .unwrap()
+}
+
 fn synthetic_options(steps: usize) -> TrainOptions {
     TrainOptions {
         steps,
@@ -625,13 +637,7 @@ fn perception_only_training_moves_only_the_stem_and_lowers_the_keypoint_loss() {
 #[test]
 fn tiny_training_run_reduces_loss_and_resumes() {
     let enc = text_encoder();
-    let data = Synthetic {
-        episodes: 12,
-        steps: 6,
-        seed: 1,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
+    let data = toy_data();
     let dir = tempfile::tempdir().unwrap();
     let report = vla_policy::train(&data, &enc, dir.path(), &synthetic_options(60)).unwrap();
     let first: f64 = report.log[..5].iter().map(|e| e.train_loss).sum::<f64>() / 5.0;
@@ -701,13 +707,7 @@ fn tiny_training_run_reduces_loss_and_resumes() {
 #[test]
 fn soft_target_training_reduces_the_hard_cross_entropy() {
     let enc = text_encoder();
-    let data = Synthetic {
-        episodes: 12,
-        steps: 6,
-        seed: 1,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
+    let data = toy_data();
     let dir = tempfile::tempdir().unwrap();
     let opts = TrainOptions {
         label_sigma_bins: 3.0,
@@ -736,13 +736,7 @@ fn soft_target_training_reduces_the_hard_cross_entropy() {
 #[test]
 fn two_worker_training_learns_and_is_deterministic() {
     let enc = text_encoder();
-    let data = Synthetic {
-        episodes: 12,
-        steps: 6,
-        seed: 1,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
+    let data = toy_data();
     let two = TrainOptions {
         workers: 2,
         ..synthetic_options(60)
@@ -784,13 +778,7 @@ fn two_worker_training_learns_and_is_deterministic() {
 #[test]
 fn warm_start_copies_matching_tensors_and_keeps_the_bounds() {
     let enc = text_encoder();
-    let data = Synthetic {
-        episodes: 12,
-        steps: 6,
-        seed: 1,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
+    let data = toy_data();
     let first = tempfile::tempdir().unwrap();
     let without = ModelConfig {
         relation_token: false,
@@ -848,13 +836,7 @@ fn warm_start_copies_matching_tensors_and_keeps_the_bounds() {
 #[test]
 fn warm_start_into_attention_pooling_keeps_the_function() {
     let enc = text_encoder();
-    let data = Synthetic {
-        episodes: 12,
-        steps: 6,
-        seed: 1,
-    }
-    .load(ModelConfig::tiny().image_size_px)
-    .unwrap();
+    let data = toy_data();
     let first = tempfile::tempdir().unwrap();
     vla_policy::train(&data, &enc, first.path(), &synthetic_options(10)).unwrap();
     let second = tempfile::tempdir().unwrap();
