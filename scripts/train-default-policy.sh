@@ -13,10 +13,12 @@
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
 # Time on the 2-core machine with nothing else running (session 11, end to
-# end, `VLA_WORK_DIR=... scripts/train-default-policy.sh OUT`): 62.4 min —
-# release build + both collections 2.4, base 13.7, perception 5.3,
-# behaviour cloning 14.9, DAgger round 1 12.7 (rollouts 1.6), round 2 11.5
-# (rollouts 1.3), both evaluations 2.0. Every stage is deterministic for a
+# end, `VLA_WORK_DIR=... scripts/train-default-policy.sh OUT`): 62.4 min
+# with round 2 at 1 200 steps — release build + both collections 2.4, base
+# 13.7, perception 5.3, behaviour cloning 14.9, DAgger round 1 12.7
+# (rollouts 1.6), round 2 11.5 (rollouts 1.3), both evaluations 2.0; round
+# 2's 2 400 steps were then re-run from that run's round 1 and took 8.5 min
+# more: ~71 min. Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
 # reproduced the collections' frame counts). Work files go to
 # $VLA_WORK_DIR (default: work/, ignored by git). See
@@ -92,8 +94,8 @@ bc="$work/bc"
 # 5-6. Two DAgger rounds (session 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
 #    action is executed on 30 % of the steps) and the expert labels every
-#    step, two halves at once; then 1 200 steps on both demonstration sets
-#    and every round's rollouts so far. Round 1 starts from stage 4 and
+#    step, two halves at once; then 1 200 steps (round 2: 2 400) on both
+#    demonstration sets and every round's rollouts so far. Round 1 starts from stage 4 and
 #    recomputes the TCP-input normalisation (--tcp-urdf); round 2 keeps
 #    round 1's.
 rollouts=()
@@ -111,21 +113,23 @@ collect_round() {
   done
   for j in "${jobs_[@]}"; do wait "$j"; done
 }
-round_flags=(--instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --steps 1200 --val-every 600
-  --batch 64 --seed 0 --shift-px 4 --workers "$workers")
+round_flags=(--instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --batch 64 --seed 0 --shift-px 4
+  --workers "$workers")
 
 round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --steps 1200 --val-every 600 --tcp-urdf urdf/panda.urdf
 
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
 # (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
+# (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
+# against 205/153 with 1 200.)
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round1" \
-  "${round_flags[@]}"
+  "${round_flags[@]}" --steps 2400 --val-every 1200
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
