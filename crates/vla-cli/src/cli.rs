@@ -139,6 +139,12 @@ pub struct CollectArgs {
     /// rather than the long tail of a failed episode.
     #[arg(long, requires = "dagger")]
     pub max_steps: Option<usize>,
+    /// With --dagger: the expert drives alone (unrecorded) until it has
+    /// lifted the goal's object, then the policy takes over for the carry,
+    /// the lowering and the release (at most --max-steps steps from there).
+    /// Tasks without a carry (pick up, push) are skipped.
+    #[arg(long, requires = "dagger")]
+    pub after_lift: bool,
 }
 
 /// Arguments of `vla train`.

@@ -74,6 +74,10 @@ pub struct DaggerInfo {
     pub expert_prob: f64,
     /// The policy's decoding rule (`greedy` or `median`).
     pub decoding: String,
+    /// Whether the policy took over only after the expert's lift
+    /// (`vla collect --after-lift`).
+    #[serde(default)]
+    pub after_lift: bool,
 }
 
 /// One line of `episodes.jsonl`.

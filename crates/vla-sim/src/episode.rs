@@ -36,6 +36,25 @@ pub enum Driver<'a> {
         policy: &'a mut dyn Policy,
         /// Probability per step of executing the expert's action instead.
         expert_prob: f64,
+        /// When the policy starts acting.
+        takeover: Takeover,
+    },
+}
+
+/// When the learned policy starts acting in a DAgger rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// From the first step: the round labels the approach and the grasp.
+    Start,
+    /// Once the expert has lifted the goal's object and starts carrying it
+    /// (put in, stack, place next to): the expert alone drives until then
+    /// and those steps are not recorded; at most `steps` steps follow. The
+    /// round labels the carry, the lowering and the release, which rollouts
+    /// from the start, cut short, never reach. A task without a carry (pick
+    /// up, push) ends with nothing recorded.
+    AfterLift {
+        /// Steps recorded after the takeover, at most.
+        steps: usize,
     },
 }
 
@@ -127,6 +146,10 @@ pub struct EpisodeOutcome {
     pub steps: usize,
     /// Whether the driver said terminate (false: step limit).
     pub terminated: bool,
+    /// Policy steps after which the goal's object was held (0: never
+    /// grasped), to tell a failed grasp from a failed placement.
+    #[serde(default)]
+    pub held_steps: usize,
     /// Simulated seconds.
     pub sim_time_secs: f64,
 }
@@ -285,6 +308,15 @@ pub fn run_episode_observed(
     let mut depth = Vec::new();
     let mut terminated = false;
     let mut last_gripper = 0.0;
+    let mut held_steps = 0;
+    // Steps since the policy took over (DAgger), `None` before.
+    let mut since_takeover: Option<usize> = match &driver {
+        Driver::Dagger {
+            takeover: Takeover::AfterLift { .. },
+            ..
+        } => None,
+        _ => Some(0),
+    };
     for step in 0..options.max_steps {
         let (frame, depth_now) = match camera.as_mut() {
             Some(c) => {
@@ -321,10 +353,27 @@ pub fn run_episode_observed(
                 Driver::Dagger {
                     policy,
                     expert_prob,
+                    ..
                 },
                 Some(ex),
             ) => {
                 let s = ex.act(&world)?;
+                if since_takeover.is_none() && ex.carrying() {
+                    since_takeover = Some(0);
+                }
+                if since_takeover.is_none() {
+                    // The expert alone, unrecorded, until it carries the object.
+                    if s.label.terminate {
+                        terminated = true;
+                        last_gripper = s.label.gripper;
+                        break;
+                    }
+                    world.step(&s.label)?;
+                    if object_index.is_some() && world.held() == object_index {
+                        held_steps += 1;
+                    }
+                    continue;
+                }
                 let frame = frame.as_ref().ok_or_else(|| {
                     SimError::Render("a learned policy needs camera frames".into())
                 })?;
@@ -379,6 +428,9 @@ pub fn run_episode_observed(
             terminated = true;
         } else {
             world.step(&executed)?;
+            if object_index.is_some() && world.held() == object_index {
+                held_steps += 1;
+            }
         }
         if let Some(obs) = observer.as_deref_mut() {
             obs.on_step(&StepView {
@@ -405,6 +457,19 @@ pub fn run_episode_observed(
         if terminated {
             break;
         }
+        if let (
+            Driver::Dagger {
+                takeover: Takeover::AfterLift { steps },
+                ..
+            },
+            Some(n),
+        ) = (&driver, since_takeover.as_mut())
+        {
+            *n += 1;
+            if *n >= *steps {
+                break;
+            }
+        }
     }
     let steps = if terminated {
         world.steps() + 1
@@ -422,6 +487,7 @@ pub fn run_episode_observed(
             reason,
             steps,
             terminated,
+            held_steps,
             sim_time_secs: world.time_secs(),
         },
         records,

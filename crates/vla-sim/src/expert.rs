@@ -696,6 +696,15 @@ impl ScriptedExpert {
         format!("{:?}", self.phase)
     }
 
+    /// Whether the expert has lifted its object and is now carrying it to,
+    /// lowering it onto or releasing it at the target (or retreating after).
+    pub fn carrying(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Carry | Phase::Lower | Phase::Open | Phase::Retreat
+        )
+    }
+
     /// Whether the expert has declared the task done.
     pub fn done(&self) -> bool {
         self.phase == Phase::Done

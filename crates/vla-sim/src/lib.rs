@@ -36,7 +36,7 @@ pub mod world;
 pub use commanded::CommandedSim;
 pub use episode::{
     run_episode, run_episode_observed, Driver, Episode, EpisodeOptions, EpisodeOutcome,
-    EpisodeStart, StepObserver, StepView,
+    EpisodeStart, StepObserver, StepView, Takeover,
 };
 pub use error::SimError;
 pub use expert::{NoiseConfig, ScriptedExpert};

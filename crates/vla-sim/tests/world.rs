@@ -11,7 +11,7 @@ use vla_core::{
     Action, ActionTokens, Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame,
 };
 use vla_render::DomainRandomization;
-use vla_sim::episode::{run_episode, task_for_goal, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode, task_for_goal, Driver, EpisodeOptions, Takeover};
 use vla_sim::layout::Placement;
 use vla_sim::success::check;
 use vla_sim::{Goal, NoiseConfig, ObjectRef, SceneConfig, Split, SuccessReport, TaskSuite, World};
@@ -521,6 +521,25 @@ impl Policy for HoldStill {
     }
 }
 
+/// A policy that always asks to hold still with the gripper closed.
+struct HoldClosed;
+
+impl Policy for HoldClosed {
+    fn name(&self) -> &str {
+        "hold closed"
+    }
+    fn reset(&mut self, _instruction: &Instruction) -> Result<(), PolicyError> {
+        Ok(())
+    }
+    fn act(&mut self, _frame: &RgbFrame, _joints: &JointState) -> Result<PolicyStep, PolicyError> {
+        let action = vla_core::Action::hold(1.0);
+        let tokens = ActionTokenizer::default()
+            .tokenize(&action)
+            .map_err(PolicyError::from_source)?;
+        Ok(PolicyStep { tokens, action })
+    }
+}
+
 #[test]
 fn dagger_executes_the_policy_and_records_the_experts_labels() {
     let s = suite();
@@ -536,6 +555,7 @@ fn dagger_executes_the_policy_and_records_the_experts_labels() {
         Driver::Dagger {
             policy: &mut policy,
             expert_prob: 0.0,
+            takeover: Takeover::Start,
         },
         &o,
         2,
@@ -566,12 +586,73 @@ fn dagger_executes_the_policy_and_records_the_experts_labels() {
         Driver::Dagger {
             policy: &mut policy,
             expert_prob: 1.0,
+            takeover: Takeover::Start,
         },
         &opts(&s, true),
         2,
     )
     .unwrap();
     assert!(dagger.outcome.success, "{}", dagger.outcome.reason);
+}
+
+/// `Takeover::AfterLift`: the expert carries the object up alone, then the
+/// policy's (held-still) actions are executed and recorded with the
+/// expert's labels, starting with the object in the hand; a push has no
+/// carry and records nothing.
+#[test]
+fn dagger_after_lift_records_only_the_carry() {
+    let s = suite();
+    let stack = Goal::Stack {
+        object: ObjectRef::new("red", "cube"),
+        target: ObjectRef::new("blue", "cube"),
+    };
+    let push = Goal::Push {
+        object: ObjectRef::new("red", "cube"),
+        direction: vla_sim::Direction::Left,
+    };
+    for (goal, carries) in [(stack, true), (push, false)] {
+        let task = task_for_goal(goal, "a task", 1, 5);
+        let pool = s.distractor_pool(None);
+        let mut policy = HoldClosed;
+        let ep = run_episode(
+            &s.scene,
+            &task,
+            &pool,
+            Driver::Dagger {
+                policy: &mut policy,
+                expert_prob: 0.0,
+                takeover: Takeover::AfterLift { steps: 10 },
+            },
+            &opts(&s, true),
+            5,
+        )
+        .unwrap();
+        if !carries {
+            assert!(ep.records.is_empty(), "{} records", ep.records.len());
+            assert!(ep.outcome.terminated, "the expert finished the push");
+            continue;
+        }
+        assert_eq!(ep.records.len(), 10);
+        assert_eq!(ep.frames.len(), 10);
+        assert!(ep.outcome.held_steps > 10, "{}", ep.outcome.held_steps);
+        let first = &ep.records[0];
+        assert!(first.holding, "the policy takes over with the object held");
+        assert!(
+            first.step > 5,
+            "after the expert's approach, grasp and lift"
+        );
+        for r in &ep.records {
+            assert!(r.holding, "step {}: the gripper stays closed", r.step);
+            assert_eq!(r.executed.translation_m, [0.0; 3], "step {}", r.step);
+        }
+        // Held still at carry height, the expert keeps asking to carry it on.
+        let last = ep.records.last().unwrap();
+        assert!(
+            last.action.translation_m.iter().any(|v| v.abs() > 1e-3),
+            "{:?}",
+            last.action
+        );
+    }
 }
 
 /// Under DAgger the expert labels states another controller reached. An

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_render::DomainRandomization;
 use vla_sim::dataset::{DatasetMeta, DatasetWriter, FORMAT, VERSION};
-use vla_sim::episode::{run_episode, Driver, EpisodeOptions};
+use vla_sim::episode::{run_episode, Driver, EpisodeOptions, Takeover};
 use vla_sim::{NoiseConfig, Split, TaskSuite};
 
 use super::shared::{choose_policy, repo_root, PolicyChoice};
@@ -43,7 +43,18 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         Some(n) => n.min(suite.config.max_steps),
         None => suite.config.max_steps,
     };
-    let mut options = EpisodeOptions::new(max_steps);
+    // After the lift, --max-steps bounds the steps from the takeover; the
+    // episode itself keeps the suite's limit.
+    let takeover = if args.after_lift {
+        Takeover::AfterLift { steps: max_steps }
+    } else {
+        Takeover::Start
+    };
+    let mut options = EpisodeOptions::new(if args.after_lift {
+        suite.config.max_steps
+    } else {
+        max_steps
+    });
     options.render = true;
     options.record = true;
     options.keep_depth = args.depth;
@@ -97,6 +108,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             policy: name.clone(),
             expert_prob: args.expert_prob,
             decoding: policy.config().decoding.as_str().into(),
+            after_lift: args.after_lift,
         });
     }
     let mut writer = DatasetWriter::create(&args.out, meta)?;
@@ -106,13 +118,15 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let max_attempts = args.episodes * 2 + 10;
+    // After the lift, only the suite's carrying families record anything.
+    let max_attempts = args.episodes * if args.after_lift { 4 } else { 2 } + 10;
     let (mut attempts, mut written, mut frames, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    let mut no_carry = 0usize;
     while written < args.episodes {
         if attempts >= max_attempts {
             bar.abandon();
             bail!(
-                "only {written} of {} episodes succeeded after {attempts} attempts",
+                "only {written} of {} episodes succeeded after {attempts} attempts ({no_carry} without a carry)",
                 args.episodes
             );
         }
@@ -124,6 +138,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             Some(policy) => Driver::Dagger {
                 policy: policy.as_mut(),
                 expert_prob: args.expert_prob,
+                takeover,
             },
             None => Driver::Expert(noise),
         };
@@ -132,6 +147,11 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         // DAgger keeps every rollout: the states a failing policy reaches are the point.
         if !episode.outcome.success && dagger_policy.is_none() {
             failed += 1;
+            continue;
+        }
+        if episode.records.is_empty() {
+            // --after-lift on a task without a carry (or a lift never made).
+            no_carry += 1;
             continue;
         }
         writer.write_episode(&episode, seed)?;
@@ -144,6 +164,9 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     bar.finish();
     let meta = writer.finish()?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
+    if no_carry > 0 {
+        println!("{no_carry} rollouts skipped: the expert never carried the object (tasks without a carry)");
+    }
     println!(
         "wrote {} episodes, {} frames to {} in {:.1} s: {:.1} frames/s, {:.2} episodes/s ({} failed expert episodes skipped)",
         meta.episodes,

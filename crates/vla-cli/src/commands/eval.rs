@@ -97,6 +97,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 "instruction": task.instruction,
                 "goal": task.goal,
                 "reason": episode.outcome.reason,
+                "steps": episode.outcome.steps,
+                "terminated": episode.outcome.terminated,
+                "held_steps": episode.outcome.held_steps,
             }));
         }
         outcomes.push(episode.outcome);
