@@ -79,6 +79,7 @@ fn train_writes_a_policy_and_resumes() {
         ("--aux-weight", "-1"),
         ("--keypoint-weight", "nan"),
         ("--workers", "0"),
+        ("--data-weight", "-2"),
     ] {
         let refused = vla()
             .args(["train", "--data", "/nonexistent/demos", "--out"])
@@ -90,6 +91,25 @@ fn train_writes_a_policy_and_resumes() {
         let err = String::from_utf8_lossy(&refused.stderr);
         assert!(err.contains(flag), "{err}");
     }
+    // One --data-weight per --data folder.
+    let refused = vla()
+        .args([
+            "train",
+            "--data",
+            "/nonexistent/a",
+            "--data",
+            "/nonexistent/b",
+        ])
+        .args(["--data-weight", "1", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("1 --data-weight values for 2 --data folders"),
+        "{err}"
+    );
 }
 
 /// Without the `ros2` feature the ROS 2 nodes say how to build them and run nothing.

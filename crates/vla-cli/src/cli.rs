@@ -153,6 +153,12 @@ pub struct TrainArgs {
     /// Directory written by `vla collect` (repeat to train on several).
     #[arg(long, required = true)]
     pub data: Vec<PathBuf>,
+    /// Sampling weight of each --data folder's frames, in the same order
+    /// (give one per --data, or none: all 1). A frame of a folder with
+    /// weight 3 is drawn three times as often as one with weight 1, e.g.
+    /// to train more on DAgger rollouts than on demonstrations.
+    #[arg(long)]
+    pub data_weight: Vec<f32>,
     /// Output policy directory.
     #[arg(long)]
     pub out: PathBuf,

@@ -116,6 +116,16 @@ pub fn load_dir(dir: &std::path::Path, size_px: usize) -> Result<Dataset> {
 /// numbers are renumbered so that they stay distinct. All folders must
 /// record the same joints (or none).
 pub fn load_dirs(dirs: &[std::path::PathBuf], size_px: usize) -> Result<Dataset> {
+    Ok(load_dirs_counted(dirs, size_px)?.0)
+}
+
+/// [`load_dirs`], also returning how many samples each folder gave (in
+/// order: folder `i`'s samples follow folder `i - 1`'s).
+pub fn load_dirs_counted(
+    dirs: &[std::path::PathBuf],
+    size_px: usize,
+) -> Result<(Dataset, Vec<usize>)> {
+    let mut counts = Vec::with_capacity(dirs.len());
     let mut all = Dataset {
         size_px,
         ..Dataset::default()
@@ -134,12 +144,13 @@ pub fn load_dirs(dirs: &[std::path::PathBuf], size_px: usize) -> Result<Dataset>
             )));
         }
         let offset = all.samples.iter().map(|s| s.episode + 1).max().unwrap_or(0);
+        counts.push(part.samples.len());
         all.samples.extend(part.samples.into_iter().map(|mut s| {
             s.episode += offset;
             s
         }));
     }
-    Ok(all)
+    Ok((all, counts))
 }
 
 pub mod demo_dir {

@@ -34,6 +34,7 @@ pub mod nn;
 pub mod optim;
 pub mod parallel;
 pub mod policy;
+pub mod sampling;
 pub mod sim_data;
 pub(crate) mod stem;
 pub mod table_plane;

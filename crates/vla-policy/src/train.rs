@@ -130,6 +130,11 @@ pub struct TrainOptions {
     /// single-threaded runs bit for bit; more changes the floating-point
     /// summation, not what is learned.
     pub workers: usize,
+    /// Relative sampling weight of every sample of the data set (one per
+    /// sample, in its order), e.g. to draw DAgger rollouts more often than
+    /// demonstrations ([`crate::sampling`]); `None`: every training sample
+    /// equally likely. Validation is not weighted.
+    pub sample_weights: Option<Vec<f32>>,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -168,6 +173,7 @@ impl Default for TrainOptions {
             table_plane_camera: None,
             perception_only: false,
             workers: 1,
+            sample_weights: None,
         }
     }
 }
@@ -780,12 +786,15 @@ pub fn train(
     let mut final_val = None;
     let mut recent = std::collections::VecDeque::new();
     let end = opts.stop_at.map_or(opts.steps, |s| s.min(opts.steps));
+    let sampler = crate::sampling::BatchSampler::new(
+        &train_idx,
+        opts.sample_weights.as_deref(),
+        data.samples.len(),
+    )?;
     for step in start_step..end {
         let mut rng =
             ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ step as u64);
-        let idx: Vec<usize> = (0..opts.batch)
-            .map(|_| train_idx[rng.gen_range(0..train_idx.len())])
-            .collect();
+        let idx: Vec<usize> = (0..opts.batch).map(|_| sampler.draw(&mut rng)).collect();
         let b = make_batch(
             &prepared,
             &idx,

@@ -45,7 +45,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.workers == 0 {
         anyhow::bail!("--workers must be at least 1");
     }
-    let opts = TrainOptions {
+    if !args.data_weight.is_empty() && args.data_weight.len() != args.data.len() {
+        anyhow::bail!(
+            "{} --data-weight values for {} --data folders: give one per folder, in the same order",
+            args.data_weight.len(),
+            args.data.len()
+        );
+    }
+    if let Some(w) = args
+        .data_weight
+        .iter()
+        .find(|w| !(w.is_finite() && **w >= 0.0))
+    {
+        anyhow::bail!("--data-weight must be a number >= 0, got {w}");
+    }
+    let mut opts = TrainOptions {
         workers: args.workers,
         steps,
         // Validate about ten times per run, at most every 250 steps.
@@ -112,8 +126,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let data = vla_policy::data::load_dirs(&args.data, opts.model.image_size_px)
+    let (data, counts) = vla_policy::data::load_dirs_counted(&args.data, opts.model.image_size_px)
         .with_context(|| format!("loading demonstrations from {dirs}"))?;
+    if !args.data_weight.is_empty() {
+        opts.sample_weights = Some(
+            counts
+                .iter()
+                .zip(&args.data_weight)
+                .flat_map(|(&n, &w)| std::iter::repeat_n(w, n))
+                .collect(),
+        );
+    }
     eprintln!(
         "{} frames from {} episodes in {dirs}",
         data.samples.len(),
