@@ -129,8 +129,96 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
 #[derive(Debug, Clone)]
 pub struct SimDataset(pub PathBuf);
 
+/// One episode's joint names (`None`: no steps) and samples.
+type EpisodeSamples = (Option<Vec<String>>, Vec<Sample>);
+
+/// Most threads [`DemoSource::load`] reads one folder with.
+const LOAD_THREADS_MAX: usize = 4;
+
+impl SimDataset {
+    /// One episode's samples and the names of its joints.
+    fn load_episode(
+        &self,
+        ep: &EpisodeLine,
+        meta: &Meta,
+        size_px: usize,
+    ) -> Result<EpisodeSamples> {
+        let frame_bytes = meta.width_px as usize * meta.height_px as usize * 3;
+        let dir = self.0.join(&ep.dir);
+        let steps: Vec<StepLine> = read_lines(&dir.join("steps.jsonl"))?;
+        let frames_path = dir.join("frames.rgb");
+        let bytes = fs::read(&frames_path).map_err(io_err(&frames_path))?;
+        if frame_bytes == 0 || bytes.len() != frame_bytes * steps.len() {
+            return Err(VlaPolicyError::Data(format!(
+                "{}: {} bytes, expected {} steps × {}×{}×3",
+                frames_path.display(),
+                bytes.len(),
+                steps.len(),
+                meta.width_px,
+                meta.height_px
+            )));
+        }
+        let instruction = Instruction::new(&ep.outcome.task.instruction)?;
+        let mut names: Option<Vec<String>> = None;
+        let mut samples = Vec::with_capacity(steps.len());
+        for (step, px) in steps.iter().zip(bytes.chunks_exact(frame_bytes)) {
+            step.action.check_finite()?;
+            let names = names.get_or_insert_with(|| step.joints.names.clone());
+            if *names != step.joints.names || step.joints.positions_rad.len() != names.len() {
+                return Err(VlaPolicyError::Data(format!(
+                    "{}: joint names or count differ between steps",
+                    dir.display()
+                )));
+            }
+            let frame = RgbFrame::new(
+                meta.width_px,
+                meta.height_px,
+                PixelEncoding::Rgb8,
+                px.to_vec(),
+            )?;
+            let (aux, aux_mask) = step.aux();
+            // Pixel positions scale with the resize to the model's size.
+            let (su, sv) = (
+                size_px as f64 / f64::from(meta.width_px),
+                size_px as f64 / f64::from(meta.height_px),
+            );
+            let to_model = |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
+            samples.push(Sample {
+                keypoint_px: [
+                    to_model(step.object_px),
+                    to_model(step.target_px),
+                    to_model(step.tcp_px),
+                ],
+                aux,
+                aux_mask,
+                episode: ep.index,
+                rgb: to_model_rgb8(&frame, size_px)?,
+                instruction: instruction.clone(),
+                action: step.action,
+                state: step
+                    .joints
+                    .positions_rad
+                    .iter()
+                    .map(|&q| q as f32)
+                    .collect(),
+            });
+        }
+        Ok((names, samples))
+    }
+}
+
 impl DemoSource for SimDataset {
     fn load(&self, size_px: usize) -> Result<Dataset> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.load_with_threads(size_px, threads.min(LOAD_THREADS_MAX))
+    }
+}
+
+impl SimDataset {
+    /// [`DemoSource::load`] on `threads` threads (at least one): each
+    /// reads a contiguous run of episodes and the runs are joined in order,
+    /// so the data set does not depend on the number.
+    pub fn load_with_threads(&self, size_px: usize, threads: usize) -> Result<Dataset> {
         let meta_path = self.0.join(META);
         let text = fs::read_to_string(&meta_path).map_err(io_err(&meta_path))?;
         let meta: Meta = serde_json::from_str(&text).map_err(|e| json_err(&meta_path, 1, e))?;
@@ -149,68 +237,43 @@ impl DemoSource for SimDataset {
                 meta.encoding
             )));
         }
-        let frame_bytes = meta.width_px as usize * meta.height_px as usize * 3;
         let episodes: Vec<EpisodeLine> = read_lines(&self.0.join("episodes.jsonl"))?;
+        let threads = threads.clamp(1, episodes.len().max(1));
+        let per = episodes.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Vec<EpisodeSamples>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = episodes
+                .chunks(per)
+                .map(|chunk| {
+                    scope.spawn(|| {
+                        chunk
+                            .iter()
+                            .map(|ep| self.load_episode(ep, &meta, size_px))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(VlaPolicyError::Data("a loading thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
         let mut samples = Vec::new();
         let mut state_names: Option<Vec<String>> = None;
-        for ep in episodes {
-            let dir = self.0.join(&ep.dir);
-            let steps: Vec<StepLine> = read_lines(&dir.join("steps.jsonl"))?;
-            let frames_path = dir.join("frames.rgb");
-            let bytes = fs::read(&frames_path).map_err(io_err(&frames_path))?;
-            if frame_bytes == 0 || bytes.len() != frame_bytes * steps.len() {
-                return Err(VlaPolicyError::Data(format!(
-                    "{}: {} bytes, expected {} steps × {}×{}×3",
-                    frames_path.display(),
-                    bytes.len(),
-                    steps.len(),
-                    meta.width_px,
-                    meta.height_px
-                )));
-            }
-            let instruction = Instruction::new(&ep.outcome.task.instruction)?;
-            for (step, px) in steps.iter().zip(bytes.chunks_exact(frame_bytes)) {
-                step.action.check_finite()?;
-                let names = state_names.get_or_insert_with(|| step.joints.names.clone());
-                if *names != step.joints.names || step.joints.positions_rad.len() != names.len() {
+        for part in parts {
+            for (names, episode) in part? {
+                let Some(names) = names else { continue };
+                let known = state_names.get_or_insert_with(|| names.clone());
+                if *known != names {
                     return Err(VlaPolicyError::Data(format!(
-                        "{}: joint names or count differ between steps",
-                        dir.display()
+                        "{}: joint names differ between episodes",
+                        self.0.display()
                     )));
                 }
-                let frame = RgbFrame::new(
-                    meta.width_px,
-                    meta.height_px,
-                    PixelEncoding::Rgb8,
-                    px.to_vec(),
-                )?;
-                let (aux, aux_mask) = step.aux();
-                // Pixel positions scale with the resize to the model's size.
-                let (su, sv) = (
-                    size_px as f64 / f64::from(meta.width_px),
-                    size_px as f64 / f64::from(meta.height_px),
-                );
-                let to_model =
-                    |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
-                samples.push(Sample {
-                    keypoint_px: [
-                        to_model(step.object_px),
-                        to_model(step.target_px),
-                        to_model(step.tcp_px),
-                    ],
-                    aux,
-                    aux_mask,
-                    episode: ep.index,
-                    rgb: to_model_rgb8(&frame, size_px)?,
-                    instruction: instruction.clone(),
-                    action: step.action,
-                    state: step
-                        .joints
-                        .positions_rad
-                        .iter()
-                        .map(|&q| q as f32)
-                        .collect(),
-                });
+                samples.extend(episode);
             }
         }
         let data = Dataset {
@@ -226,6 +289,68 @@ impl DemoSource for SimDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder in the `vla collect` format: `episodes` episodes of
+    /// `1 + index % 3` steps (one of none), 4×4 frames.
+    fn write_folder(dir: &Path, episodes: usize) {
+        fs::write(
+            dir.join(META),
+            r#"{"format":"vla-sim-demonstrations","version":1,"width_px":4,"height_px":4,"encoding":"rgb8"}"#,
+        )
+        .unwrap();
+        let mut index = String::new();
+        for e in 0..episodes {
+            let steps = if e == 2 { 0 } else { 1 + e % 3 };
+            let sub = format!("episodes/{e:06}");
+            fs::create_dir_all(dir.join(&sub)).unwrap();
+            index.push_str(&format!(
+                "{{\"index\":{e},\"dir\":\"{sub}\",\"outcome\":{{\"task\":{{\"instruction\":\"pick up the red cube\"}}}}}}\n"
+            ));
+            let mut lines = String::new();
+            let mut frames = Vec::new();
+            for k in 0..steps {
+                let v = (e * 10 + k) as f64 * 1e-3;
+                lines.push_str(&format!(
+                    "{{\"action\":{{\"translation_m\":[{v},0,0],\"rotation_rad\":[0,0,0],\"gripper\":0,\"terminate\":false}},\"joints\":{{\"names\":[\"a\",\"b\"],\"positions_rad\":[{v},1]}},\"tcp_xyz_m\":[0,0,{v}],\"object_px\":[1,{v}]}}\n"
+                ));
+                frames.extend(std::iter::repeat_n((e * 10 + k) as u8, 4 * 4 * 3));
+            }
+            fs::write(dir.join(&sub).join("steps.jsonl"), lines).unwrap();
+            fs::write(dir.join(&sub).join("frames.rgb"), frames).unwrap();
+        }
+        fs::write(dir.join("episodes.jsonl"), index).unwrap();
+    }
+
+    #[test]
+    fn threads_read_the_same_data_set_in_the_same_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write_folder(dir.path(), 7);
+        let folder = SimDataset(dir.path().to_path_buf());
+        let one = folder.load_with_threads(4, 1).unwrap();
+        assert_eq!(one.samples.len(), 1 + 2 + 1 + 2 + 3 + 1);
+        assert_eq!(one.state_names, ["a", "b"]);
+        for threads in [2, 3, 7, 20] {
+            let many = folder.load_with_threads(4, threads).unwrap();
+            assert_eq!(many.state_names, one.state_names);
+            assert_eq!(many.samples.len(), one.samples.len(), "{threads} threads");
+            for (a, b) in one.samples.iter().zip(&many.samples) {
+                assert_eq!(a.episode, b.episode);
+                assert_eq!(a.rgb, b.rgb);
+                assert_eq!(a.action, b.action);
+                assert_eq!(a.state, b.state);
+                assert_eq!(a.keypoint_px, b.keypoint_px);
+            }
+        }
+        // A broken episode is an error whichever thread reads it.
+        fs::write(dir.path().join("episodes/000005/frames.rgb"), [0u8; 5]).unwrap();
+        for threads in [1, 3] {
+            let err = folder
+                .load_with_threads(4, threads)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("000005"), "{err}");
+        }
+    }
 
     #[test]
     fn aux_targets_are_positions_relative_to_the_gripper() {
