@@ -464,6 +464,61 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
         .collect();
     assert_eq!(steps.len(), 2, "{episodes}");
     assert!(steps.iter().all(|&n| (1..=4).contains(&n)), "{steps:?}");
+    // From the expert's lift on: at most 6 steps recorded per rollout, the
+    // first with the object in the hand, pick-up and push tasks skipped.
+    let carry = base.join("carry");
+    let out = run_ok(&[
+        "collect",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--dagger",
+        policy.to_str().unwrap(),
+        "--max-steps",
+        "6",
+        "--after-lift",
+        "--out",
+        carry.to_str().unwrap(),
+    ]);
+    assert!(out.contains("wrote 2 episodes"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(carry.join("dataset.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["dagger"]["after_lift"], true, "{meta}");
+    for line in std::fs::read_to_string(carry.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let ep: serde_json::Value = serde_json::from_str(line).unwrap();
+        let family = ep["outcome"]["task"]["goal"]["family"].as_str().unwrap();
+        assert!(!["pick_up", "push"].contains(&family), "{line}");
+        let n = ep["steps"].as_u64().unwrap();
+        assert!((1..=6).contains(&n), "{line}");
+        let dir = carry.join(ep["dir"].as_str().unwrap());
+        let first = std::fs::read_to_string(dir.join("steps.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        assert_eq!(first["holding"], true, "{first}");
+    }
+    // Both rounds together, the carry drawn three times as often.
+    let out = run_ok(&[
+        "train",
+        "--data",
+        dagger.to_str().unwrap(),
+        "--data",
+        carry.to_str().unwrap(),
+        "--data-weight",
+        "1",
+        "--data-weight",
+        "3",
+        "--out",
+        base.join("weighted").to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+    ]);
+    assert!(out.contains("trained steps 0..1"), "{out}");
     // Truncation is for DAgger rollouts only (a cut expert demonstration
     // would be a failed one).
     let err = refused(
