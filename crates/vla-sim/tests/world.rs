@@ -499,10 +499,20 @@ fn tracking_joint_targets_moves_within_velocity_limits_and_rejects_bad_targets()
     assert!(w.arm().finger_m() < 1e-9);
 }
 
-/// A policy that always asks to hold still (and to terminate at once).
-struct HoldStill;
+/// A policy that always asks to hold still with this gripper command
+/// (and, if `terminate`, to end the episode at once).
+struct Hold {
+    gripper: f64,
+    terminate: bool,
+}
 
-impl Policy for HoldStill {
+/// Holds still, gripper open, and asks to terminate.
+const HOLD_STILL: Hold = Hold {
+    gripper: 0.0,
+    terminate: true,
+};
+
+impl Policy for Hold {
     fn name(&self) -> &str {
         "hold"
     }
@@ -511,28 +521,9 @@ impl Policy for HoldStill {
     }
     fn act(&mut self, _frame: &RgbFrame, _joints: &JointState) -> Result<PolicyStep, PolicyError> {
         let action = vla_core::Action {
-            terminate: true,
-            ..vla_core::Action::hold(0.0)
+            terminate: self.terminate,
+            ..vla_core::Action::hold(self.gripper)
         };
-        let tokens = ActionTokenizer::default()
-            .tokenize(&action)
-            .map_err(PolicyError::from_source)?;
-        Ok(PolicyStep { tokens, action })
-    }
-}
-
-/// A policy that always asks to hold still with the gripper closed.
-struct HoldClosed;
-
-impl Policy for HoldClosed {
-    fn name(&self) -> &str {
-        "hold closed"
-    }
-    fn reset(&mut self, _instruction: &Instruction) -> Result<(), PolicyError> {
-        Ok(())
-    }
-    fn act(&mut self, _frame: &RgbFrame, _joints: &JointState) -> Result<PolicyStep, PolicyError> {
-        let action = vla_core::Action::hold(1.0);
         let tokens = ActionTokenizer::default()
             .tokenize(&action)
             .map_err(PolicyError::from_source)?;
@@ -547,7 +538,7 @@ fn dagger_executes_the_policy_and_records_the_experts_labels() {
     let pool = s.distractor_pool(task.distractor_split);
     let mut o = opts(&s, true);
     o.max_steps = 12;
-    let mut policy = HoldStill;
+    let mut policy = HOLD_STILL;
     let ep = run_episode(
         &s.scene,
         &task,
@@ -578,7 +569,7 @@ fn dagger_executes_the_policy_and_records_the_experts_labels() {
     assert_eq!(ep.frames.len(), 12);
 
     // With the expert executing every step, the rollout is the expert's.
-    let mut policy = HoldStill;
+    let mut policy = HOLD_STILL;
     let dagger = run_episode(
         &s.scene,
         &task,
@@ -613,7 +604,10 @@ fn dagger_after_lift_records_only_the_carry() {
     for (goal, carries) in [(stack, true), (push, false)] {
         let task = task_for_goal(goal, "a task", 1, 5);
         let pool = s.distractor_pool(None);
-        let mut policy = HoldClosed;
+        let mut policy = Hold {
+            gripper: 1.0,
+            terminate: false,
+        };
         let ep = run_episode(
             &s.scene,
             &task,
