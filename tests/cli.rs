@@ -80,6 +80,8 @@ fn train_writes_a_policy_and_resumes() {
         ("--keypoint-weight", "nan"),
         ("--workers", "0"),
         ("--data-weight", "-2"),
+        ("--text-dropout", "1"),
+        ("--text-dropout", "nan"),
     ] {
         let refused = vla()
             .args(["train", "--data", "/nonexistent/demos", "--out"])

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn vla() -> Command {
@@ -519,6 +519,36 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
         "4",
     ]);
     assert!(out.contains("trained steps 0..1"), "{out}");
+    // The same run with instruction-token dropout trains on other masks:
+    // the first step's loss differs (same batch, same weights).
+    let dropped = base.join("weighted-text-dropout");
+    run_ok(&[
+        "train",
+        "--data",
+        dagger.to_str().unwrap(),
+        "--data",
+        carry.to_str().unwrap(),
+        "--data-weight",
+        "1",
+        "--data-weight",
+        "3",
+        "--out",
+        dropped.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--text-dropout",
+        "0.9",
+    ]);
+    let first_loss = |dir: &Path| -> f64 {
+        let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        first["train_loss"].as_f64().unwrap()
+    };
+    let (plain, masked) = (first_loss(&base.join("weighted")), first_loss(&dropped));
+    assert!(plain.is_finite() && masked.is_finite());
+    assert_ne!(plain, masked, "--text-dropout changed nothing");
     // Truncation is for DAgger rollouts only (a cut expert demonstration
     // would be a failed one).
     let err = refused(

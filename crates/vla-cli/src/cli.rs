@@ -174,6 +174,11 @@ pub struct TrainArgs {
     /// Largest random image shift of the augmentation, pixels (each axis).
     #[arg(long, default_value_t = vla_policy::image::Augment::default().shift_px)]
     pub shift_px: i32,
+    /// Instruction-token dropout (augmentation): each token of a training
+    /// instruction but the first is masked out with this probability, so
+    /// that no single word of the training phrasings decides the task.
+    #[arg(long, default_value_t = 0.0)]
+    pub text_dropout: f32,
     /// Steps between validation passes (default: a tenth of the run, at most 250).
     #[arg(long)]
     pub val_every: Option<usize>,

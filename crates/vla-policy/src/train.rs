@@ -135,6 +135,12 @@ pub struct TrainOptions {
     /// demonstrations ([`crate::sampling`]); `None`: every training sample
     /// equally likely. Validation is not weighted.
     pub sample_weights: Option<Vec<f32>>,
+    /// Instruction-token dropout of the augmentation: each MiniLM token
+    /// but the first (`[CLS]`) of a training sample is masked out with
+    /// this probability, so the policy cannot hang a task on one word of
+    /// the phrasings it was trained on ([`drop_text_tokens`]). 0 = off;
+    /// validation batches and runs without augmentation never drop.
+    pub text_dropout: f32,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -174,6 +180,7 @@ impl Default for TrainOptions {
             perception_only: false,
             workers: 1,
             sample_weights: None,
+            text_dropout: 0.0,
         }
     }
 }
@@ -312,6 +319,25 @@ struct Prepared<'a> {
     /// Per sample: the hand crop's top-left pixel (models with a crop).
     crop_origins: Option<&'a [[i32; 2]]>,
     crop_jitter_px: i32,
+    /// [`TrainOptions::text_dropout`].
+    text_dropout: f32,
+}
+
+/// Masks out instruction tokens at random: in `mask` `(B·L)` (1 = real
+/// token, rows of `l`), every real token but each row's first is set to 0
+/// with probability `p`. Draws nothing when `p` is 0, so the caller's
+/// random stream is untouched.
+pub fn drop_text_tokens(mask: &mut [f32], l: usize, p: f32, rng: &mut impl Rng) {
+    if p <= 0.0 || l == 0 {
+        return;
+    }
+    for row in mask.chunks_mut(l) {
+        for m in row.iter_mut().skip(1) {
+            if *m > 0.0 && rng.gen::<f32>() < p {
+                *m = 0.0;
+            }
+        }
+    }
 }
 
 /// Assembles a batch from sample indices.
@@ -419,6 +445,11 @@ fn make_batch(
         for m in &mut mask[k * l..k * l + r.len() / TEXT_HIDDEN] {
             *m = 1.0;
         }
+    }
+    // After every image draw, so that without dropout the batches are
+    // exactly those of runs before the option existed.
+    if let Some((_, rng)) = aug.as_mut() {
+        drop_text_tokens(&mut mask, l, p.text_dropout, rng);
     }
     let target: Vec<u32> = idx.iter().flat_map(|&i| bins[i]).collect();
     let state = match states {
@@ -589,6 +620,12 @@ pub fn train(
             "steps and batch must be positive".into(),
         ));
     }
+    if !(0.0..1.0).contains(&opts.text_dropout) {
+        return Err(VlaPolicyError::Config(format!(
+            "text dropout must be in [0, 1), got {}",
+            opts.text_dropout
+        )));
+    }
     let device = Device::Cpu;
     let (train_idx, val_idx) = split(data, opts.val_fraction, opts.seed);
     let state_path = out.join(STATE_FILE);
@@ -758,6 +795,7 @@ pub fn train(
         keypoint_bilinear: opts.keypoint_bilinear,
         crop_origins: crop_origins.as_deref(),
         crop_jitter_px: opts.crop_jitter_px,
+        text_dropout: opts.text_dropout,
     };
     cfg.decoding = opts.decoding;
     let soft_table = (opts.label_sigma_bins > 0.0)
@@ -1252,4 +1290,46 @@ fn save_all(
         message: e.to_string(),
     })?;
     checkpoint::write_atomic(&out.join(STATE_FILE), json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two rows of 6: the first with 5 real tokens, the second with 3.
+    fn mask() -> Vec<f32> {
+        vec![1., 1., 1., 1., 1., 0., 1., 1., 1., 0., 0., 0.]
+    }
+
+    #[test]
+    fn text_dropout_zero_changes_nothing_and_draws_nothing() {
+        let mut m = mask();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        drop_text_tokens(&mut m, 6, 0.0, &mut rng);
+        assert_eq!(m, mask());
+        let next: u64 = rng.gen();
+        assert_eq!(next, ChaCha8Rng::seed_from_u64(7).gen::<u64>());
+    }
+
+    #[test]
+    fn text_dropout_keeps_the_first_token_and_the_padding() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (mut dropped, mut real) = (0usize, 0usize);
+        for _ in 0..2000 {
+            let mut m = mask();
+            drop_text_tokens(&mut m, 6, 0.3, &mut rng);
+            for (row, orig) in m.chunks(6).zip(mask().chunks(6)) {
+                assert_eq!(row[0], 1.0, "the first token was dropped");
+                for (a, b) in row.iter().zip(orig).skip(1) {
+                    assert!(*a <= *b, "padding became a token");
+                    if *b > 0.0 {
+                        real += 1;
+                        dropped += (*a == 0.0) as usize;
+                    }
+                }
+            }
+        }
+        let rate = dropped as f64 / real as f64;
+        assert!((rate - 0.3).abs() < 0.02, "dropped {rate}");
+    }
 }

@@ -59,8 +59,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     {
         anyhow::bail!("--data-weight must be a number >= 0, got {w}");
     }
+    if !(0.0..1.0).contains(&args.text_dropout) {
+        anyhow::bail!(
+            "--text-dropout must be in [0, 1), got {}",
+            args.text_dropout
+        );
+    }
     let mut opts = TrainOptions {
         workers: args.workers,
+        text_dropout: args.text_dropout,
         steps,
         // Validate about ten times per run, at most every 250 steps.
         val_every: args
