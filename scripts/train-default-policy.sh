@@ -89,7 +89,7 @@ stage 4: behaviour cloning
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \
-  --seed 0 --shift-px 1 --tcp-urdf urdf/panda.urdf --workers "$workers"
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers"
 
 # 5-6. Two DAgger rounds (session 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
@@ -120,7 +120,7 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 1 --steps 1200 --val-every 600 --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --shift-px 4 --steps 1200 --val-every 600 --tcp-urdf urdf/panda.urdf
 
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
