@@ -124,3 +124,73 @@ fn layouts_are_seeded_and_spaced() {
         }
     }
 }
+
+/// `swapped-phrasings` is `default` with every template's split swapped:
+/// same settings, same goal and layout seed per episode seed, the phrasing
+/// drawn from the other split (and the distractor count, drawn after it,
+/// sometimes another).
+#[test]
+fn the_swapped_phrasings_suite_differs_from_default_only_in_template_splits() {
+    let default = suite();
+    let swapped = TaskSuite::load("swapped-phrasings", &root()).unwrap();
+    let (a, b) = (&default.config, &swapped.config);
+    assert_eq!(b.name, "swapped-phrasings");
+    assert_eq!(
+        (a.scene.as_str(), a.max_steps, a.distractors),
+        (b.scene.as_str(), b.max_steps, b.distractors)
+    );
+    for (x, y) in [
+        (
+            format!("{:?}", a.layout_seeds),
+            format!("{:?}", b.layout_seeds),
+        ),
+        (format!("{:?}", a.combos), format!("{:?}", b.combos)),
+        (format!("{:?}", a.words), format!("{:?}", b.words)),
+    ] {
+        assert_eq!(x, y);
+    }
+    assert_eq!(a.families.len(), b.families.len());
+    for (fa, fb) in a.families.iter().zip(&b.families) {
+        assert_eq!(fa.name, fb.name);
+        assert_eq!(fa.weight, fb.weight);
+        assert_eq!(
+            (&fa.objects, &fa.targets, &fa.directions),
+            (&fb.objects, &fb.targets, &fb.directions)
+        );
+        assert_eq!(fa.templates.len(), fb.templates.len());
+        for (ta, tb) in fa.templates.iter().zip(&fb.templates) {
+            assert_eq!(ta.text, tb.text);
+            assert_ne!(ta.split, tb.split, "{:?} kept its split", ta.text);
+        }
+    }
+    let mut other_distractors = 0;
+    for split in [Split::Train, Split::Eval] {
+        for seed in 0..200 {
+            let (x, y) = (
+                default.sample_task(split, seed).unwrap(),
+                swapped.sample_task(split, seed).unwrap(),
+            );
+            assert_eq!(x.goal, y.goal, "seed {seed}");
+            assert_eq!(
+                (x.layout_seed, x.distractor_split),
+                (y.layout_seed, y.distractor_split)
+            );
+            // The distractor count is drawn after the template, from the
+            // same stream: a list of another length can shift it.
+            other_distractors += usize::from(x.distractors != y.distractors);
+            let fam = a
+                .families
+                .iter()
+                .find(|f| f.name == x.goal.family())
+                .unwrap();
+            let split_in_default = |t: &vla_sim::Task| {
+                let text = t.template.clone().unwrap();
+                fam.templates.iter().find(|t| t.text == text).unwrap().split
+            };
+            assert_eq!(split_in_default(&x), split);
+            assert_ne!(split_in_default(&y), split);
+        }
+    }
+    // (112 of these 400 here; both suites draw it uniformly from the same range.)
+    assert!(other_distractors < 400);
+}
