@@ -540,6 +540,8 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
         "4",
         "--text-dropout",
         "0.9",
+        "--text-dropout-keep",
+        "red,green,blue,yellow,orange,purple",
     ]);
     let first_loss = |dir: &Path| -> f64 {
         let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();

@@ -179,6 +179,11 @@ pub struct TrainArgs {
     /// that no single word of the training phrasings decides the task.
     #[arg(long, default_value_t = 0.0)]
     pub text_dropout: f32,
+    /// Words --text-dropout never masks (repeat, or separate with commas),
+    /// e.g. the scene's colours and shapes so that the object meant is
+    /// never hidden: `--text-dropout-keep red,green,blue,...,cube,sphere`.
+    #[arg(long, value_delimiter = ',')]
+    pub text_dropout_keep: Vec<String>,
     /// Steps between validation passes (default: a tenth of the run, at most 250).
     #[arg(long)]
     pub val_every: Option<usize>,

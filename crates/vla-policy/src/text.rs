@@ -100,6 +100,33 @@ impl TextEncoder {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// For each word piece of `text` (as [`Self::token_ids`] returns them),
+    /// the whole word it came from, lower-cased; `None` for `[CLS]` and
+    /// `[SEP]`.
+    pub fn token_words(&self, text: &str) -> Result<Vec<Option<String>>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| VlaPolicyError::Tokenizer(e.to_string()))?;
+        let (words, offsets) = (enc.get_word_ids(), enc.get_offsets());
+        let special = enc.get_special_tokens_mask();
+        let span = |w: u32| {
+            let pieces = words
+                .iter()
+                .zip(offsets)
+                .filter(|(x, _)| **x == Some(w))
+                .map(|(_, o)| *o);
+            let start = pieces.clone().map(|o| o.0).min().unwrap_or(0);
+            let end = pieces.map(|o| o.1).max().unwrap_or(0);
+            text.get(start..end).map(str::to_lowercase)
+        };
+        Ok(words
+            .iter()
+            .zip(special)
+            .map(|(w, &sp)| if sp == 1 { None } else { w.and_then(span) })
+            .collect())
+    }
+
     /// Encodes one instruction.
     pub fn encode(&self, text: &str) -> Result<EncodedText> {
         let ids = self.token_ids(text)?;

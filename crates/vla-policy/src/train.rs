@@ -141,6 +141,10 @@ pub struct TrainOptions {
     /// the phrasings it was trained on ([`drop_text_tokens`]). 0 = off;
     /// validation batches and runs without augmentation never drop.
     pub text_dropout: f32,
+    /// Words [`Self::text_dropout`] never masks (lower case; every word
+    /// piece of such a word is kept), e.g. the scene's colours and shapes,
+    /// so that dropout never hides which object is meant.
+    pub text_dropout_keep: Vec<String>,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -181,6 +185,7 @@ impl Default for TrainOptions {
             workers: 1,
             sample_weights: None,
             text_dropout: 0.0,
+            text_dropout_keep: Vec::new(),
         }
     }
 }
@@ -241,11 +246,20 @@ pub struct TrainReport {
 /// Instruction token outputs of MiniLM, cached per distinct instruction.
 struct TextCache {
     rows: HashMap<Instruction, Vec<f32>>,
+    /// Per instruction and token: never dropped by the text dropout (the
+    /// first token, and the pieces of words in the keep list).
+    protected: HashMap<Instruction, Vec<bool>>,
 }
 
 impl TextCache {
-    fn build(data: &Dataset, text: &TextEncoder, max_tokens: usize) -> Result<Self> {
+    fn build(
+        data: &Dataset,
+        text: &TextEncoder,
+        max_tokens: usize,
+        keep_words: &[String],
+    ) -> Result<Self> {
         let mut rows = HashMap::new();
+        let mut protected = HashMap::new();
         for s in &data.samples {
             if !rows.contains_key(&s.instruction) {
                 let enc = text.encode(s.instruction.as_str())?;
@@ -256,13 +270,31 @@ impl TextCache {
                     .flatten_all()?
                     .to_vec1::<f32>()?;
                 rows.insert(s.instruction.clone(), v);
+                let mut keep: Vec<bool> = text
+                    .token_words(s.instruction.as_str())?
+                    .into_iter()
+                    .take(l)
+                    .map(|w| w.is_some_and(|w| keep_words.contains(&w)))
+                    .collect();
+                keep.resize(l, false);
+                if let Some(first) = keep.first_mut() {
+                    *first = true;
+                }
+                protected.insert(s.instruction.clone(), keep);
             }
         }
-        Ok(Self { rows })
+        Ok(Self { rows, protected })
     }
 
     fn get(&self, i: &Instruction) -> Result<&[f32]> {
         self.rows
+            .get(i)
+            .map(Vec::as_slice)
+            .ok_or_else(|| VlaPolicyError::Data(format!("instruction {i:?} was not encoded")))
+    }
+
+    fn protected(&self, i: &Instruction) -> Result<&[bool]> {
+        self.protected
             .get(i)
             .map(Vec::as_slice)
             .ok_or_else(|| VlaPolicyError::Data(format!("instruction {i:?} was not encoded")))
@@ -323,19 +355,17 @@ struct Prepared<'a> {
     text_dropout: f32,
 }
 
-/// Masks out instruction tokens at random: in `mask` `(B·L)` (1 = real
-/// token, rows of `l`), every real token but each row's first is set to 0
-/// with probability `p`. Draws nothing when `p` is 0, so the caller's
+/// Masks out instruction tokens at random: in `mask` (1 = real token),
+/// every real token whose `protected` flag (same layout) is false is set
+/// to 0 with probability `p`. Draws nothing when `p` is 0, so the caller's
 /// random stream is untouched.
-pub fn drop_text_tokens(mask: &mut [f32], l: usize, p: f32, rng: &mut impl Rng) {
-    if p <= 0.0 || l == 0 {
+pub fn drop_text_tokens(mask: &mut [f32], protected: &[bool], p: f32, rng: &mut impl Rng) {
+    if p <= 0.0 {
         return;
     }
-    for row in mask.chunks_mut(l) {
-        for m in row.iter_mut().skip(1) {
-            if *m > 0.0 && rng.gen::<f32>() < p {
-                *m = 0.0;
-            }
+    for (m, keep) in mask.iter_mut().zip(protected) {
+        if *m > 0.0 && !keep && rng.gen::<f32>() < p {
+            *m = 0.0;
         }
     }
 }
@@ -448,8 +478,13 @@ fn make_batch(
     }
     // After every image draw, so that without dropout the batches are
     // exactly those of runs before the option existed.
-    if let Some((_, rng)) = aug.as_mut() {
-        drop_text_tokens(&mut mask, l, p.text_dropout, rng);
+    if let Some((_, rng)) = aug.as_mut().filter(|_| p.text_dropout > 0.0) {
+        let mut protected = vec![true; b * l];
+        for (k, &i) in idx.iter().enumerate() {
+            let keep = cache.protected(&data.samples[i].instruction)?;
+            protected[k * l..k * l + keep.len()].copy_from_slice(keep);
+        }
+        drop_text_tokens(&mut mask, &protected, p.text_dropout, rng);
     }
     let target: Vec<u32> = idx.iter().flat_map(|&i| bins[i]).collect();
     let state = match states {
@@ -783,7 +818,12 @@ pub fn train(
             Ok(b)
         })
         .collect::<Result<Vec<_>>>()?;
-    let cache = TextCache::build(data, text, cfg.model.max_text_tokens)?;
+    let cache = TextCache::build(
+        data,
+        text,
+        cfg.model.max_text_tokens,
+        &opts.text_dropout_keep,
+    )?;
     let model_cfg = cfg.model.clone();
     let prepared = Prepared {
         data,
@@ -1301,35 +1341,42 @@ mod tests {
         vec![1., 1., 1., 1., 1., 0., 1., 1., 1., 0., 0., 0.]
     }
 
+    /// Each row's first token protected, and the third of the first row.
+    fn protected() -> Vec<bool> {
+        let mut p = vec![false; 12];
+        (p[0], p[2], p[6]) = (true, true, true);
+        p
+    }
+
     #[test]
     fn text_dropout_zero_changes_nothing_and_draws_nothing() {
         let mut m = mask();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        drop_text_tokens(&mut m, 6, 0.0, &mut rng);
+        drop_text_tokens(&mut m, &protected(), 0.0, &mut rng);
         assert_eq!(m, mask());
         let next: u64 = rng.gen();
         assert_eq!(next, ChaCha8Rng::seed_from_u64(7).gen::<u64>());
     }
 
     #[test]
-    fn text_dropout_keeps_the_first_token_and_the_padding() {
+    fn text_dropout_keeps_protected_tokens_and_the_padding() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let (mut dropped, mut real) = (0usize, 0usize);
+        let (mut dropped, mut droppable) = (0usize, 0usize);
+        let keep = protected();
         for _ in 0..2000 {
             let mut m = mask();
-            drop_text_tokens(&mut m, 6, 0.3, &mut rng);
-            for (row, orig) in m.chunks(6).zip(mask().chunks(6)) {
-                assert_eq!(row[0], 1.0, "the first token was dropped");
-                for (a, b) in row.iter().zip(orig).skip(1) {
-                    assert!(*a <= *b, "padding became a token");
-                    if *b > 0.0 {
-                        real += 1;
-                        dropped += (*a == 0.0) as usize;
-                    }
+            drop_text_tokens(&mut m, &keep, 0.3, &mut rng);
+            for ((a, b), k) in m.iter().zip(mask()).zip(&keep) {
+                assert!(*a <= b, "padding became a token");
+                if *k {
+                    assert_eq!(*a, b, "a protected token was dropped");
+                } else if b > 0.0 {
+                    droppable += 1;
+                    dropped += usize::from(*a == 0.0);
                 }
             }
         }
-        let rate = dropped as f64 / real as f64;
+        let rate = dropped as f64 / droppable as f64;
         assert!((rate - 0.3).abs() < 0.02, "dropped {rate}");
     }
 }

@@ -1015,3 +1015,38 @@ fn a_policy_with_joint_state_input_reads_joints_by_name() {
     let err = load_err(dir.path());
     assert!(err.to_string().contains("state_dim"), "{err}");
 }
+
+/// Every word piece is attributed to the whole word it came from (what
+/// `--text-dropout-keep` matches against); the special tokens to none.
+#[test]
+fn token_words_name_the_word_of_every_piece() {
+    let enc = text_encoder();
+    let text = "Put the zorblaxian cube in the green bowl";
+    let words = enc.token_words(text).unwrap();
+    assert_eq!(words.len(), enc.token_ids(text).unwrap().len());
+    assert_eq!(
+        (words[0].as_deref(), words.last().unwrap().as_deref()),
+        (None, None)
+    );
+    let pieces = words
+        .iter()
+        .filter(|w| w.as_deref() == Some("zorblaxian"))
+        .count();
+    assert!(pieces >= 2, "{words:?}");
+    let inner: Vec<&str> = words.iter().flatten().map(String::as_str).collect();
+    let mut dedup = inner.clone();
+    dedup.dedup();
+    assert_eq!(
+        dedup,
+        [
+            "put",
+            "the",
+            "zorblaxian",
+            "cube",
+            "in",
+            "the",
+            "green",
+            "bowl"
+        ]
+    );
+}

@@ -68,6 +68,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut opts = TrainOptions {
         workers: args.workers,
         text_dropout: args.text_dropout,
+        text_dropout_keep: args
+            .text_dropout_keep
+            .iter()
+            .map(|w| w.trim().to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect(),
         steps,
         // Validate about ten times per run, at most every 250 steps.
         val_every: args
