@@ -24,7 +24,7 @@ pub enum Command {
     /// Record expert demonstrations in the simulator.
     Collect(CollectArgs),
     /// Train a policy on recorded demonstrations.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Measure a policy's task success on a task suite.
     Eval(EvalArgs),
     /// Inspect a URDF arm: forward and inverse kinematics.

@@ -18,7 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(&args),
         Command::Collect(args) => collect::run(&args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(&args),
         Command::Kin(command) => kin::run(command),
         Command::Run(args) => ros::run_controller(&args),
