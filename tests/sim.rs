@@ -501,48 +501,41 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
         assert_eq!(first["holding"], true, "{first}");
     }
     // Both rounds together, the carry drawn three times as often.
-    let out = run_ok(&[
-        "train",
-        "--data",
-        dagger.to_str().unwrap(),
-        "--data",
-        carry.to_str().unwrap(),
-        "--data-weight",
-        "1",
-        "--data-weight",
-        "3",
-        "--out",
-        base.join("weighted").to_str().unwrap(),
-        "--steps",
-        "1",
-        "--batch",
-        "4",
-    ]);
+    let weighted = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            dagger.to_str().unwrap(),
+            "--data",
+            carry.to_str().unwrap(),
+            "--data-weight",
+            "1",
+            "--data-weight",
+            "3",
+            "--steps",
+            "1",
+            "--batch",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args)
+    };
+    let out = weighted(&base.join("weighted"), &[]);
     assert!(out.contains("trained steps 0..1"), "{out}");
     // The same run with instruction-token dropout trains on other masks:
     // the first step's loss differs (same batch, same weights).
     let dropped = base.join("weighted-text-dropout");
-    run_ok(&[
-        "train",
-        "--data",
-        dagger.to_str().unwrap(),
-        "--data",
-        carry.to_str().unwrap(),
-        "--data-weight",
-        "1",
-        "--data-weight",
-        "3",
-        "--out",
-        dropped.to_str().unwrap(),
-        "--steps",
-        "1",
-        "--batch",
-        "4",
-        "--text-dropout",
-        "0.9",
-        "--text-dropout-keep",
-        "red,green,blue,yellow,orange,purple",
-    ]);
+    weighted(
+        &dropped,
+        &[
+            "--text-dropout",
+            "0.9",
+            "--text-dropout-keep",
+            "red,green,blue,yellow,orange,purple",
+        ],
+    );
     let first_loss = |dir: &Path| -> f64 {
         let log = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
         let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
