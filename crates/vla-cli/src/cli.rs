@@ -118,6 +118,12 @@ pub struct CollectArgs {
     /// so sideways corrections appear at every height.
     #[arg(long, requires = "noise")]
     pub varied_approach: bool,
+    /// Draw the distractors only among objects that share a colour with an
+    /// object the task names (when there are any), so that the named
+    /// objects must be told apart by shape: the layouts the bundled policy
+    /// fails most (policies/default/README.md, session 14).
+    #[arg(long)]
+    pub same_colour_distractors: bool,
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,
@@ -330,6 +336,12 @@ pub struct EvalArgs {
     /// Inject noise into the scripted expert's actions (tests its recoveries).
     #[arg(long)]
     pub noise: bool,
+    /// Draw the distractors only among objects that share a colour with an
+    /// object the task names (when there are any), so that the named
+    /// objects must be told apart by shape: the layouts the bundled policy
+    /// fails most (policies/default/README.md, session 14).
+    #[arg(long)]
+    pub same_colour_distractors: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,

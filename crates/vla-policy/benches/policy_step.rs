@@ -8,7 +8,8 @@
 //! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`);
 //! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
 //! --keypoint-hidden 64`); `policy_step_table_plane` that plus the
-//! table-plane offsets (`--table-plane`).
+//! table-plane offsets (`--table-plane`); `policy_step_grounded_ensemble2`
+//! two grounded networks decoding together (`config.json` `ensemble`).
 //!
 //! `cargo bench -p vla-policy --bench policy_step`
 
@@ -112,6 +113,16 @@ fn bench(c: &mut Criterion) {
     let grounded = variant(grounded_cfg.clone(), None);
     c.bench_function("policy_step_grounded", |b| {
         b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // The shipped shape as a two-network ensemble (`config.json`
+    // `ensemble`): a second grounded network of other weights.
+    let mut ensemble2 = variant(grounded_cfg.clone(), None);
+    let second = variant(grounded_cfg.clone(), None);
+    let (vars, _) = checkpoint::fresh_model(&grounded_cfg, 1, &Device::Cpu).unwrap();
+    let member = checkpoint::inference_model(&grounded_cfg, &vars, &Device::Cpu).unwrap();
+    ensemble2.add_member(second.config(), member).unwrap();
+    c.bench_function("policy_step_grounded_ensemble2", |b| {
+        b.iter(|| ensemble2.step_observation(&frame, Some(&joints)).unwrap())
     });
     // Plus the table-plane offsets (session 9, `--table-plane`).
     let plane = variant(

@@ -83,6 +83,11 @@ pub struct PolicyConfig {
     /// checkpoints written before the field existed).
     #[serde(default)]
     pub decoding: Decoding,
+    /// Further members of an ensemble ([`crate::ensemble`]): policy folders,
+    /// named relative to this one, whose networks decode together with this
+    /// folder's own. Empty (and absent from `config.json`) for one network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<String>,
 }
 
 /// The joint-position input of a policy: names in the order the model reads
@@ -194,6 +199,7 @@ impl PolicyConfig {
             crop: None,
             training: TrainingInfo::default(),
             decoding: Decoding::default(),
+            ensemble: Vec::new(),
         }
     }
 

@@ -182,66 +182,59 @@ impl FastDecoder {
         &self,
         memory: &Memory,
     ) -> Result<([u32; TOKENS_PER_STEP], Vec<Vec<f32>>)> {
-        let d = self.d_model;
-        if memory.kv.len() != self.layers.len() {
-            candle_core::bail!(
-                "memory has {} layers of keys/values, the decoder {}",
-                memory.kv.len(),
-                self.layers.len()
-            );
-        }
-        // Memory keys/values (1, H, Tk, dh) → per layer (H·Tk·dh) flat, and the mask.
-        let mem_bias = flat(&memory.bias)?;
-        let tk = mem_bias.len();
-        let mut mem = Vec::with_capacity(self.layers.len());
-        for kv in &memory.kv {
-            let (b, h, t, dh) = kv.k.dims4()?;
-            if b != 1 || h != self.heads || t != tk || h * dh != d {
-                candle_core::bail!(
-                    "memory keys are {b}×{h}×{t}×{dh}; expected 1 batch, {} heads, {tk} tokens",
-                    self.heads
-                );
-            }
-            mem.push((flat(&kv.k)?, flat(&kv.v)?));
-        }
-        let hidden_width = self.layers.first().map_or(0, |l| l.fc1.bias.len());
-        let mut s = Scratch {
-            h: vec![0.0; d],
-            normed: vec![0.0; d],
-            q: vec![0.0; d],
-            kv: vec![0.0; 2 * d],
-            attn: vec![0.0; d],
-            proj: vec![0.0; d],
-            hidden: vec![0.0; hidden_width],
-            scores: vec![0.0; tk.max(TOKENS_PER_STEP)],
-            logits: vec![0.0; self.num_bins],
-            self_k: vec![Vec::with_capacity(TOKENS_PER_STEP * d); self.layers.len()],
-            self_v: vec![Vec::with_capacity(TOKENS_PER_STEP * d); self.layers.len()],
-        };
+        let mut run = Run::new(self, memory)?;
         let mut bins = [0u32; TOKENS_PER_STEP];
         let mut all_logits = Vec::with_capacity(TOKENS_PER_STEP);
         let mut input = self.num_bins; // begin token
         for (pos, slot) in bins.iter_mut().enumerate() {
-            let emb = &self.action_embed[input * d..(input + 1) * d];
-            let pe = &self.action_pos[pos * d..(pos + 1) * d];
-            for ((h, e), p) in s.h.iter_mut().zip(emb).zip(pe) {
-                *h = e + p;
-            }
-            for (li, layer) in self.layers.iter().enumerate() {
-                self.layer_step(layer, li, &mem[li], &mem_bias, &mut s);
-            }
-            self.ln_out.apply(&s.h, &mut s.normed);
-            self.head.apply(&s.normed, &mut s.logits);
+            let logits = run.next_logits(pos, input);
             let valid = valid_bins(pos) as usize;
-            for l in s.logits.iter_mut().skip(valid) {
-                *l += crate::model::NEG_INF as f32;
-            }
-            let best = self.decoding.choose(pos, &s.logits[..valid]);
+            let best = self.decoding.choose(pos, &logits[..valid]);
             *slot = best as u32;
             input = best;
-            all_logits.push(s.logits.clone());
+            all_logits.push(logits.to_vec());
         }
         Ok((bins, all_logits))
+    }
+
+    /// Constrained decoding by an ensemble: each member's decoder reads its
+    /// own memory, every position's distribution is the mean of the
+    /// members' softmax distributions over the valid bins, the bin is chosen
+    /// from it by `decoding`, and every member is fed that bin
+    /// ([`crate::ensemble`]). With one member the bins equal
+    /// [`Self::generate`]'s with the same rule.
+    pub fn generate_joint(
+        members: &[(&FastDecoder, &Memory)],
+        decoding: Decoding,
+    ) -> Result<[u32; TOKENS_PER_STEP]> {
+        let Some((first, _)) = members.first() else {
+            candle_core::bail!("an ensemble needs at least one member");
+        };
+        if members.iter().any(|(d, _)| d.num_bins != first.num_bins) {
+            candle_core::bail!("ensemble members have different numbers of bins");
+        }
+        let mut runs = members
+            .iter()
+            .map(|(dec, mem)| Run::new(dec, mem))
+            .collect::<Result<Vec<_>>>()?;
+        let mut bins = [0u32; TOKENS_PER_STEP];
+        let mut input = first.num_bins; // begin token
+        let mut mean_p = vec![0f32; first.num_bins];
+        for (pos, slot) in bins.iter_mut().enumerate() {
+            let valid = valid_bins(pos) as usize;
+            mean_p[..valid].fill(0.0);
+            for run in &mut runs {
+                let logits = run.next_logits(pos, input);
+                add_softmax(&logits[..valid], &mut mean_p[..valid]);
+            }
+            // log of the mean probability (the member count is a constant
+            // shift, irrelevant to both rules); a floor keeps it finite.
+            let log_p: Vec<f32> = mean_p[..valid].iter().map(|p| p.max(1e-30).ln()).collect();
+            let best = decoding.choose(pos, &log_p);
+            *slot = best as u32;
+            input = best;
+        }
+        Ok(bins)
     }
 
     /// One decoder layer for the newest position (its input in `s.h`).
@@ -297,6 +290,104 @@ impl FastDecoder {
         }
         layer.fc2.apply(&s.hidden, &mut s.proj);
         add_into(&mut s.h, &s.proj);
+    }
+}
+
+/// One member's decoding of one observation: the memory's keys/values as
+/// flat buffers, the self-attention cache and scratch space.
+struct Run<'a> {
+    dec: &'a FastDecoder,
+    /// Per layer: memory keys and values, laid out `(H, Tk, dh)`.
+    mem: Vec<(Vec<f32>, Vec<f32>)>,
+    mem_bias: Vec<f32>,
+    s: Scratch,
+}
+
+impl<'a> Run<'a> {
+    fn new(dec: &'a FastDecoder, memory: &Memory) -> Result<Self> {
+        let d = dec.d_model;
+        if memory.kv.len() != dec.layers.len() {
+            candle_core::bail!(
+                "memory has {} layers of keys/values, the decoder {}",
+                memory.kv.len(),
+                dec.layers.len()
+            );
+        }
+        // Memory keys/values (1, H, Tk, dh) → per layer (H·Tk·dh) flat, and the mask.
+        let mem_bias = flat(&memory.bias)?;
+        let tk = mem_bias.len();
+        let mut mem = Vec::with_capacity(dec.layers.len());
+        for kv in &memory.kv {
+            let (b, h, t, dh) = kv.k.dims4()?;
+            if b != 1 || h != dec.heads || t != tk || h * dh != d {
+                candle_core::bail!(
+                    "memory keys are {b}×{h}×{t}×{dh}; expected 1 batch, {} heads, {tk} tokens",
+                    dec.heads
+                );
+            }
+            mem.push((flat(&kv.k)?, flat(&kv.v)?));
+        }
+        let hidden_width = dec.layers.first().map_or(0, |l| l.fc1.bias.len());
+        let s = Scratch {
+            h: vec![0.0; d],
+            normed: vec![0.0; d],
+            q: vec![0.0; d],
+            kv: vec![0.0; 2 * d],
+            attn: vec![0.0; d],
+            proj: vec![0.0; d],
+            hidden: vec![0.0; hidden_width],
+            scores: vec![0.0; tk.max(TOKENS_PER_STEP)],
+            logits: vec![0.0; dec.num_bins],
+            self_k: vec![Vec::with_capacity(TOKENS_PER_STEP * d); dec.layers.len()],
+            self_v: vec![Vec::with_capacity(TOKENS_PER_STEP * d); dec.layers.len()],
+        };
+        Ok(Self {
+            dec,
+            mem,
+            mem_bias,
+            s,
+        })
+    }
+
+    /// The logits of position `pos` after feeding `input` (the previous
+    /// position's bin, or the begin token at position 0), with the bins
+    /// invalid at `pos` pushed to −∞. Positions must come in order.
+    fn next_logits(&mut self, pos: usize, input: usize) -> &[f32] {
+        let dec = self.dec;
+        let d = dec.d_model;
+        let s = &mut self.s;
+        let emb = &dec.action_embed[input * d..(input + 1) * d];
+        let pe = &dec.action_pos[pos * d..(pos + 1) * d];
+        for ((h, e), p) in s.h.iter_mut().zip(emb).zip(pe) {
+            *h = e + p;
+        }
+        for (li, layer) in dec.layers.iter().enumerate() {
+            dec.layer_step(layer, li, &self.mem[li], &self.mem_bias, s);
+        }
+        dec.ln_out.apply(&s.h, &mut s.normed);
+        dec.head.apply(&s.normed, &mut s.logits);
+        let valid = valid_bins(pos) as usize;
+        for l in s.logits.iter_mut().skip(valid) {
+            *l += crate::model::NEG_INF as f32;
+        }
+        &s.logits
+    }
+}
+
+/// Adds the softmax of `logits` to `acc` (a uniform distribution when the
+/// logits are not finite, so that one broken member cannot poison the sum
+/// with NaN).
+fn add_softmax(logits: &[f32], acc: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let total: f32 = w.iter().sum();
+    if !max.is_finite() || !total.is_finite() || total <= 0.0 {
+        let u = 1.0 / logits.len().max(1) as f32;
+        acc.iter_mut().for_each(|a| *a += u);
+        return;
+    }
+    for (a, wi) in acc.iter_mut().zip(w) {
+        *a += wi / total;
     }
 }
 

@@ -6,7 +6,8 @@
 //!   tokens → transformer encoder → autoregressive decoder of action tokens),
 //!   built from the differentiable blocks in [`nn`]; [`fast_decode`] runs its
 //!   decoder for batch-1 CPU inference without per-op overhead, choosing
-//!   bins by a [`decoding`] rule;
+//!   bins by a [`decoding`] rule; [`ensemble`] lets several such networks
+//!   decode together;
 //! * [`train`]: behaviour cloning with AdamW ([`optim`]), augmentation
 //!   ([`image`]) and resumable checkpoints ([`checkpoint`]);
 //! * [`data`]: data sets and their sources ([`sim_data`] reads `vla collect`
@@ -24,6 +25,7 @@ pub mod checkpoint;
 pub mod crop;
 pub mod data;
 pub mod decoding;
+pub mod ensemble;
 pub mod error;
 pub mod fast_decode;
 pub(crate) mod grounding;

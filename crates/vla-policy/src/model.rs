@@ -1035,6 +1035,51 @@ impl VlaModel {
         }
         Ok(bins)
     }
+
+    /// Constrained decoding by an ensemble through candle (the fallback of
+    /// [`crate::fast_decode::FastDecoder::generate_joint`], which it
+    /// equals): each position's distribution is the mean of the members'
+    /// softmax distributions over the valid bins, and every member is fed
+    /// the bin chosen from it.
+    pub fn generate_joint_with(
+        members: &[(&VlaModel, &Memory)],
+        decoding: Decoding,
+    ) -> Result<[u32; TOKENS_PER_STEP]> {
+        let Some((first, first_memory)) = members.first() else {
+            candle_core::bail!("an ensemble needs at least one member");
+        };
+        let dev = first_memory.bias.device();
+        let mut bins = [0u32; TOKENS_PER_STEP];
+        let mut inputs = vec![first.cfg.num_bins as u32];
+        for (pos, slot) in bins.iter_mut().enumerate() {
+            let x = Tensor::new(inputs.as_slice(), dev)?.unsqueeze(0)?;
+            let valid = valid_bins(pos) as usize;
+            let mut mean_p = vec![0f32; valid];
+            for (model, memory) in members {
+                let logits = model.decode_logits(memory, &x)?; // (1, pos+1, bins)
+                let last = logits
+                    .get(0)?
+                    .get(pos)?
+                    .narrow(0, 0, valid)?
+                    .to_dtype(DType::F32)?
+                    .to_vec1::<f32>()?;
+                let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let w: Vec<f32> = last.iter().map(|&l| (l - max).exp()).collect();
+                let total: f32 = w.iter().sum();
+                for (m, wi) in mean_p.iter_mut().zip(w) {
+                    *m += if total.is_finite() && total > 0.0 {
+                        wi / total
+                    } else {
+                        1.0 / valid as f32
+                    };
+                }
+            }
+            let log_p: Vec<f32> = mean_p.iter().map(|p| p.max(1e-30).ln()).collect();
+            *slot = decoding.choose(pos, &log_p) as u32;
+            inputs.push(*slot);
+        }
+        Ok(bins)
+    }
 }
 
 /// Cross-entropy of keypoint distributions `logits (B, K, cells)` against

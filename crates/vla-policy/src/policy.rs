@@ -7,7 +7,9 @@
 //! name (and, for policies with a TCP input, computes the tool centre
 //! point's position from them: [`crate::tcp`]), runs the image encoder and
 //! the transformer, and decodes 8 tokens within the valid range of each
-//! position by the checkpoint's [`crate::decoding`] rule.
+//! position by the checkpoint's [`crate::decoding`] rule. A checkpoint that
+//! names ensemble members ([`crate::ensemble`]) runs every member's network
+//! on the same inputs and decodes from their mean distributions.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct VlaPolicy {
     model: VlaModel,
     /// The decoder as flat weights (CPU only); `None` decodes through candle.
     fast: Option<FastDecoder>,
+    /// Further ensemble members (`config.json` `ensemble`), same shape.
+    members: Vec<Member>,
     text: Option<Arc<TextEncoder>>,
     instruction: Option<InstructionTokens>,
     /// The forward kinematics behind the TCP input (`config.json` `tcp`).
@@ -73,10 +77,29 @@ impl VlaPolicy {
             Some(spec) => Some(TcpInput::load(dir, spec)?),
             None => None,
         };
+        let members = crate::ensemble::load_members(dir, &config, device)?;
         let text = TextEncoder::from_default_location(text_encoder_dir, device)?;
         let mut policy = Self::from_parts(config, model, Some(Arc::new(text)), device);
         policy.tcp = tcp;
+        policy.members = members
+            .into_iter()
+            .map(|(_, model)| Member::new(model, &policy.config, device))
+            .collect();
         Ok(policy)
+    }
+
+    /// Adds a network to decode together with this policy's own
+    /// ([`crate::ensemble`]); its config must match ([`crate::ensemble::check_member`]).
+    pub fn add_member(&mut self, config: &PolicyConfig, model: VlaModel) -> Result<()> {
+        crate::ensemble::check_member(&self.config, config, Path::new("(in memory)"))?;
+        self.members
+            .push(Member::new(model, &self.config, &self.device));
+        Ok(())
+    }
+
+    /// Number of networks that decode together (1 without an ensemble).
+    pub fn ensemble_size(&self) -> usize {
+        1 + self.members.len()
     }
 
     /// Assembles a policy from a model already in memory. Without a text
@@ -92,17 +115,12 @@ impl VlaPolicy {
         // Copying the weights only fails for a model without decoder
         // cross-attention, which `VlaModel::new` never builds; candle's
         // decoder gives the same tokens then, only slower.
-        let fast = if device.is_cpu() {
-            FastDecoder::new(&model)
-                .ok()
-                .map(|f| f.with_decoding(config.decoding))
-        } else {
-            None
-        };
+        let fast = fast_decoder(&model, &config, device);
         Self {
             config,
             model,
             fast,
+            members: Vec::new(),
             text,
             instruction: None,
             tcp: None,
@@ -122,6 +140,11 @@ impl VlaPolicy {
         self.config.decoding = decoding;
         if let Some(fast) = self.fast.take() {
             self.fast = Some(fast.with_decoding(decoding));
+        }
+        for member in &mut self.members {
+            if let Some(fast) = member.fast.take() {
+                member.fast = Some(fast.with_decoding(decoding));
+            }
         }
     }
 
@@ -230,10 +253,33 @@ impl VlaPolicy {
         frame: &RgbFrame,
         joints: Option<&JointState>,
     ) -> Result<crate::model::Memory> {
+        let inputs = self.model_inputs(frame, joints)?;
+        self.encode_with(&self.model, &inputs)
+    }
+
+    /// Runs `model`'s encoder on prepared inputs and the current instruction.
+    fn encode_with(&self, model: &VlaModel, inputs: &ModelInputs) -> Result<crate::model::Memory> {
         let instr = self
             .instruction
             .as_ref()
             .ok_or(VlaPolicyError::NoInstruction)?;
+        model
+            .encode_all(
+                &inputs.image,
+                inputs.crop.as_ref(),
+                &instr.tokens,
+                &instr.mask,
+                inputs.state.as_ref(),
+            )
+            .map_err(Into::into)
+    }
+
+    /// The network's inputs for one observation: the resized frame, the
+    /// hand crop and the state vector (shared by every ensemble member).
+    fn model_inputs(&self, frame: &RgbFrame, joints: Option<&JointState>) -> Result<ModelInputs> {
+        if self.instruction.is_none() {
+            return Err(VlaPolicyError::NoInstruction);
+        }
         let size = self.config.model.image_size_px;
         let rgb = to_model_rgb8(frame, size)?;
         let image = chw_tensor(&rgb, size, &self.device)?;
@@ -259,15 +305,7 @@ impl VlaPolicy {
             }
             _ => None,
         };
-        self.model
-            .encode_all(
-                &image,
-                crop.as_ref(),
-                &instr.tokens,
-                &instr.mask,
-                state.as_ref(),
-            )
-            .map_err(Into::into)
+        Ok(ModelInputs { image, crop, state })
     }
 
     /// One control step: frame and (for policies that read it) the measured
@@ -278,10 +316,34 @@ impl VlaPolicy {
         frame: &RgbFrame,
         joints: Option<&JointState>,
     ) -> Result<PolicyStep> {
-        let memory = self.encode_observation(frame, joints)?;
-        let bins = match &self.fast {
-            Some(fast) => fast.generate(&memory)?,
-            None => self.model.generate_with(&memory, self.config.decoding)?,
+        let inputs = self.model_inputs(frame, joints)?;
+        let memory = self.encode_with(&self.model, &inputs)?;
+        let bins = if self.members.is_empty() {
+            match &self.fast {
+                Some(fast) => fast.generate(&memory)?,
+                None => self.model.generate_with(&memory, self.config.decoding)?,
+            }
+        } else {
+            let memories = self
+                .members
+                .iter()
+                .map(|m| self.encode_with(&m.model, &inputs))
+                .collect::<Result<Vec<_>>>()?;
+            let fast: Option<Vec<(&FastDecoder, &crate::model::Memory)>> =
+                std::iter::once((self.fast.as_ref(), &memory))
+                    .chain(self.members.iter().map(|m| m.fast.as_ref()).zip(&memories))
+                    .map(|(f, mem)| f.map(|f| (f, mem)))
+                    .collect();
+            match fast {
+                Some(fast) => FastDecoder::generate_joint(&fast, self.config.decoding)?,
+                None => {
+                    let all: Vec<(&VlaModel, &crate::model::Memory)> =
+                        std::iter::once((&self.model, &memory))
+                            .chain(self.members.iter().map(|m| &m.model).zip(&memories))
+                            .collect();
+                    VlaModel::generate_joint_with(&all, self.config.decoding)?
+                }
+            }
         };
         let first = self.config.tokenizer.first_token_id;
         let mut ids = [0u32; TOKENS_PER_STEP];
@@ -291,6 +353,43 @@ impl VlaPolicy {
         let tokens = ActionTokens(ids);
         let action = self.config.tokenizer.detokenize(&tokens)?;
         Ok(PolicyStep { tokens, action })
+    }
+}
+
+/// The inputs every network of the policy reads for one observation.
+struct ModelInputs {
+    /// `(1, 3, S, S)` camera frame.
+    image: Tensor,
+    /// The hand-crop window, for policies with one.
+    crop: Option<Tensor>,
+    /// `(1, n)` normalised joints and TCP position, for policies that read them.
+    state: Option<Tensor>,
+}
+
+/// A further ensemble member: its network and its decoder as flat weights.
+struct Member {
+    model: VlaModel,
+    fast: Option<FastDecoder>,
+}
+
+impl Member {
+    fn new(model: VlaModel, config: &PolicyConfig, device: &Device) -> Self {
+        let fast = fast_decoder(&model, config, device);
+        Self { model, fast }
+    }
+}
+
+/// The flat-weight decoder of `model` on the CPU (`None` elsewhere).
+/// Copying the weights only fails for a model without decoder
+/// cross-attention, which `VlaModel::new` never builds; candle's decoder
+/// gives the same tokens then, only slower.
+fn fast_decoder(model: &VlaModel, config: &PolicyConfig, device: &Device) -> Option<FastDecoder> {
+    if device.is_cpu() {
+        FastDecoder::new(model)
+            .ok()
+            .map(|f| f.with_decoding(config.decoding))
+    } else {
+        None
     }
 }
 

@@ -402,6 +402,26 @@ impl TaskSuite {
         self.combos(&shapes, split)
     }
 
+    /// The part of `pool` whose colour is one the goal names, for layouts in
+    /// which the named objects must be told apart from distractors by shape
+    /// ("the red cube" beside a red cylinder): the policy's hardest case
+    /// (policies/default/README.md, session 14). Objects the goal names are
+    /// left out (the layout never repeats them). Falls back to `pool` when
+    /// no distractor shares a colour with the goal.
+    pub fn same_colour_pool(pool: &[ObjectRef], goal: &Goal) -> Vec<ObjectRef> {
+        let named = goal.named_objects();
+        let same: Vec<ObjectRef> = pool
+            .iter()
+            .filter(|p| !named.contains(p) && named.iter().any(|n| n.color == p.color))
+            .cloned()
+            .collect();
+        if same.is_empty() {
+            pool.to_vec()
+        } else {
+            same
+        }
+    }
+
     /// The layout seed of episode `episode_seed` in `split`.
     pub fn layout_seed(&self, split: Split, episode_seed: u64) -> u64 {
         let [lo, hi] = match split {

@@ -194,3 +194,53 @@ fn the_swapped_phrasings_suite_differs_from_default_only_in_template_splits() {
     // (112 of these 400 here; both suites draw it uniformly from the same range.)
     assert!(other_distractors < 400);
 }
+
+/// `same_colour_pool` (`--same-colour-distractors`): every distractor of a
+/// layout drawn from it shares a colour with an object the goal names and
+/// is none of them; with no such object in the pool it is the whole pool.
+#[test]
+fn same_colour_pools_give_layouts_whose_distractors_share_a_named_colour() {
+    let suite = suite();
+    let mut confounded = 0;
+    for split in [Split::Train, Split::Eval] {
+        for seed in 0..200 {
+            let task = suite.sample_task(split, seed).unwrap();
+            let pool = suite.distractor_pool(task.distractor_split);
+            let same = TaskSuite::same_colour_pool(&pool, &task.goal);
+            let named = task.goal.named_objects();
+            let colours: Vec<&str> = named.iter().map(|n| n.color.as_str()).collect();
+            assert!(same.iter().all(|o| pool.contains(o)));
+            if same.len() < pool.len() {
+                assert!(same
+                    .iter()
+                    .all(|o| colours.contains(&o.color.as_str()) && !named.contains(&o)));
+            } else {
+                assert!(
+                    !pool
+                        .iter()
+                        .any(|o| colours.contains(&o.color.as_str()) && !named.contains(&o)),
+                    "seed {seed}: fell back although {colours:?} has other objects"
+                );
+            }
+            let layout = sample_layout(
+                &suite.scene,
+                &task.goal,
+                task.distractors,
+                &same,
+                task.layout_seed,
+            )
+            .unwrap();
+            let distractors = &layout[named.len()..];
+            if task.distractors > 0 && same.len() < pool.len() {
+                confounded += 1;
+                assert!(distractors
+                    .iter()
+                    .all(|p| colours.contains(&p.object.color.as_str())));
+            }
+        }
+    }
+    assert!(
+        confounded > 300,
+        "only {confounded} of 400 layouts confounded"
+    );
+}

@@ -133,7 +133,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         let seed = args.seed.wrapping_add(attempts as u64);
         attempts += 1;
         let task = suite.sample_task(split, seed)?;
-        let pool = suite.distractor_pool(task.distractor_split);
+        let mut pool = suite.distractor_pool(task.distractor_split);
+        if args.same_colour_distractors {
+            pool = TaskSuite::same_colour_pool(&pool, &task.goal);
+        }
         let driver = match dagger_policy.as_mut() {
             Some(policy) => Driver::Dagger {
                 policy: policy.as_mut(),

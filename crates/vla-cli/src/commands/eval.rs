@@ -81,7 +81,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 ..task
             };
         }
-        let pool = suite.distractor_pool(task.distractor_split);
+        let mut pool = suite.distractor_pool(task.distractor_split);
+        if args.same_colour_distractors {
+            pool = TaskSuite::same_colour_pool(&pool, &task.goal);
+        }
         let mut options = EpisodeOptions::new(suite.config.max_steps);
         options.render = false;
         let driver = choice.driver(noise);
@@ -115,6 +118,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         obj.insert("split".into(), json!(split.as_str()));
         obj.insert("seed".into(), json!(args.seed));
         obj.insert("noise".into(), json!(args.noise));
+        obj.insert(
+            "same_colour_distractors".into(),
+            json!(args.same_colour_distractors),
+        );
         obj.insert(
             "instructions".into(),
             json!(args.instructions.as_ref().map(|p| p.display().to_string())),
