@@ -93,6 +93,31 @@ pub fn median_bin(logits: &[f32]) -> usize {
     logits.len().saturating_sub(1)
 }
 
+/// Adds the softmax of `logits` to `acc` (a uniform distribution when the
+/// logits are not finite, so that one broken ensemble member cannot poison
+/// the sum with NaN): the accumulation behind an ensemble's mean
+/// distribution ([`crate::ensemble`]).
+pub fn add_softmax(logits: &[f32], acc: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let total: f32 = w.iter().sum();
+    if !max.is_finite() || !total.is_finite() || total <= 0.0 {
+        let u = 1.0 / logits.len().max(1) as f32;
+        acc.iter_mut().for_each(|a| *a += u);
+        return;
+    }
+    for (a, wi) in acc.iter_mut().zip(w) {
+        *a += wi / total;
+    }
+}
+
+/// Log-probabilities of a summed distribution, for [`Decoding::choose`]
+/// (the sum's scale is a constant shift, irrelevant to both rules; a floor
+/// keeps every value finite).
+pub fn log_of_sum(sum: &[f32]) -> Vec<f32> {
+    sum.iter().map(|p| p.max(1e-30).ln()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

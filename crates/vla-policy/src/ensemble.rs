@@ -34,33 +34,33 @@ pub fn check_member(
     member: &PolicyConfig,
     member_path: &Path,
 ) -> Result<()> {
-    let mismatch = |what: &str| {
-        Err(VlaPolicyError::Config(format!(
+    let checks = [
+        (
+            "model shape (config.json `model`)",
+            member.model == primary.model,
+        ),
+        (
+            "tokenizer (config.json `tokenizer`)",
+            member.tokenizer == primary.tokenizer,
+        ),
+        ("text encoder", member.text_encoder == primary.text_encoder),
+        (
+            "joint-state input (config.json `state`)",
+            member.state == primary.state,
+        ),
+        ("TCP input (config.json `tcp`)", member.tcp == primary.tcp),
+        (
+            "hand crop (config.json `crop`)",
+            member.crop == primary.crop,
+        ),
+        ("decoding rule", member.decoding == primary.decoding),
+    ];
+    if let Some((what, _)) = checks.iter().find(|(_, same)| !same) {
+        return Err(VlaPolicyError::Config(format!(
             "ensemble member {}: its {what} differs from the policy's; members must share \
              shape, tokenizer, inputs and decoding",
             member_path.display()
-        )))
-    };
-    if member.model != primary.model {
-        return mismatch("model shape (config.json `model`)");
-    }
-    if member.tokenizer != primary.tokenizer {
-        return mismatch("tokenizer (config.json `tokenizer`)");
-    }
-    if member.text_encoder != primary.text_encoder {
-        return mismatch("text encoder");
-    }
-    if member.state != primary.state {
-        return mismatch("joint-state input (config.json `state`)");
-    }
-    if member.tcp != primary.tcp {
-        return mismatch("TCP input (config.json `tcp`)");
-    }
-    if member.crop != primary.crop {
-        return mismatch("hand crop (config.json `crop`)");
-    }
-    if member.decoding != primary.decoding {
-        return mismatch("decoding rule");
+        )));
     }
     if !member.ensemble.is_empty() {
         return Err(VlaPolicyError::Config(format!(

@@ -18,7 +18,7 @@
 use candle_core::{DType, Result, Tensor};
 use vla_core::TOKENS_PER_STEP;
 
-use crate::decoding::Decoding;
+use crate::decoding::{add_softmax, log_of_sum, Decoding};
 use crate::model::{valid_bins, Memory, VlaModel};
 use crate::nn::{LayerNorm, Linear};
 
@@ -227,10 +227,7 @@ impl FastDecoder {
                 let logits = run.next_logits(pos, input);
                 add_softmax(&logits[..valid], &mut mean_p[..valid]);
             }
-            // log of the mean probability (the member count is a constant
-            // shift, irrelevant to both rules); a floor keeps it finite.
-            let log_p: Vec<f32> = mean_p[..valid].iter().map(|p| p.max(1e-30).ln()).collect();
-            let best = decoding.choose(pos, &log_p);
+            let best = decoding.choose(pos, &log_of_sum(&mean_p[..valid]));
             *slot = best as u32;
             input = best;
         }
@@ -371,23 +368,6 @@ impl<'a> Run<'a> {
             *l += crate::model::NEG_INF as f32;
         }
         &s.logits
-    }
-}
-
-/// Adds the softmax of `logits` to `acc` (a uniform distribution when the
-/// logits are not finite, so that one broken member cannot poison the sum
-/// with NaN).
-fn add_softmax(logits: &[f32], acc: &mut [f32]) {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let w: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
-    let total: f32 = w.iter().sum();
-    if !max.is_finite() || !total.is_finite() || total <= 0.0 {
-        let u = 1.0 / logits.len().max(1) as f32;
-        acc.iter_mut().for_each(|a| *a += u);
-        return;
-    }
-    for (a, wi) in acc.iter_mut().zip(w) {
-        *a += wi / total;
     }
 }
 

@@ -41,7 +41,7 @@ use vla_core::tokenizer::{NUM_BINS, TERMINATE_BINS};
 use vla_core::TOKENS_PER_STEP;
 
 use crate::broadcast;
-use crate::decoding::Decoding;
+use crate::decoding::{add_softmax, log_of_sum, Decoding};
 use crate::grounding::InstructionPool;
 use crate::nn::{log_softmax_last, Attention, KeyValues, LayerNorm, Linear, Mlp};
 use crate::stem::{Stem, StemShape};
@@ -1022,18 +1022,23 @@ impl VlaModel {
         let mut inputs = vec![self.cfg.num_bins as u32];
         for (pos, slot) in bins.iter_mut().enumerate() {
             let x = Tensor::new(inputs.as_slice(), dev)?.unsqueeze(0)?;
-            let logits = self.decode_logits(memory, &x)?; // (1, pos+1, bins)
-            let valid = valid_bins(pos) as usize;
-            let last = logits
-                .get(0)?
-                .get(pos)?
-                .narrow(0, 0, valid)?
-                .to_dtype(DType::F32)?
-                .to_vec1::<f32>()?;
+            let last = self.valid_logits_at(memory, &x, pos)?;
             *slot = decoding.choose(pos, &last) as u32;
             inputs.push(*slot);
         }
         Ok(bins)
+    }
+
+    /// The logits of position `pos` over its valid bins after feeding
+    /// `inputs` `(1, pos + 1)` (the begin token and the bins chosen so far).
+    fn valid_logits_at(&self, memory: &Memory, inputs: &Tensor, pos: usize) -> Result<Vec<f32>> {
+        let logits = self.decode_logits(memory, inputs)?; // (1, pos+1, bins)
+        logits
+            .get(0)?
+            .get(pos)?
+            .narrow(0, 0, valid_bins(pos) as usize)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()
     }
 
     /// Constrained decoding by an ensemble through candle (the fallback of
@@ -1056,26 +1061,9 @@ impl VlaModel {
             let valid = valid_bins(pos) as usize;
             let mut mean_p = vec![0f32; valid];
             for (model, memory) in members {
-                let logits = model.decode_logits(memory, &x)?; // (1, pos+1, bins)
-                let last = logits
-                    .get(0)?
-                    .get(pos)?
-                    .narrow(0, 0, valid)?
-                    .to_dtype(DType::F32)?
-                    .to_vec1::<f32>()?;
-                let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let w: Vec<f32> = last.iter().map(|&l| (l - max).exp()).collect();
-                let total: f32 = w.iter().sum();
-                for (m, wi) in mean_p.iter_mut().zip(w) {
-                    *m += if total.is_finite() && total > 0.0 {
-                        wi / total
-                    } else {
-                        1.0 / valid as f32
-                    };
-                }
+                add_softmax(&model.valid_logits_at(memory, &x, pos)?, &mut mean_p);
             }
-            let log_p: Vec<f32> = mean_p.iter().map(|p| p.max(1e-30).ln()).collect();
-            *slot = decoding.choose(pos, &log_p) as u32;
+            *slot = decoding.choose(pos, &log_of_sum(&mean_p)) as u32;
             inputs.push(*slot);
         }
         Ok(bins)
