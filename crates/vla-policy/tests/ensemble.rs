@@ -23,8 +23,10 @@ fn memory(model: &VlaModel, seed: u64, l: usize) -> Memory {
     let dev = Device::Cpu;
     let s = model.config().image_size_px;
     let shade = (seed % 7) as f32 / 7.0;
-    let images =
-        (Tensor::rand(0f32, 1.0, (1, 3, s, s), &dev).unwrap() * 0.5 + f64::from(shade)).unwrap();
+    let images = Tensor::rand(0f32, 1.0, (1, 3, s, s), &dev)
+        .unwrap()
+        .affine(0.5, f64::from(shade))
+        .unwrap();
     let text = Tensor::randn(0f32, 0.3, (1, l, TEXT_HIDDEN), &dev).unwrap();
     let mask = Tensor::ones((1, l), DType::F32, &dev).unwrap();
     model.encode(&images, &text, &mask).unwrap()
@@ -190,9 +192,11 @@ fn a_policy_folder_names_its_members() {
         let frame = RgbFrame::new(24, 24, PixelEncoding::Rgb8, pixels).unwrap();
         let step = policy.step_frame(&frame).unwrap();
         // The same observation through the members by hand.
+        // (The policy resizes the 24 px frame to the network's size.)
+        let size = ModelConfig::tiny().image_size_px;
         let image = vla_policy::image::chw_tensor(
-            &vla_policy::image::to_model_rgb8(&frame, 24).unwrap(),
-            24,
+            &vla_policy::image::to_model_rgb8(&frame, size).unwrap(),
+            size,
             &Device::Cpu,
         )
         .unwrap();
