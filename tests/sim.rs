@@ -560,6 +560,70 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
             .args(["--steps", "1", "--tcp-urdf", "urdf/none.urdf"]),
     );
     assert!(err.contains("none.urdf"), "{err}");
+    // A camera stem with 2 px patches and one more stage; a warm start
+    // from it keeps that stem (and every tensor) without repeating the flags.
+    let fine = base.join("fine-stem");
+    run_ok(&[
+        "train",
+        "--data",
+        demos.to_str().unwrap(),
+        "--out",
+        fine.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--stem-patch-px",
+        "2",
+        "--stem-channels",
+        "8,16,16,32,32",
+        "--keypoint-stage",
+        "2",
+    ]);
+    let stem_of = |dir: &Path| -> serde_json::Value {
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        serde_json::json!([
+            cfg["model"]["stem_patch_px"],
+            cfg["model"]["stem_channels"],
+            cfg["model"]["keypoint_stage"]
+        ])
+    };
+    assert_eq!(
+        stem_of(&fine),
+        serde_json::json!([2, [8, 16, 16, 32, 32], 2])
+    );
+    let warm = base.join("fine-stem-warm");
+    let out = run_ok(&[
+        "train",
+        "--data",
+        demos.to_str().unwrap(),
+        "--out",
+        warm.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--init-from",
+        fine.to_str().unwrap(),
+    ]);
+    assert_eq!(stem_of(&warm), stem_of(&fine));
+    assert!(out.contains(" 0 new"), "{out}");
+    // A stem whose stride does not divide the frame, or an empty stage, is
+    // refused before any training.
+    for (flag, value, says) in [
+        ("--stem-patch-px", "3", "stem stride"),
+        ("--stem-channels", "8,0,16,32,32", "stem_channels"),
+    ] {
+        let err = refused(
+            vla()
+                .args(["train", "--data", demos.to_str().unwrap(), "--out"])
+                .arg(base.join("bad-stem"))
+                .args(["--steps", "1", flag, value]),
+        );
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&base);
 }
 

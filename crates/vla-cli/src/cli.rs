@@ -222,10 +222,23 @@ pub struct TrainArgs {
     /// object, target object, TCP (2: objects only, the session-3 recipe).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=3))]
     pub keypoint_targets: u8,
-    /// Stem stage whose feature map the keypoints read (0: the 32×32
-    /// patchify map, 4 px cells; 1: the 16×16 map, 8 px cells, the default).
-    #[arg(long, default_value_t = vla_policy::ModelConfig::default().keypoint_stage)]
-    pub keypoint_stage: usize,
+    /// Stem stage whose feature map the keypoints read (with 4 px patches,
+    /// 0: the 32×32 patchify map, 4 px cells; 1: the 16×16 map, 8 px
+    /// cells). Default: the --init-from policy's, else 1.
+    #[arg(long)]
+    pub keypoint_stage: Option<usize>,
+    /// Side of the camera stem's first-stage patches, pixels. 2 (with one
+    /// more entry in --stem-channels and --keypoint-stage one higher)
+    /// adds a non-linear stage at 2 px before the 4 px one. Default: the
+    /// --init-from policy's, else 4.
+    #[arg(long)]
+    pub stem_patch_px: Option<usize>,
+    /// Output channels of the camera stem's stages, comma-separated: the
+    /// patch embedding, then one 2×2 merge per further entry (the last
+    /// map must be 4×4 for a 128 px frame). Default: the --init-from
+    /// policy's, else 32,64,128,128.
+    #[arg(long, value_delimiter = ',')]
+    pub stem_channels: Option<Vec<usize>>,
     /// One-hot keypoint targets on the pixel's cell instead of bilinear
     /// targets over the four cells around it (the session-3 recipe).
     #[arg(long)]

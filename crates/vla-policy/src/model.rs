@@ -348,8 +348,11 @@ impl ModelConfig {
                 self.keypoints
             ));
         }
-        if self.stem_channels.is_empty() {
-            return Err("stem_channels is empty".into());
+        if self.stem_channels.is_empty() || self.stem_channels.contains(&0) {
+            return Err(format!(
+                "stem_channels {:?} must name at least one stage, each with channels > 0",
+                self.stem_channels
+            ));
         }
         let stride = self.stem_stride();
         if stride == 0 || self.image_size_px == 0 || !self.image_size_px.is_multiple_of(stride) {

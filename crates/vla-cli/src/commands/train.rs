@@ -65,6 +65,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
             args.text_dropout
         );
     }
+    let init_from = args
+        .init_from
+        .as_deref()
+        .map(super::shared::resolve_policy_dir)
+        .transpose()?;
+    // The camera stem's shape: the flags, else the warm start's (so that
+    // every stage of a recipe need not repeat them), else the defaults.
+    let init_model = match &init_from {
+        Some(dir) => Some(
+            vla_policy::PolicyConfig::read(dir)
+                .with_context(|| format!("reading --init-from {}", dir.display()))?
+                .model,
+        ),
+        None => None,
+    };
+    let stem_from = init_model.as_ref().unwrap_or(&defaults.model);
     let mut opts = TrainOptions {
         workers: args.workers,
         text_dropout: args.text_dropout,
@@ -89,7 +105,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         keypoint_bilinear: !args.keypoint_one_hot,
         model: vla_policy::ModelConfig {
             relation_token: !args.no_relation_token,
-            keypoint_stage: args.keypoint_stage,
+            keypoint_stage: args.keypoint_stage.unwrap_or(stem_from.keypoint_stage),
+            stem_patch_px: args.stem_patch_px.unwrap_or(stem_from.stem_patch_px),
+            stem_channels: args
+                .stem_channels
+                .clone()
+                .unwrap_or_else(|| stem_from.stem_channels.clone()),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
             crop: (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
@@ -109,11 +130,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             None
         },
         lr: args.lr,
-        init_from: args
-            .init_from
-            .as_deref()
-            .map(super::shared::resolve_policy_dir)
-            .transpose()?,
+        init_from,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
         aux_weight: args.aux_weight,
         keypoint_weight: args.keypoint_weight,
