@@ -21,8 +21,11 @@
 # more: ~71 min. Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
 # reproduced the collections' frame counts). Work files go to
-# $VLA_WORK_DIR (default: work/, ignored by git). See
-# policies/default/README.md.
+# $VLA_WORK_DIR (default: work/, ignored by git). $VLA_STEM_FLAGS, if set,
+# is appended to stage 2's `vla train` (the later stages inherit the stem
+# through --init-from): session 15's candidate was trained with
+# VLA_STEM_FLAGS="--stem-patch-px 2 --stem-channels 16,32,64,128,128
+# --keypoint-stage 2". See policies/default/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-policies/default}
@@ -66,8 +69,11 @@ stage 2: base network
 # 2. The base network (session 3): no relation token, one-hot keypoint
 #    targets for the two objects, 2 400 steps.
 base="$work/base2400"
+# $VLA_STEM_FLAGS is split into one word per flag on purpose.
+# shellcheck disable=SC2086
 "$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 800 --batch 64 --seed 0 \
-  --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers"
+  --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
+  ${VLA_STEM_FLAGS:-}
 
 stage 3: perception
 # 3. Perception only (session 8): from the base, the camera stem and the

@@ -7,9 +7,11 @@
 //!
 //! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`);
 //! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
-//! --keypoint-hidden 64`); `policy_step_table_plane` that plus the
-//! table-plane offsets (`--table-plane`); `policy_step_grounded_ensemble2`
-//! two grounded networks decoding together (`config.json` `ensemble`).
+//! --keypoint-hidden 64`); `policy_step_stem2px` that with the 2 px stem of
+//! session 15's candidate policy; `policy_step_table_plane` the grounded
+//! network plus the table-plane offsets (`--table-plane`);
+//! `policy_step_grounded_ensemble2` two grounded networks decoding together
+//! (`config.json` `ensemble`).
 //!
 //! `cargo bench -p vla-policy --bench policy_step`
 
@@ -114,7 +116,22 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy_step_grounded", |b| {
         b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
     });
-    // The shipped shape as a two-network ensemble (`config.json`
+    // Session 15's candidate: the grounded network with 2 px patches and a
+    // five-stage stem, keypoints read at stage 2
+    // (`--stem-patch-px 2 --stem-channels 16,32,64,128,128 --keypoint-stage 2`).
+    let stem2px = variant(
+        ModelConfig {
+            stem_patch_px: 2,
+            stem_channels: vec![16, 32, 64, 128, 128],
+            keypoint_stage: 2,
+            ..grounded_cfg.clone()
+        },
+        None,
+    );
+    c.bench_function("policy_step_stem2px", |b| {
+        b.iter(|| stem2px.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // The shipped (grounded) shape as a two-network ensemble (`config.json`
     // `ensemble`): a second grounded network of other weights.
     let mut ensemble2 = variant(grounded_cfg.clone(), None);
     let second = variant(grounded_cfg.clone(), None);
