@@ -5,10 +5,17 @@
 //! keypoint logits (no transformer) and compares the most likely cell of
 //! keypoint 0 (goal object) and keypoint 1 (target object) with the pixel
 //! the simulator recorded. One JSON line per keypoint: frames, median
-//! error in pixels, and the share of frames within 6 px (on the object:
-//! objects are 8–10 px wide) and beyond 12 px (on another object). Run it
-//! on a `--same-colour-distractors` collection and an ordinary one to see
-//! whether colour confounds are a perception failure.
+//! error in pixels, the share of frames within 6 px (on the object:
+//! objects are 8–10 px wide) and beyond 12 px (on another object), the same
+//! by step within the episode, and, of the frames beyond 12 px, the share
+//! where the chosen cell is nearer the hand (the TCP's recorded pixel) than
+//! the object is. Run it on a `--same-colour-distractors` collection and an
+//! ordinary one — expert demonstrations, or the policy's own rollouts
+//! (`vla collect --dagger POLICY --expert-prob 0`) — to see whether colour
+//! confounds are a perception failure. With `KEYPOINT_PROBE_FRAMES=1` it
+//! also prints every probed frame's goal error first,
+//! `{"episode": i, "step": t, "goal_err_px": e}` (episode = line of the
+//! folder's `episodes.jsonl`), to join with `vla eval`'s failures by seed.
 //!
 //! ```sh
 //! cargo run --release -p vla-policy --example keypoint_probe -- POLICY_DIR DATA_DIR [EVERY]
@@ -37,9 +44,19 @@ fn main() {
     let g = cfg.model.stage_side(cfg.model.keypoint_stage);
     let cell_px = (side / g) as f32;
     let mut encoded: HashMap<String, Tensor> = HashMap::new();
-    // Per keypoint (goal, target): pixel errors.
-    let mut errors: [Vec<f32>; 2] = [Vec::new(), Vec::new()];
-    for s in ds.samples.iter().step_by(every.max(1)) {
+    // Per keypoint (goal, target): one probe per frame.
+    let mut probes: [Vec<Probe>; 2] = [Vec::new(), Vec::new()];
+    let per_frame = std::env::var_os("KEYPOINT_PROBE_FRAMES").is_some();
+    let mut step = 0usize;
+    for (i, s) in ds.samples.iter().enumerate() {
+        // Step within the episode: samples of one episode are consecutive.
+        step = match i.checked_sub(1).map(|j| ds.samples[j].episode) {
+            Some(prev) if prev == s.episode => step + 1,
+            _ => 0,
+        };
+        if i % every.max(1) != 0 {
+            continue;
+        }
         let mut buf = vec![0f32; 3 * side * side];
         image::write_chw(
             &s.rgb,
@@ -65,33 +82,95 @@ fn main() {
             .unwrap()
             .to_vec1()
             .unwrap();
-        for (k, errs) in errors.iter_mut().enumerate() {
-            let (Some([u, v]), Some(&cell)) = (s.keypoint_px[k], best.get(k)) else {
+        let tcp_px = s.keypoint_px[2];
+        for (k, out) in probes.iter_mut().enumerate() {
+            let (Some(truth), Some(&cell)) = (s.keypoint_px[k], best.get(k)) else {
                 continue;
             };
             let cell = cell as usize;
             // Cell centre in pixels (pixel centres at integers).
-            let cu = ((cell % g) as f32 + 0.5) * cell_px - 0.5;
-            let cv = ((cell / g) as f32 + 0.5) * cell_px - 0.5;
-            errs.push(((cu - u).powi(2) + (cv - v).powi(2)).sqrt());
+            let found = [
+                ((cell % g) as f32 + 0.5) * cell_px - 0.5,
+                ((cell / g) as f32 + 0.5) * cell_px - 0.5,
+            ];
+            if per_frame && k == 0 {
+                let err_px = dist(found, truth);
+                let line =
+                    serde_json::json!({"episode": s.episode, "step": step, "goal_err_px": err_px});
+                println!("{line}");
+            }
+            out.push(Probe {
+                step,
+                err_px: dist(found, truth),
+                nearer_hand: tcp_px.map(|h| dist(found, h) < dist(truth, h)),
+            });
         }
     }
-    for (name, mut errs) in ["goal", "target"].into_iter().zip(errors) {
-        if errs.is_empty() {
+    for (name, probes) in ["goal", "target"].into_iter().zip(probes) {
+        if probes.is_empty() {
             continue;
         }
+        let mut errs: Vec<f32> = probes.iter().map(|p| p.err_px).collect();
         errs.sort_by(f32::total_cmp);
-        let n = errs.len() as f32;
-        let share = |f: &dyn Fn(f32) -> bool| errs.iter().filter(|&&e| f(e)).count() as f32 / n;
+        let wrong: Vec<&Probe> = probes.iter().filter(|p| p.err_px > 12.0).collect();
+        let by_step: serde_json::Map<String, serde_json::Value> = [
+            ("0", 0, 0),
+            ("1-9", 1, 9),
+            ("10-19", 10, 19),
+            ("20+", 20, usize::MAX),
+        ]
+        .into_iter()
+        .map(|(label, lo, hi)| {
+            let part: Vec<&Probe> = probes
+                .iter()
+                .filter(|p| (lo..=hi).contains(&p.step))
+                .collect();
+            (label.to_string(), summary(&part))
+        })
+        .collect();
         println!(
             "{}",
             serde_json::json!({
                 "keypoint": name,
                 "frames": errs.len(),
                 "median_err_px": errs[errs.len() / 2],
-                "within_6px": share(&|e| e <= 6.0),
-                "beyond_12px": share(&|e| e > 12.0),
+                "all": summary(&probes.iter().collect::<Vec<_>>()),
+                "by_step": by_step,
+                // Of the frames where the keypoint is on something else:
+                // the share where that is nearer the hand than the object.
+                "wrong_nearer_hand": share(&wrong, |p| p.nearer_hand == Some(true)),
             })
         );
     }
+}
+
+/// One frame's keypoint against the recorded pixel.
+struct Probe {
+    /// Step within the episode (0 = first frame).
+    step: usize,
+    /// Distance from the chosen cell's centre to the recorded pixel.
+    err_px: f32,
+    /// Whether the chosen cell is nearer the TCP's pixel than the object is.
+    nearer_hand: Option<bool>,
+}
+
+fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+fn share(probes: &[&Probe], f: impl Fn(&Probe) -> bool) -> f32 {
+    if probes.is_empty() {
+        return f32::NAN;
+    }
+    probes.iter().filter(|p| f(p)).count() as f32 / probes.len() as f32
+}
+
+/// Frames, share within 6 px (on the object: objects are 8–10 px wide)
+/// and share beyond 12 px (on something else).
+fn summary(probes: &[&Probe]) -> serde_json::Value {
+    serde_json::json!({
+        "frames": probes.len(),
+        "within_6px": share(probes, |p| p.err_px <= 6.0),
+        "beyond_12px": share(probes, |p| p.err_px > 12.0),
+    })
 }
