@@ -124,6 +124,14 @@ pub struct CollectArgs {
     /// fails most (policies/default/README.md, session 14).
     #[arg(long)]
     pub same_colour_distractors: bool,
+    /// Decoy approaches: for the first 8 to STEPS steps a second expert
+    /// moves the hand towards and down to another object (one sharing the
+    /// goal object's colour when there is one), stopping before it would
+    /// grasp; then the expert finishes the task. The labels and the
+    /// recorded object pixels are the real task's all along
+    /// (policies/default/README.md, session 15).
+    #[arg(long, value_name = "STEPS", conflicts_with_all = ["dagger", "noise"])]
+    pub decoy_approach: Option<usize>,
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,

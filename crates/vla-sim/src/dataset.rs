@@ -63,6 +63,10 @@ pub struct DatasetMeta {
     /// often the expert acted instead; absent for expert demonstrations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dagger: Option<DaggerInfo>,
+    /// For decoy approaches (`vla collect --decoy-approach STEPS`): the most
+    /// steps a decoy drove; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoy_max_steps: Option<usize>,
 }
 
 /// Provenance of DAgger data.

@@ -39,7 +39,26 @@ pub enum Driver<'a> {
         /// When the policy starts acting.
         takeover: Takeover,
     },
+    /// Decoy approaches (session 15): the scripted expert (no noise) labels
+    /// every step, but for the first steps a second expert, whose goal is
+    /// to pick up another object of the scene (one sharing the goal
+    /// object's colour when there is one, else the target's, else any),
+    /// moves the arm: towards that object and down to it, for a number of
+    /// steps drawn per episode between [`DECOY_MIN_STEPS`] and `max_steps`,
+    /// and never as far as closing the gripper. Then the labelling expert's
+    /// own actions are executed. The frames show the hand at the wrong
+    /// object while the labels (and the recorded goal pixels) name the
+    /// right one, so "the object near the hand" stops being a cue for which
+    /// object is meant. A scene with no other object gives a plain
+    /// demonstration.
+    Decoy {
+        /// Most steps the decoy drives.
+        max_steps: usize,
+    },
 }
+
+/// Fewest steps a decoy ([`Driver::Decoy`]) drives.
+pub const DECOY_MIN_STEPS: usize = 8;
 
 /// When the learned policy starts acting in a DAgger rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +284,7 @@ pub fn run_episode_observed(
     let mut world = build_world(scene, task, distractor_pool)?;
     let tokenizer = ActionTokenizer::default();
     let instruction = Instruction::new(&task.instruction)?;
-    let learned = !matches!(driver, Driver::Expert(_));
+    let learned = matches!(driver, Driver::Learned(_) | Driver::Dagger { .. });
     let render = options.render || learned || observer.as_deref().is_some_and(|o| o.wants_frames());
     let mut camera = if render {
         Some(SimCamera::new(scene, options.randomization, seed)?)
@@ -290,8 +309,25 @@ pub fn run_episode_observed(
                 seed,
             ))
         }
+        Driver::Decoy { .. } => Some(ScriptedExpert::new(
+            task.goal.clone(),
+            NoiseConfig::none(),
+            seed,
+        )),
     };
     let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda66_e500);
+    // The decoy expert and how many steps it drives (Driver::Decoy).
+    let (mut decoy, decoy_steps) = match &driver {
+        Driver::Decoy { max_steps } => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0dec_0e00);
+            let steps = rng.gen_range(DECOY_MIN_STEPS..=(*max_steps).max(DECOY_MIN_STEPS));
+            let decoy = decoy_object(&world, &task.goal, &mut rng).map(|object| {
+                ScriptedExpert::new(Goal::PickUp { object }, NoiseConfig::none(), seed)
+            });
+            (decoy, steps)
+        }
+        _ => (None, 0),
+    };
     if let Some(obs) = observer.as_deref_mut() {
         obs.on_episode_start(&EpisodeStart {
             world: &world,
@@ -394,7 +430,29 @@ pub fn run_episode_observed(
                     executed,
                 )
             }
-            (Driver::Expert(_) | Driver::Dagger { .. }, None) => {
+            (Driver::Decoy { .. }, Some(ex)) => {
+                let s = ex.act(&world)?;
+                let mut executed = s.executed;
+                if let Some(d) = decoy.as_mut().filter(|_| step < decoy_steps) {
+                    let d_step = d.act(&world)?;
+                    // Up to, not including, the decoy's grasp.
+                    if d.approaching() {
+                        executed = Action {
+                            terminate: false,
+                            ..d_step.executed
+                        };
+                    } else {
+                        decoy = None;
+                    }
+                }
+                (
+                    s.label,
+                    tokenizer.tokenize(&s.label)?,
+                    tokenizer.tokenize(&executed)?,
+                    executed,
+                )
+            }
+            (Driver::Expert(_) | Driver::Dagger { .. } | Driver::Decoy { .. }, None) => {
                 return Err(SimError::Goal("expert missing".into()));
             }
         };
@@ -523,5 +581,33 @@ pub fn task_for_goal(goal: Goal, instruction: &str, distractors: usize, seed: u6
         layout_seed: seed,
         distractors,
         distractor_split: None,
+    }
+}
+
+/// The object a decoy ([`Driver::Decoy`]) approaches: another object of the
+/// scene sharing the goal object's colour, else the target's, else any
+/// other; `None` when the task names every object in the scene.
+fn decoy_object(world: &World, goal: &Goal, rng: &mut ChaCha8Rng) -> Option<ObjectRef> {
+    let named = goal.named_objects();
+    let others: Vec<&ObjectRef> = world
+        .objects()
+        .iter()
+        .map(|o| &o.object)
+        .filter(|o| !named.contains(o))
+        .collect();
+    let colour_of = |r: Option<&ObjectRef>| r.map(|r| r.color.clone());
+    for colour in [colour_of(Some(goal.object())), colour_of(goal.target())]
+        .into_iter()
+        .flatten()
+    {
+        let same: Vec<&&ObjectRef> = others.iter().filter(|o| o.color == colour).collect();
+        if !same.is_empty() {
+            return Some((*same[rng.gen_range(0..same.len())]).clone());
+        }
+    }
+    if others.is_empty() {
+        None
+    } else {
+        Some(others[rng.gen_range(0..others.len())].clone())
     }
 }

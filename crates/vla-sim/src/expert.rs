@@ -696,6 +696,15 @@ impl ScriptedExpert {
         format!("{:?}", self.phase)
     }
 
+    /// Whether the expert is still on its way to its object: approaching it
+    /// or descending to it, not yet closing the gripper or pushing.
+    pub fn approaching(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Approach | Phase::Descend | Phase::PushApproach
+        )
+    }
+
     /// Whether the expert has lifted its object and is now carrying it to,
     /// lowering it onto or releasing it at the target (or retreating after).
     pub fn carrying(&self) -> bool {

@@ -818,3 +818,81 @@ fn a_varied_approach_puts_sideways_corrections_low_on_the_way_down() {
     );
     eprintln!("sideways labels low on the approach: {varied} varied vs {fixed} fixed; {report:?}");
 }
+
+/// `Driver::Decoy` (`vla collect --decoy-approach`): in its first steps the
+/// hand goes to another object of the goal object's colour while every
+/// label is the clean expert's, pointing elsewhere, and the recorded
+/// object is the goal; then the expert finishes the task.
+#[test]
+fn decoy_approaches_take_the_hand_to_a_same_coloured_object_under_the_real_labels() {
+    let s = suite();
+    let (mut episodes, mut successes) = (0, 0);
+    for seed in 0..60 {
+        let task = s.sample_task(Split::Train, seed).unwrap();
+        let pool =
+            TaskSuite::same_colour_pool(&s.distractor_pool(task.distractor_split), &task.goal);
+        let w = vla_sim::episode::build_world(&s.scene, &task, &pool).unwrap();
+        let named = task.goal.named_objects();
+        let decoys: Vec<[f64; 3]> = (0..w.objects().len())
+            .filter(|&i| {
+                let o = &w.objects()[i].object;
+                o.color == task.goal.object().color && !named.contains(&o)
+            })
+            .map(|i| {
+                let t = w.pose(i).translation.vector;
+                [t.x, t.y, t.z]
+            })
+            .collect();
+        if decoys.is_empty() {
+            continue;
+        }
+        let ep = run_episode(
+            &s.scene,
+            &task,
+            &pool,
+            Driver::Decoy { max_steps: 30 },
+            &opts(&s, true),
+            seed,
+        )
+        .unwrap();
+        let xy = |a: [f64; 3], b: [f64; 3]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+        // The hand reaches a decoy (within 4 cm sideways) while the goal
+        // object is further.
+        let at_decoy = ep.records.iter().position(|r| {
+            let goal = r.object_xyz_m.unwrap();
+            decoys.iter().any(|&d| xy(r.tcp_xyz_m, d) < 0.04) && xy(r.tcp_xyz_m, goal) > 0.06
+        });
+        let at_decoy =
+            at_decoy.unwrap_or_else(|| panic!("seed {seed}: the hand never reached a decoy"));
+        assert!(at_decoy < 30, "seed {seed}: at step {at_decoy}");
+        // Meanwhile the labels ask for another move than the executed one.
+        let disagree = ep.records[..at_decoy]
+            .iter()
+            .filter(|r| {
+                let (l, e) = (r.action.translation_m, r.executed.translation_m);
+                (l[0] - e[0]).abs() + (l[1] - e[1]).abs() > 0.01
+            })
+            .count();
+        assert!(
+            disagree >= at_decoy / 2,
+            "seed {seed}: {disagree} of {at_decoy}"
+        );
+        // The goal object is what the records name.
+        let goal_i = w.index_of(task.goal.object()).unwrap();
+        let start = w.pose(goal_i).translation.vector;
+        assert!(
+            xy(
+                ep.records[0].object_xyz_m.unwrap(),
+                [start.x, start.y, start.z]
+            ) < 1e-6
+        );
+        episodes += 1;
+        successes += usize::from(ep.outcome.success);
+        if episodes == 6 {
+            break;
+        }
+    }
+    assert_eq!(episodes, 6, "too few same-colour layouts in 60 seeds");
+    // The expert recovers from the decoy.
+    assert!(successes >= 4, "{successes} of {episodes} succeeded");
+}

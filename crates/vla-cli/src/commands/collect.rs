@@ -88,12 +88,16 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         episodes: 0,
         steps: 0,
         dagger: None,
+        decoy_max_steps: args.decoy_approach,
     };
     if !(0.0..=1.0).contains(&args.expert_prob) {
         bail!(
             "--expert-prob must be within [0, 1], got {}",
             args.expert_prob
         );
+    }
+    if args.decoy_approach == Some(0) {
+        bail!("--decoy-approach must be at least 1 step");
     }
     let mut dagger_policy = match &args.dagger {
         Some(name) => match choose_policy(name, args.decoding)? {
@@ -143,7 +147,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
                 expert_prob: args.expert_prob,
                 takeover,
             },
-            None => Driver::Expert(noise),
+            None => match args.decoy_approach {
+                Some(max_steps) => Driver::Decoy { max_steps },
+                None => Driver::Expert(noise),
+            },
         };
         let episode = run_episode(scene, &task, &pool, driver, &options, seed)
             .with_context(|| format!("episode seed {seed}: {:?}", task.instruction))?;
