@@ -10,40 +10,31 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use candle_core::{DType, Device, Tensor};
-use vla_policy::{checkpoint, data, image, TextEncoder};
+mod probe_common;
+
+use candle_core::{DType, Tensor};
+use probe_common::ProbeSetup;
 
 fn round1(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 3 {
-        eprintln!("usage: aux_probe POLICY_DIR DATA_DIR [EVERY]");
-        std::process::exit(2);
-    }
-    let dev = Device::Cpu;
-    let (cfg, _, model) = checkpoint::load(std::path::Path::new(&args[1]), &dev).unwrap();
-    let ds = data::load_dir(std::path::Path::new(&args[2]), cfg.model.image_size_px).unwrap();
-    let text = TextEncoder::from_default_location(None, &dev).unwrap();
-    let every: usize = args
-        .get(3)
-        .map_or(10, |s| s.parse().expect("EVERY is a number"));
-    let side = cfg.model.image_size_px;
-    for (i, s) in ds.samples.iter().enumerate().step_by(every.max(1)).take(40) {
-        let mut buf = vec![0f32; 3 * side * side];
-        image::write_chw(
-            &s.rgb,
-            side,
-            None::<(&image::Augment, &mut rand::rngs::ThreadRng)>,
-            &mut buf,
-        );
-        let img = Tensor::from_vec(buf, (1, 3, side, side), &dev).unwrap();
+    let probe = ProbeSetup::from_args("aux_probe");
+    let (cfg, model, text, dev) = (&probe.cfg, &probe.model, &probe.text, &probe.dev);
+    for (i, s) in probe
+        .ds
+        .samples
+        .iter()
+        .enumerate()
+        .step_by(probe.every)
+        .take(40)
+    {
+        let img = probe.image(s);
         let enc = text.encode(s.instruction.as_str()).unwrap();
         let l = enc.tokens.dim(0).unwrap();
         let tokens = enc.tokens.unsqueeze(0).unwrap();
-        let mask = Tensor::ones((1, l), DType::F32, &dev).unwrap();
+        let mask = Tensor::ones((1, l), DType::F32, dev).unwrap();
         let state = cfg.state.as_ref().map(|spec| {
             let v: Vec<f32> = s
                 .state
@@ -51,7 +42,7 @@ fn main() {
                 .enumerate()
                 .map(|(j, &q)| ((f64::from(q) - spec.mean[j]) / spec.std[j]) as f32)
                 .collect();
-            Tensor::from_vec(v, (1, s.state.len()), &dev).unwrap()
+            Tensor::from_vec(v, (1, s.state.len()), dev).unwrap()
         });
         let memory = model
             .encode_with_state(&img, &tokens, &mask, state.as_ref())

@@ -24,22 +24,16 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor};
-use vla_policy::{checkpoint, data, image, TextEncoder};
+mod probe_common;
+
+use candle_core::{DType, Tensor};
+use probe_common::ProbeSetup;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 3 {
-        eprintln!("usage: keypoint_probe POLICY_DIR DATA_DIR [EVERY]");
-        std::process::exit(2);
-    }
-    let dev = Device::Cpu;
-    let (cfg, _, model) = checkpoint::load(std::path::Path::new(&args[1]), &dev).unwrap();
-    let ds = data::load_dir(std::path::Path::new(&args[2]), cfg.model.image_size_px).unwrap();
-    let text = TextEncoder::from_default_location(None, &dev).unwrap();
-    let every: usize = args
-        .get(3)
-        .map_or(10, |s| s.parse().expect("EVERY is a number"));
+    let probe = ProbeSetup::from_args("keypoint_probe");
+    let (cfg, model, text, dev) = (&probe.cfg, &probe.model, &probe.text, &probe.dev);
+    let ds = &probe.ds;
+    let every = probe.every;
     let side = cfg.model.image_size_px;
     let g = cfg.model.stage_side(cfg.model.keypoint_stage);
     let cell_px = (side / g) as f32;
@@ -54,25 +48,18 @@ fn main() {
             Some(prev) if prev == s.episode => step + 1,
             _ => 0,
         };
-        if i % every.max(1) != 0 {
+        if i % every != 0 {
             continue;
         }
-        let mut buf = vec![0f32; 3 * side * side];
-        image::write_chw(
-            &s.rgb,
-            side,
-            None::<(&image::Augment, &mut rand::rngs::ThreadRng)>,
-            &mut buf,
-        );
-        let img = Tensor::from_vec(buf, (1, 3, side, side), &dev).unwrap();
+        let img = probe.image(s);
         let words = s.instruction.as_str().to_string();
         let tokens = encoded
             .entry(words.clone())
             .or_insert_with(|| text.encode(&words).unwrap().tokens.unsqueeze(0).unwrap())
             .clone();
-        let mask = Tensor::ones((1, tokens.dim(1).unwrap()), DType::F32, &dev).unwrap();
+        let mask = Tensor::ones((1, tokens.dim(1).unwrap()), DType::F32, dev).unwrap();
         let Some(logits) = model.keypoint_logits(&img, &tokens, &mask).unwrap() else {
-            eprintln!("{} has no keypoints", args[1]);
+            eprintln!("{} has no keypoints", probe.policy_dir);
             std::process::exit(1);
         };
         let best: Vec<u32> = logits
