@@ -4,19 +4,25 @@
 # same-colour decoy-approach demonstrations, then the evaluations and the
 # goal-keypoint probe that the model card's table reports.
 #
-#   scripts/decoy-round.sh r7d|r7n [WORK_DIR]
+#   scripts/decoy-round.sh r7d|r7n|r7l [WORK_DIR]
 #
 # r7d trains on both demonstration sets of scripts/train-default-policy.sh
 # (stage 1; collected here if WORK_DIR lacks them), 800 rollouts of
 # policies/default and 800 `--decoy-approach 30 --same-colour-distractors`
 # episodes at twice the sampling weight; r7n, the control, without the
-# decoys. The policy goes to WORK_DIR/NAME, the evaluations to
+# decoys; r7l, like r7d with decoys that take over at step 12
+# (`--decoy-start 12`) instead of the first step. The policy goes to WORK_DIR/NAME, the evaluations to
 # WORK_DIR/ev.NAME.*.json, the probe to WORK_DIR/probe.NAME.out.
 # ~25 min on the 2-core machine (training 11.5-15 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: scripts/decoy-round.sh r7d|r7n [WORK_DIR]}
-case $name in r7d | r7n) ;; *) echo "NAME is r7d or r7n" >&2; exit 2 ;; esac
+name=${1:?usage: scripts/decoy-round.sh r7d|r7n|r7l [WORK_DIR]}
+case $name in
+  r7d) decoy_start=0 decoy_dir=decoy ;;
+  r7l) decoy_start=12 decoy_dir=decoy12 ;;
+  r7n) ;;
+  *) echo "NAME is r7d, r7n or r7l" >&2; exit 2 ;;
+esac
 w=${2:-${VLA_WORK_DIR:-work}}
 mkdir -p "$w"
 export CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1
@@ -47,12 +53,12 @@ collect "$w/round3-0" "${rollouts[@]}" --seed 620000 & a=$!
 collect "$w/round3-400" "${rollouts[@]}" --seed 620400 & b=$!
 both "$a" "$b"
 data=(--data "$w/demos2400" --data "$w/va2400" --data "$w/round3-0" --data "$w/round3-400")
-if [ "$name" = r7d ]; then
-  decoys=(--episodes 400 --decoy-approach 30 --same-colour-distractors)
-  collect "$w/decoy-0" "${decoys[@]}" --seed 800000 & a=$!
-  collect "$w/decoy-400" "${decoys[@]}" --seed 800400 & b=$!
+if [ "$name" != r7n ]; then
+  decoys=(--episodes 400 --decoy-approach 30 --decoy-start "$decoy_start" --same-colour-distractors)
+  collect "$w/$decoy_dir-0" "${decoys[@]}" --seed 800000 & a=$!
+  collect "$w/$decoy_dir-400" "${decoys[@]}" --seed 800400 & b=$!
   both "$a" "$b"
-  data+=(--data "$w/decoy-0" --data "$w/decoy-400")
+  data+=(--data "$w/$decoy_dir-0" --data "$w/$decoy_dir-400")
   for weight in 1 1 1 1 2 2; do data+=(--data-weight "$weight"); done
 fi
 

@@ -132,6 +132,18 @@ pub struct CollectArgs {
     /// (policies/default/README.md, session 15).
     #[arg(long, value_name = "STEPS", conflicts_with_all = ["dagger", "noise"])]
     pub decoy_approach: Option<usize>,
+    /// With --decoy-approach: the step at which the decoy takes over, the
+    /// expert driving before it (0: from the start). Later decoys pull the
+    /// hand away from the right object on its way down, as the policy's
+    /// drifts do; an episode whose expert is already grasping by then gets
+    /// no decoy.
+    #[arg(
+        long,
+        value_name = "STEP",
+        default_value_t = 0,
+        requires = "decoy_approach"
+    )]
+    pub decoy_start: usize,
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,

@@ -67,6 +67,10 @@ pub struct DatasetMeta {
     /// steps a decoy drove; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoy_max_steps: Option<usize>,
+    /// For decoy approaches: the step at which the decoys started driving
+    /// (`--decoy-start`); absent when 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoy_start_step: Option<usize>,
 }
 
 /// Provenance of DAgger data.

@@ -50,10 +50,16 @@ pub enum Driver<'a> {
     /// object while the labels (and the recorded goal pixels) name the
     /// right one, so "the object near the hand" stops being a cue for which
     /// object is meant. A scene with no other object gives a plain
-    /// demonstration.
+    /// demonstration. With `start_step` > 0 the labelling expert drives
+    /// first and the decoy takes over at that step — from the hand on its
+    /// way to, or already low at, the right object (session 16: the
+    /// policy's keypoint drifts to a same-coloured object later in the
+    /// episode) — unless that expert has already closed the gripper.
     Decoy {
         /// Most steps the decoy drives.
         max_steps: usize,
+        /// Step at which the decoy starts driving (0: the first).
+        start_step: usize,
     },
 }
 
@@ -316,9 +322,14 @@ pub fn run_episode_observed(
         )),
     };
     let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda66_e500);
-    // The decoy expert and how many steps it drives (Driver::Decoy).
+    // The decoy expert, when it starts and how many steps it drives
+    // (Driver::Decoy).
+    let decoy_start = match &driver {
+        Driver::Decoy { start_step, .. } => *start_step,
+        _ => 0,
+    };
     let (mut decoy, decoy_steps) = match &driver {
-        Driver::Decoy { max_steps } => {
+        Driver::Decoy { max_steps, .. } => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0dec_0e00);
             let steps = rng.gen_range(DECOY_MIN_STEPS..=(*max_steps).max(DECOY_MIN_STEPS));
             let decoy = decoy_object(&world, &task.goal, &mut rng).map(|object| {
@@ -433,7 +444,14 @@ pub fn run_episode_observed(
             (Driver::Decoy { .. }, Some(ex)) => {
                 let s = ex.act(&world)?;
                 let mut executed = s.executed;
-                if let Some(d) = decoy.as_mut().filter(|_| step < decoy_steps) {
+                // A late decoy only interrupts an approach, never a grasp.
+                if step == decoy_start && !ex.approaching() {
+                    decoy = None;
+                }
+                let decoy_drives = step
+                    .checked_sub(decoy_start)
+                    .is_some_and(|k| k < decoy_steps);
+                if let Some(d) = decoy.as_mut().filter(|_| decoy_drives) {
                     let d_step = d.act(&world)?;
                     // Up to, not including, the decoy's grasp.
                     if d.approaching() {

@@ -825,8 +825,21 @@ fn a_varied_approach_puts_sideways_corrections_low_on_the_way_down() {
 /// object is the goal; then the expert finishes the task.
 #[test]
 fn decoy_approaches_take_the_hand_to_a_same_coloured_object_under_the_real_labels() {
+    check_decoy_approaches(0);
+}
+
+/// `--decoy-start 10`: the expert drives the first 10 steps (executed =
+/// labels), then the decoy pulls the hand to the other object, then the
+/// expert finishes.
+#[test]
+fn late_decoys_take_over_from_the_expert_at_their_start_step() {
+    check_decoy_approaches(10);
+}
+
+/// Six same-colour episodes of `Driver::Decoy` starting at `start_step`.
+fn check_decoy_approaches(start_step: usize) {
     let s = suite();
-    let (mut episodes, mut successes) = (0, 0);
+    let (mut episodes, mut successes, mut plain) = (0, 0, 0);
     for seed in 0..60 {
         let task = s.sample_task(Split::Train, seed).unwrap();
         let pool =
@@ -850,23 +863,48 @@ fn decoy_approaches_take_the_hand_to_a_same_coloured_object_under_the_real_label
             &s.scene,
             &task,
             &pool,
-            Driver::Decoy { max_steps: 30 },
+            Driver::Decoy {
+                max_steps: 30,
+                start_step,
+            },
             &opts(&s, true),
             seed,
         )
         .unwrap();
         let xy = |a: [f64; 3], b: [f64; 3]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
-        // The hand reaches a decoy (within 4 cm sideways) while the goal
-        // object is further.
-        let at_decoy = ep.records.iter().position(|r| {
+        let agrees = |r: &vla_sim::episode::StepRecord| {
+            let (l, e) = (r.action.translation_m, r.executed.translation_m);
+            (l[0] - e[0]).abs() + (l[1] - e[1]).abs() < 1e-9
+        };
+        // Before the decoy starts, the expert's own moves are executed.
+        for r in &ep.records[..start_step] {
+            assert!(agrees(r), "seed {seed}: step {} not the expert's", r.step);
+        }
+        // An expert no longer approaching its object at the start step
+        // (e.g. already pushing) gets no decoy: a plain demonstration.
+        if start_step > 0 && agrees(&ep.records[start_step]) {
+            assert!(
+                ep.records.iter().all(agrees),
+                "seed {seed}: a decoy moved later"
+            );
+            plain += 1;
+            continue;
+        }
+        // Then the hand reaches a decoy (within 4 cm sideways) while the
+        // goal object is further.
+        let at_decoy = ep.records[start_step..].iter().position(|r| {
             let goal = r.object_xyz_m.unwrap();
             decoys.iter().any(|&d| xy(r.tcp_xyz_m, d) < 0.04) && xy(r.tcp_xyz_m, goal) > 0.06
         });
-        let at_decoy =
-            at_decoy.unwrap_or_else(|| panic!("seed {seed}: the hand never reached a decoy"));
-        assert!(at_decoy < 30, "seed {seed}: at step {at_decoy}");
+        let at_decoy = start_step
+            + at_decoy.unwrap_or_else(|| panic!("seed {seed}: the hand never reached a decoy"));
+        assert!(
+            at_decoy < start_step + 30,
+            "seed {seed}: at step {at_decoy}"
+        );
         // Meanwhile the labels ask for another move than the executed one.
-        let disagree = ep.records[..at_decoy]
+        let decoy_part = &ep.records[start_step..at_decoy];
+        let disagree = decoy_part
             .iter()
             .filter(|r| {
                 let (l, e) = (r.action.translation_m, r.executed.translation_m);
@@ -874,8 +912,9 @@ fn decoy_approaches_take_the_hand_to_a_same_coloured_object_under_the_real_label
             })
             .count();
         assert!(
-            disagree >= at_decoy / 2,
-            "seed {seed}: {disagree} of {at_decoy}"
+            disagree >= decoy_part.len() / 2,
+            "seed {seed}: {disagree} of {}",
+            decoy_part.len()
         );
         // The goal object is what the records name.
         let goal_i = w.index_of(task.goal.object()).unwrap();
@@ -893,6 +932,11 @@ fn decoy_approaches_take_the_hand_to_a_same_coloured_object_under_the_real_label
         }
     }
     assert_eq!(episodes, 6, "too few same-colour layouts in 60 seeds");
+    // Late decoys mostly find the expert still on its way.
+    assert!(
+        2 * plain < episodes,
+        "{plain} without a decoy, {episodes} with"
+    );
     // The expert recovers from the decoy.
     assert!(successes >= 4, "{successes} of {episodes} succeeded");
 }

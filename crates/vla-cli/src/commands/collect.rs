@@ -89,6 +89,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         steps: 0,
         dagger: None,
         decoy_max_steps: args.decoy_approach,
+        decoy_start_step: args
+            .decoy_approach
+            .map(|_| args.decoy_start)
+            .filter(|&k| k > 0),
     };
     if !(0.0..=1.0).contains(&args.expert_prob) {
         bail!(
@@ -148,7 +152,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
                 takeover,
             },
             None => match args.decoy_approach {
-                Some(max_steps) => Driver::Decoy { max_steps },
+                Some(max_steps) => Driver::Decoy {
+                    max_steps,
+                    start_step: args.decoy_start,
+                },
                 None => Driver::Expert(noise),
             },
         };
