@@ -147,6 +147,10 @@ pub struct CollectArgs {
     /// Also write depth images.
     #[arg(long)]
     pub depth: bool,
+    /// Also render and write the scene's wrist camera (`wrist.rgb`, and the
+    /// objects' pixels in it), for policies trained with `--wrist-px`.
+    #[arg(long)]
+    pub wrist_camera: bool,
     /// Domain randomisation of the rendering (light, colour shade, camera pose, table texture).
     #[arg(long)]
     pub randomize: bool,
@@ -291,6 +295,13 @@ pub struct TrainArgs {
     /// policy with it). The camera is the --crop-suite's scene camera.
     #[arg(long, default_value_t = 0)]
     pub hand_crop_px: usize,
+    /// Add the wrist camera as a second image input, read at this many
+    /// pixels square by its own stem (4 px patches, 16 tokens, 8 keypoints
+    /// of which the first two learn the goal and target object). Needs data
+    /// collected with `vla collect --wrist-camera`. Without the flag a warm
+    /// start keeps the wrist input of the policy it starts from; 0 drops it.
+    #[arg(long, conflicts_with = "hand_crop_px")]
+    pub wrist_px: Option<usize>,
     /// With --hand-crop-px or --table-plane: the task suite (name under
     /// sim/suites/ or a .toml path) whose scene camera and robot base place
     /// the camera.

@@ -55,4 +55,26 @@ pub trait Policy {
 
     /// The next action for the current camera frame and joint state.
     fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError>;
+
+    /// The size `(width, height)` of the wrist-camera frames this policy
+    /// reads, for policies with a second, hand-mounted camera; `None` (the
+    /// default) for those that read the scene camera only. The simulator
+    /// renders the wrist camera, and the runtime waits for its frames, only
+    /// for policies that answer `Some`.
+    fn wrist_frame_size_px(&self) -> Option<(u32, u32)> {
+        None
+    }
+
+    /// [`Policy::act`] with the wrist camera's frame too. The default
+    /// ignores `wrist` (policies without a wrist input); a policy that
+    /// reads one overrides it and fails on `None`.
+    fn act_with_wrist(
+        &mut self,
+        frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        joints: &JointState,
+    ) -> Result<PolicyStep, PolicyError> {
+        let _ = wrist;
+        self.act(frame, joints)
+    }
 }

@@ -76,6 +76,11 @@ pub struct PolicyConfig {
     /// follows the TCP chain's forward kinematics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<crate::crop::CropSpec>,
+    /// The wrist camera ([`WristSpec`]): when present, the `model.crop`
+    /// branch reads a second, hand-mounted camera's frame instead of a
+    /// window of the scene camera's (then `crop` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrist: Option<WristSpec>,
     /// Training summary.
     #[serde(default)]
     pub training: TrainingInfo,
@@ -186,6 +191,32 @@ impl StateSpec {
     }
 }
 
+/// The wrist camera a policy reads (`config.json` → `wrist`): frames of
+/// any size are resized to the branch's `model.crop.side_px` square, as the
+/// scene camera's are to `image_size_px`; the size it was trained at is
+/// kept so that the simulator renders (and a robot driver is asked for)
+/// the same view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WristSpec {
+    /// Width of the training frames, pixels.
+    pub width_px: u32,
+    /// Their height, pixels.
+    pub height_px: u32,
+}
+
+impl WristSpec {
+    /// Checks the sizes are positive.
+    pub fn validate(&self) -> Result<()> {
+        if self.width_px == 0 || self.height_px == 0 {
+            return Err(VlaPolicyError::Config(format!(
+                "config.json wrist: frame size {}×{} px must be positive",
+                self.width_px, self.height_px
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl PolicyConfig {
     /// A config for a fresh model.
     pub fn new(model: ModelConfig, tokenizer: ActionTokenizer) -> Self {
@@ -197,6 +228,7 @@ impl PolicyConfig {
             state: None,
             tcp: None,
             crop: None,
+            wrist: None,
             training: TrainingInfo::default(),
             decoding: Decoding::default(),
             ensemble: Vec::new(),
@@ -249,6 +281,17 @@ impl PolicyConfig {
                 ));
             }
         }
+        if let Some(w) = &self.wrist {
+            w.validate()?;
+            if self.crop.is_some() || self.model.crop.is_none() {
+                return Err(VlaPolicyError::Config(
+                    "config.json wrist needs model.crop (the branch that reads it) and no crop \
+                     (the branch reads one image)"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        }
         match (&self.crop, &self.model.crop) {
             (None, None) => {}
             (Some(spec), Some(_)) => {
@@ -268,7 +311,7 @@ impl PolicyConfig {
             }
             (None, Some(_)) => {
                 return Err(VlaPolicyError::Config(
-                    "model.crop is set but config.json has no crop (camera)".into(),
+                    "model.crop is set but config.json has neither crop (camera) nor wrist".into(),
                 ))
             }
         }

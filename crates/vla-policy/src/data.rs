@@ -38,6 +38,21 @@ pub struct Sample {
     /// object, the target object and the gripper's TCP: training targets of
     /// the first [`KEYPOINT_TARGETS`] spatial-softmax keypoints.
     pub keypoint_px: [Option<[f32; 2]>; KEYPOINT_TARGETS],
+    /// The wrist camera's view, for sources that recorded one.
+    pub wrist: Option<Box<WristView>>,
+}
+
+/// One step's wrist-camera frame ([`Sample::wrist`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WristView {
+    /// Side of the square frame, pixels (resized from the camera's).
+    pub side_px: usize,
+    /// RGB8 pixels, `side × side × 3`, row-major.
+    pub rgb: Vec<u8>,
+    /// Pixel `(u, v)` (at `side_px`), where in view, of the goal object and
+    /// the target object: training targets of the wrist branch's first two
+    /// keypoints.
+    pub keypoint_px: [Option<[f32; 2]>; 2],
 }
 
 /// Keypoints with a training target: goal object, target object, TCP.
@@ -251,6 +266,7 @@ pub mod demo_dir {
                         aux: [0.0; crate::data::AUX_DIM],
                         aux_mask: [0.0; crate::data::AUX_DIM],
                         keypoint_px: [None; crate::data::KEYPOINT_TARGETS],
+                        wrist: None,
                     });
                 }
             }
@@ -393,6 +409,7 @@ pub mod synthetic {
                             Some([(distractor[0] - 0.5) as f32, (distractor[1] - 0.5) as f32]),
                             None,
                         ],
+                        wrist: None,
                     });
                     // The camera moves with the arm: the scene shifts against the action.
                     for p in [&mut pos, &mut distractor] {

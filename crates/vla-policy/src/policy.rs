@@ -253,7 +253,7 @@ impl VlaPolicy {
         frame: &RgbFrame,
         joints: Option<&JointState>,
     ) -> Result<crate::model::Memory> {
-        let inputs = self.model_inputs(frame, joints)?;
+        let inputs = self.model_inputs(frame, None, joints)?;
         self.encode_with(&self.model, &inputs)
     }
 
@@ -276,7 +276,12 @@ impl VlaPolicy {
 
     /// The network's inputs for one observation: the resized frame, the
     /// hand crop and the state vector (shared by every ensemble member).
-    fn model_inputs(&self, frame: &RgbFrame, joints: Option<&JointState>) -> Result<ModelInputs> {
+    fn model_inputs(
+        &self,
+        frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        joints: Option<&JointState>,
+    ) -> Result<ModelInputs> {
         if self.instruction.is_none() {
             return Err(VlaPolicyError::NoInstruction);
         }
@@ -303,7 +308,18 @@ impl VlaPolicy {
                 crate::crop::extract_rgb8(&rgb, size, origin, net.side_px, &mut window);
                 Some(chw_tensor(&window, net.side_px, &self.device)?)
             }
-            _ => None,
+            _ => match (&self.config.model.crop, &self.config.wrist) {
+                (Some(net), Some(_)) => {
+                    let wrist = wrist.ok_or_else(|| {
+                        VlaPolicyError::Data(
+                            "this policy reads a wrist camera and no wrist frame was given".into(),
+                        )
+                    })?;
+                    let rgb = to_model_rgb8(wrist, net.side_px)?;
+                    Some(chw_tensor(&rgb, net.side_px, &self.device)?)
+                }
+                _ => None,
+            },
         };
         Ok(ModelInputs { image, crop, state })
     }
@@ -316,7 +332,19 @@ impl VlaPolicy {
         frame: &RgbFrame,
         joints: Option<&JointState>,
     ) -> Result<PolicyStep> {
-        let inputs = self.model_inputs(frame, joints)?;
+        self.step_views(frame, None, joints)
+    }
+
+    /// [`Self::step_observation`] with the wrist camera's frame, which a
+    /// policy with a wrist input (`config.json` → `wrist`) requires and the
+    /// others ignore.
+    pub fn step_views(
+        &self,
+        frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        joints: Option<&JointState>,
+    ) -> Result<PolicyStep> {
+        let inputs = self.model_inputs(frame, wrist, joints)?;
         let memory = self.encode_with(&self.model, &inputs)?;
         let bins = if self.members.is_empty() {
             match &self.fast {
@@ -459,6 +487,20 @@ impl Policy for VlaPolicy {
         joints: &JointState,
     ) -> std::result::Result<PolicyStep, PolicyError> {
         self.step_observation(frame, Some(joints))
+            .map_err(PolicyError::from_source)
+    }
+
+    fn wrist_frame_size_px(&self) -> Option<(u32, u32)> {
+        self.config.wrist.map(|w| (w.width_px, w.height_px))
+    }
+
+    fn act_with_wrist(
+        &mut self,
+        frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        joints: &JointState,
+    ) -> std::result::Result<PolicyStep, PolicyError> {
+        self.step_views(frame, wrist, Some(joints))
             .map_err(PolicyError::from_source)
     }
 }

@@ -6,6 +6,7 @@
 //! DIR/episodes.jsonl               per episode: index, dir, steps, outcome.task.instruction, ...
 //! DIR/episodes/000000/frames.rgb   steps × height × width × 3 bytes
 //! DIR/episodes/000000/steps.jsonl  per step: action {translation_m, rotation_rad, gripper, terminate}, ...
+//! DIR/episodes/000000/wrist.rgb    steps × wrist height × wrist width × 3 bytes (with dataset.json wrist_camera)
 //! ```
 //!
 //! Only the fields training needs are parsed (with their own small serde
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vla_core::{Action, Instruction, PixelEncoding, RgbFrame};
 
-use crate::data::{Dataset, DemoSource, Sample, AUX_DIM, AUX_UNIT_M};
+use crate::data::{Dataset, DemoSource, Sample, WristView, AUX_DIM, AUX_UNIT_M};
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::to_model_rgb8;
 
@@ -38,6 +39,14 @@ struct Meta {
     width_px: u32,
     height_px: u32,
     encoding: String,
+    #[serde(default)]
+    wrist_camera: Option<WristMeta>,
+}
+
+#[derive(Deserialize)]
+struct WristMeta {
+    width_px: u32,
+    height_px: u32,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +87,10 @@ struct StepLine {
     target_px: Option<[f64; 2]>,
     #[serde(default)]
     tcp_px: Option<[f64; 2]>,
+    #[serde(default)]
+    wrist_object_px: Option<[f64; 2]>,
+    #[serde(default)]
+    wrist_target_px: Option<[f64; 2]>,
 }
 
 /// Largest |object − gripper| per axis kept as an auxiliary target, in units
@@ -158,10 +171,34 @@ impl SimDataset {
                 meta.height_px
             )));
         }
+        // The wrist frames, resized to squares of the camera's width.
+        let wrist = match &meta.wrist_camera {
+            Some(w) => {
+                let bytes_per = w.width_px as usize * w.height_px as usize * 3;
+                let path = dir.join("wrist.rgb");
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                if bytes_per == 0 || bytes.len() != bytes_per * steps.len() {
+                    return Err(VlaPolicyError::Data(format!(
+                        "{}: {} bytes, expected {} steps × {}×{}×3",
+                        path.display(),
+                        bytes.len(),
+                        steps.len(),
+                        w.width_px,
+                        w.height_px
+                    )));
+                }
+                Some((w, bytes, bytes_per))
+            }
+            None => None,
+        };
         let instruction = Instruction::new(&ep.outcome.task.instruction)?;
         let mut names: Option<Vec<String>> = None;
         let mut samples = Vec::with_capacity(steps.len());
-        for (step, px) in steps.iter().zip(bytes.chunks_exact(frame_bytes)) {
+        for (k, (step, px)) in steps
+            .iter()
+            .zip(bytes.chunks_exact(frame_bytes))
+            .enumerate()
+        {
             step.action.check_finite()?;
             let names = names.get_or_insert_with(|| step.joints.names.clone());
             if *names != step.joints.names || step.joints.positions_rad.len() != names.len() {
@@ -183,7 +220,31 @@ impl SimDataset {
                 size_px as f64 / f64::from(meta.height_px),
             );
             let to_model = |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
+            let wrist = match &wrist {
+                Some((w, bytes, per)) => {
+                    let side = w.width_px as usize;
+                    let frame = RgbFrame::new(
+                        w.width_px,
+                        w.height_px,
+                        PixelEncoding::Rgb8,
+                        bytes[k * per..(k + 1) * per].to_vec(),
+                    )?;
+                    let (su, sv) = (
+                        side as f64 / f64::from(w.width_px),
+                        side as f64 / f64::from(w.height_px),
+                    );
+                    let scale =
+                        |p: Option<[f64; 2]>| p.map(|[u, v]| [(u * su) as f32, (v * sv) as f32]);
+                    Some(Box::new(WristView {
+                        side_px: side,
+                        rgb: to_model_rgb8(&frame, side)?,
+                        keypoint_px: [scale(step.wrist_object_px), scale(step.wrist_target_px)],
+                    }))
+                }
+                None => None,
+            };
             samples.push(Sample {
+                wrist,
                 keypoint_px: [
                     to_model(step.object_px),
                     to_model(step.target_px),
@@ -350,6 +411,45 @@ mod tests {
                 .to_string();
             assert!(err.contains("000005"), "{err}");
         }
+    }
+
+    #[test]
+    fn wrist_frames_and_their_object_pixels_load_with_each_step() {
+        let dir = tempfile::tempdir().unwrap();
+        write_folder(dir.path(), 2);
+        // Declare a 2×2 wrist camera and give each step a frame and the
+        // goal object's pixel in it.
+        fs::write(
+            dir.path().join(META),
+            r#"{"format":"vla-sim-demonstrations","version":1,"width_px":4,"height_px":4,"encoding":"rgb8","wrist_camera":{"width_px":2,"height_px":2}}"#,
+        )
+        .unwrap();
+        let folder = SimDataset(dir.path().to_path_buf());
+        let err = folder.load_with_threads(4, 1).unwrap_err().to_string();
+        assert!(err.contains("wrist.rgb"), "{err}");
+        for (e, steps) in [(0usize, 1usize), (1, 2)] {
+            let sub = dir.path().join(format!("episodes/{e:06}"));
+            let wrist: Vec<u8> = (0..steps * 2 * 2 * 3)
+                .map(|i| (e * 100 + i) as u8)
+                .collect();
+            fs::write(sub.join("wrist.rgb"), wrist).unwrap();
+            let lines = fs::read_to_string(sub.join("steps.jsonl")).unwrap();
+            let lines: String = lines
+                .lines()
+                .map(|l| format!("{},\"wrist_object_px\":[0.5,1.0]}}\n", &l[..l.len() - 1]))
+                .collect();
+            fs::write(sub.join("steps.jsonl"), lines).unwrap();
+        }
+        let data = folder.load_with_threads(4, 2).unwrap();
+        assert_eq!(data.samples.len(), 3);
+        let w = data.samples[2].wrist.as_ref().unwrap();
+        assert_eq!(w.side_px, 2);
+        assert_eq!(w.rgb, (112..124).map(|i| i as u8).collect::<Vec<_>>());
+        assert_eq!(w.keypoint_px, [Some([0.5, 1.0]), None]);
+        // A short wrist file is an error naming it.
+        fs::write(dir.path().join("episodes/000001/wrist.rgb"), [0u8; 5]).unwrap();
+        let err = folder.load_with_threads(4, 1).unwrap_err().to_string();
+        assert!(err.contains("000001") && err.contains("wrist.rgb"), "{err}");
     }
 
     #[test]

@@ -111,8 +111,14 @@ pub struct TrainOptions {
     /// its checkpoint's). The crop needs the TCP input (`tcp`).
     pub crop_camera: Option<crate::crop::CropCamera>,
     /// Training-time jitter of the crop's centre, ± pixels per axis (the
-    /// hand–eye calibration of a real camera is never exact).
+    /// hand–eye calibration of a real camera is never exact); with
+    /// [`Self::wrist`], the random shift of the wrist frame.
     pub crop_jitter_px: i32,
+    /// The `model.crop` branch reads the wrist camera's frames (the data's
+    /// `wrist.rgb`, [`crate::data::WristView`]) instead of a window of the
+    /// scene camera's; no `crop_camera` then. Every sample needs a wrist
+    /// frame of the branch's `side_px`.
+    pub wrist: bool,
     /// Add table-plane offsets ([`crate::table_plane`]) computed for this
     /// camera (in the TCP chain's base frame; needs `tcp` or a warm start
     /// with the TCP input). A warm start from a policy with them keeps
@@ -180,6 +186,7 @@ impl Default for TrainOptions {
             state_joints: None,
             crop_camera: None,
             crop_jitter_px: 2,
+            wrist: false,
             table_plane_camera: None,
             perception_only: false,
             workers: 1,
@@ -351,6 +358,8 @@ struct Prepared<'a> {
     /// Per sample: the hand crop's top-left pixel (models with a crop).
     crop_origins: Option<&'a [[i32; 2]]>,
     crop_jitter_px: i32,
+    /// The crop branch reads the samples' wrist frames.
+    wrist: bool,
     /// [`TrainOptions::text_dropout`].
     text_dropout: f32,
 }
@@ -384,7 +393,11 @@ fn make_batch(
     let mut aug = aug;
     let per = KEYPOINT_TARGETS * 4;
     let (mut cells, mut weights) = (vec![0u32; per * b], vec![0f32; per * b]);
-    let crop_net = p.model.crop.as_ref().filter(|_| p.crop_origins.is_some());
+    let crop_net = p
+        .model
+        .crop
+        .as_ref()
+        .filter(|_| p.crop_origins.is_some() || p.wrist);
     let c = crop_net.map_or(0, |n| n.side_px);
     let mut crops = vec![0f32; b * 3 * c * c];
     let mut window = vec![0u8; c * c * 3];
@@ -397,7 +410,35 @@ fn make_batch(
         let (dx, dy) = write_chw(&data.samples[i].rgb, s, a, out);
         shift_px[2 * k] = -(dx as f32);
         shift_px[2 * k + 1] = -(dy as f32);
-        if let (Some(net), Some(origins)) = (crop_net, p.crop_origins) {
+        if let (Some(net), Some(view), true) = (crop_net, &data.samples[i].wrist, p.wrist) {
+            // The wrist frame, shifted and colour-jittered anew; its
+            // keypoints move with the shift.
+            let mut wrist_aug = aug.as_mut().map(|(a, rng)| {
+                (
+                    Augment {
+                        shift_px: p.crop_jitter_px.max(0),
+                        ..**a
+                    },
+                    &mut **rng,
+                )
+            });
+            let out = &mut crops[k * 3 * c * c..(k + 1) * 3 * c * c];
+            let (wx, wy) = write_chw(
+                &view.rgb,
+                c,
+                wrist_aug.as_mut().map(|(a, r)| (&*a, &mut **r)),
+                out,
+            );
+            for (j, px) in view.keypoint_px.iter().enumerate() {
+                let Some([u, v]) = px else { continue };
+                if let Some(targets) = net.keypoint_bilinear(u - wx as f32, v - wy as f32) {
+                    for (q, (cell, w)) in targets.into_iter().enumerate() {
+                        crop_cells[k * crop_per + j * 4 + q] = cell;
+                        crop_weights[k * crop_per + j * 4 + q] = w;
+                    }
+                }
+            }
+        } else if let (Some(net), Some(origins)) = (crop_net, p.crop_origins) {
             // The crop comes from the unshifted frame around the projected
             // TCP, jittered; colour jitter is drawn anew.
             let mut origin = origins[i];
@@ -724,6 +765,7 @@ pub fn train(
             cfg.state = state;
             cfg.tcp = tcp;
             cfg.crop = crop_spec(opts)?;
+            cfg.wrist = wrist_spec(opts, data)?;
             cfg.validate()?;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             warm = Some(checkpoint::warm_start(&varmap, init, &device)?);
@@ -753,11 +795,15 @@ pub fn train(
             cfg.state = state;
             cfg.tcp = tcp;
             cfg.crop = crop_spec(opts)?;
+            cfg.wrist = wrist_spec(opts, data)?;
             cfg.validate()?;
             let (varmap, model) = checkpoint::fresh_model(&cfg.model, opts.seed, &device)?;
             (cfg, varmap, model, 0)
         }
     };
+    if let (Some(_), Some(net)) = (&cfg.wrist, &cfg.model.crop) {
+        check_wrist_frames(data, net.side_px)?;
+    }
     if data.size_px != cfg.model.image_size_px {
         return Err(VlaPolicyError::Config(format!(
             "data set images are {} px, the model takes {} px",
@@ -835,6 +881,7 @@ pub fn train(
         keypoint_bilinear: opts.keypoint_bilinear,
         crop_origins: crop_origins.as_deref(),
         crop_jitter_px: opts.crop_jitter_px,
+        wrist: cfg.wrist.is_some(),
         text_dropout: opts.text_dropout,
     };
     cfg.decoding = opts.decoding;
@@ -997,9 +1044,52 @@ pub fn train(
     })
 }
 
+/// The wrist entry for a fresh run ([`TrainOptions::wrist`]): the data's
+/// wrist frames, checked to be there for every sample and of the branch's
+/// size.
+fn wrist_spec(opts: &TrainOptions, data: &Dataset) -> Result<Option<crate::checkpoint::WristSpec>> {
+    if !opts.wrist {
+        return Ok(None);
+    }
+    let net = opts.model.crop.as_ref().ok_or_else(|| {
+        VlaPolicyError::Config("a wrist camera input needs the model's crop branch".into())
+    })?;
+    check_wrist_frames(data, net.side_px)?;
+    let side = net.side_px as u32;
+    Ok(Some(crate::checkpoint::WristSpec {
+        width_px: side,
+        height_px: side,
+    }))
+}
+
+/// Every sample has a wrist frame `side_px` square.
+fn check_wrist_frames(data: &Dataset, side_px: usize) -> Result<()> {
+    for (i, s) in data.samples.iter().enumerate() {
+        match &s.wrist {
+            Some(w) if w.side_px == side_px && w.rgb.len() == side_px * side_px * 3 => {}
+            Some(w) => {
+                return Err(VlaPolicyError::Data(format!(
+                    "sample {i}: its wrist frame is {} px, the model's wrist branch takes {side_px} px",
+                    w.side_px
+                )))
+            }
+            None => {
+                return Err(VlaPolicyError::Data(format!(
+                    "sample {i} (episode {}) has no wrist frame: collect with `vla collect --wrist-camera`",
+                    s.episode
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The crop's config entry for a fresh run: the camera when the model has
 /// a crop branch, an error when it has one and no camera was given.
 fn crop_spec(opts: &TrainOptions) -> Result<Option<crate::crop::CropSpec>> {
+    if opts.wrist {
+        return Ok(None);
+    }
     match (&opts.model.crop, opts.crop_camera) {
         (Some(_), Some(camera)) => Ok(Some(crate::crop::CropSpec { camera })),
         (Some(_), None) => Err(VlaPolicyError::Config(

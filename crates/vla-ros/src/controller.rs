@@ -69,6 +69,8 @@ pub struct ControllerSettings {
     pub command_topic: String,
     /// `camera_topic`.
     pub camera_topic: String,
+    /// `wrist_camera_topic`: read only by policies with a wrist camera input.
+    pub wrist_topic: String,
     /// `joint_states_topic`.
     pub joint_states_topic: String,
     /// `task_topic`.
@@ -160,6 +162,7 @@ impl ControllerSettings {
             controller: p.string("controller", command_interface.default_controller())?,
             command_topic: p.string("command_topic", "")?,
             camera_topic: p.string("camera_topic", topics::CAMERA_IMAGE)?,
+            wrist_topic: p.string("wrist_camera_topic", topics::WRIST_IMAGE)?,
             joint_states_topic: p.string("joint_states_topic", topics::JOINT_STATES)?,
             task_topic: p.string("task_topic", topics::TASK)?,
             stop_topic: p.string("stop_topic", topics::STOP)?,
@@ -339,6 +342,7 @@ pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
     let tokens =
         node.create_publisher::<Int32MultiArray>(&s.tokens_topic, QosProfile::default())?;
     let mut images = node.subscribe::<Image>(&s.camera_topic, QosProfile::sensor_data())?;
+    let mut wrist_images = node.subscribe::<Image>(&s.wrist_topic, QosProfile::sensor_data())?;
     let mut joints =
         node.subscribe::<JointState>(&s.joint_states_topic, QosProfile::sensor_data())?;
     let mut tasks = node.subscribe::<StringMsg>(&s.task_topic, QosProfile::default())?;
@@ -370,6 +374,14 @@ pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
         s.joint_states_topic,
         s.camera_topic,
     );
+
+    if runtime.wants_wrist() {
+        eprintln!(
+            "[{}] the policy reads a wrist camera: waiting for {} too",
+            topics::CONTROLLER_NODE,
+            s.wrist_topic
+        );
+    }
 
     let mut state = ControllerNode {
         runtime,
@@ -441,6 +453,11 @@ pub fn run(root: Option<&Path>, viz: &VizSink) -> Result<(), RosError> {
                     let now = state.now();
                     let r = state.runtime.on_image(&convert::image_in(&msg), now);
                     state.log_rejection("image", r);
+                }
+                Some(msg) = wrist_images.next() => {
+                    let now = state.now();
+                    let r = state.runtime.on_wrist_image(&convert::image_in(&msg), now);
+                    state.log_rejection("wrist image", r);
                 }
             }
         }

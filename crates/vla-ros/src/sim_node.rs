@@ -57,6 +57,13 @@ pub struct SimSettings {
     pub joint_states_topic: String,
     /// `camera_frame_id`.
     pub camera_frame_id: String,
+    /// `wrist_camera_topic`, `wrist_camera_info_topic`: the scene's wrist
+    /// camera, published with the scene camera when the scene has one.
+    pub wrist_topic: String,
+    /// See `wrist_topic`.
+    pub wrist_info_topic: String,
+    /// `wrist_camera_frame_id`.
+    pub wrist_frame_id: String,
 }
 
 /// The task whose objects `vla sim-node` lays out by default.
@@ -86,6 +93,9 @@ impl SimSettings {
             camera_info_topic: p.string("camera_info_topic", topics::CAMERA_INFO)?,
             joint_states_topic: p.string("joint_states_topic", topics::JOINT_STATES)?,
             camera_frame_id: p.string("camera_frame_id", "camera_optical_frame")?,
+            wrist_topic: p.string("wrist_camera_topic", topics::WRIST_IMAGE)?,
+            wrist_info_topic: p.string("wrist_camera_info_topic", topics::WRIST_INFO)?,
+            wrist_frame_id: p.string("wrist_camera_frame_id", "wrist_camera_optical_frame")?,
         })
     }
 }
@@ -115,6 +125,13 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
     let image_pub = node.create_publisher::<Image>(&s.camera_topic, QosProfile::sensor_data())?;
     let info_pub =
         node.create_publisher::<CameraInfo>(&s.camera_info_topic, QosProfile::sensor_data())?;
+    let wrist_pubs = match &suite.scene.wrist_camera {
+        Some(_) => Some((
+            node.create_publisher::<Image>(&s.wrist_topic, QosProfile::sensor_data())?,
+            node.create_publisher::<CameraInfo>(&s.wrist_info_topic, QosProfile::sensor_data())?,
+        )),
+        None => None,
+    };
     let joints_pub =
         node.create_publisher::<JointState>(&s.joint_states_topic, QosProfile::default())?;
     let trajectory_topic = CommandInterface::JointTrajectory.topic(&s.trajectory_controller);
@@ -239,7 +256,18 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
                         next_frame_secs += camera_period;
                         let out = sim.render()?;
                         image_pub.publish(&convert::image_msg(&out.rgb, stamp.clone(), &s.camera_frame_id))?;
-                        info_pub.publish(&convert::camera_info(sim.camera(), stamp, &s.camera_frame_id))?;
+                        info_pub.publish(&convert::camera_info(sim.camera(), stamp.clone(), &s.camera_frame_id))?;
+                        let wrist = match &wrist_pubs {
+                            Some((image, info)) => match sim.render_wrist()? {
+                                Some((w, cam)) => {
+                                    image.publish(&convert::image_msg(&w.rgb, stamp.clone(), &s.wrist_frame_id))?;
+                                    info.publish(&convert::camera_info(&cam, stamp.clone(), &s.wrist_frame_id))?;
+                                    Some(w.rgb)
+                                }
+                                None => None,
+                            },
+                            None => None,
+                        };
                         if let Some(obs) = observer.as_deref_mut() {
                             let action = tokenizer
                                 .detokenize(&shown_tokens)
@@ -251,6 +279,7 @@ pub fn run(root: &Path, mut observer: Option<&mut dyn StepObserver>) -> Result<(
                                 frame: Some(&out.rgb),
                                 depth_m: Some(out.depth_m.as_slice()),
                                 camera: Some(sim.camera()),
+                                wrist_frame: wrist.as_ref(),
                                 tokens: shown_tokens,
                                 action,
                             });

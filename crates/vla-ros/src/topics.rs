@@ -8,6 +8,10 @@ pub const CONTROLLER_NODE: &str = "vla_controller";
 pub const SIM_NODE: &str = "vla_sim";
 /// Camera images (`sensor_msgs/msg/Image`).
 pub const CAMERA_IMAGE: &str = "/camera/image_raw";
+/// Wrist-camera images (`sensor_msgs/msg/Image`), for policies that read one.
+pub const WRIST_IMAGE: &str = "/wrist_camera/image_raw";
+/// Wrist-camera intrinsics (`sensor_msgs/msg/CameraInfo`).
+pub const WRIST_INFO: &str = "/wrist_camera/camera_info";
 /// Camera intrinsics (`sensor_msgs/msg/CameraInfo`).
 pub const CAMERA_INFO: &str = "/camera/camera_info";
 /// Measured joints (`sensor_msgs/msg/JointState`).

@@ -46,6 +46,8 @@ pub struct Runtime {
     config: RuntimeConfig,
     command_names: Vec<String>,
     frame: Option<(RgbFrame, f64)>,
+    /// The last wrist-camera frame and its arrival, for policies that read one.
+    wrist: Option<(RgbFrame, f64)>,
     measured: Option<Measured>,
     task: Option<Instruction>,
     /// A task was taken once: from then on every tick commands (move or hold).
@@ -92,6 +94,7 @@ impl Runtime {
             config,
             command_names,
             frame: None,
+            wrist: None,
             measured: None,
             task: None,
             started: false,
@@ -129,6 +132,32 @@ impl Runtime {
     /// its input size), if one arrived.
     pub fn policy_frame(&self) -> Option<&RgbFrame> {
         self.frame.as_ref().map(|(frame, _)| frame)
+    }
+
+    /// Whether the policy reads a wrist camera (and the arm holds until its
+    /// frames arrive, [`Self::on_wrist_image`]).
+    pub fn wants_wrist(&self) -> bool {
+        self.policy.wrist_frame_size_px().is_some()
+    }
+
+    /// A wrist-camera image arrived at `now_secs` (policies with a wrist
+    /// input; others ignore it). A bad one is rejected (the last good frame
+    /// stays, and ages). It is resized to the size the policy was trained at.
+    pub fn on_wrist_image(
+        &mut self,
+        image: &ImageIn<'_>,
+        now_secs: f64,
+    ) -> Result<(), RuntimeError> {
+        let Some(size) = self.policy.wrist_frame_size_px() else {
+            return Ok(());
+        };
+        match frame_from_image(image, None, Some(size)) {
+            Ok(frame) => {
+                self.wrist = Some((frame, now_secs));
+                Ok(())
+            }
+            Err(e) => Err(self.reject(e)),
+        }
     }
 
     /// The chain's positions in the last accepted joint state, if one arrived.
@@ -307,6 +336,22 @@ impl Runtime {
                 ),
             ));
         }
+        if self.wants_wrist() {
+            match &self.wrist {
+                None => return Some((RunState::Holding, "no wrist camera frame yet".into())),
+                Some((_, received)) if now_secs - received > timeout => {
+                    return Some((
+                        RunState::Holding,
+                        format!(
+                            "wrist camera frame is stale ({} ms old, limit {} ms)",
+                            ms(now_secs - received),
+                            ms(timeout)
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         match &self.frame {
             None => Some((RunState::Holding, "no camera frame yet".into())),
             Some((_, received)) if now_secs - received > timeout => Some((
@@ -376,7 +421,8 @@ impl Runtime {
                 }
             };
             let started = Instant::now();
-            let step = match self.policy.act(frame, state) {
+            let wrist = self.wrist.as_ref().map(|(f, _)| f);
+            let step = match self.policy.act_with_wrist(frame, wrist, state) {
                 Ok(step) => step,
                 Err(e) => {
                     self.policy_retry_secs = now_secs + period;

@@ -540,3 +540,120 @@ fn the_last_accepted_frame_and_joints_are_what_the_policy_was_given() {
     assert_eq!((kept.width_px(), kept.height_px()), (32, 32));
     assert!(kept.data().iter().all(|&b| b == 90));
 }
+
+/// A policy with a wrist camera: it records the wrist frames' sizes and
+/// refuses to act without one.
+struct WristReader {
+    tokenizer: ActionTokenizer,
+    wrist_sizes: Rc<RefCell<Vec<(u32, u32)>>>,
+}
+
+impl Policy for WristReader {
+    fn name(&self) -> &str {
+        "wrist-test"
+    }
+    fn reset(&mut self, _instruction: &Instruction) -> Result<(), PolicyError> {
+        Ok(())
+    }
+    fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError> {
+        self.act_with_wrist(frame, None, joints)
+    }
+    fn wrist_frame_size_px(&self) -> Option<(u32, u32)> {
+        Some((16, 16))
+    }
+    fn act_with_wrist(
+        &mut self,
+        _frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        _joints: &JointState,
+    ) -> Result<PolicyStep, PolicyError> {
+        let wrist = wrist.ok_or_else(|| PolicyError::msg("no wrist frame"))?;
+        self.wrist_sizes
+            .borrow_mut()
+            .push((wrist.width_px(), wrist.height_px()));
+        let action = Action::new([0.01, 0.0, 0.0], [0.0; 3], 0.0, false);
+        let tokens = self
+            .tokenizer
+            .tokenize(&action)
+            .map_err(PolicyError::from_source)?;
+        Ok(PolicyStep { tokens, action })
+    }
+}
+
+#[test]
+fn a_wrist_camera_policy_holds_until_its_wrist_frames_arrive_and_while_they_are_stale() {
+    let wrist_sizes = Rc::new(RefCell::new(Vec::new()));
+    let policy = WristReader {
+        tokenizer: ActionTokenizer::default(),
+        wrist_sizes: wrist_sizes.clone(),
+    };
+    let config = RuntimeConfig {
+        policy_image_size_px: Some((32, 32)),
+        ..RuntimeConfig::default()
+    };
+    let rt = Runtime::new(Box::new(policy), arm(), config).unwrap();
+    let mut names: Vec<String> = (1..=7).map(|i| format!("panda_joint{i}")).collect();
+    names.push("panda_finger_joint1".into());
+    names.push("panda_finger_joint2".into());
+    let mut r = Rig {
+        rt,
+        seen: Rc::new(RefCell::new(Seen::default())),
+        names,
+    };
+    assert!(r.rt.wants_wrist());
+    let wrist_data = vec![40u8; 48 * 40 * 3];
+    r.rt.on_task("pick up the red cube", 0.0).unwrap();
+    // Scene frames and joints, no wrist frame: hold, the policy is not asked.
+    let out = r.fresh_tick(&HOME, 0.0);
+    assert_eq!(arm_positions(&out), HOME.to_vec());
+    assert_eq!(r.reason(), "no wrist camera frame yet");
+    assert!(wrist_sizes.borrow().is_empty());
+    // A malformed wrist image is rejected and changes nothing.
+    assert!(r
+        .rt
+        .on_wrist_image(&wrist(48, &wrist_data[..10]), 0.01)
+        .is_err());
+    let out = r.fresh_tick(&HOME, 0.01);
+    assert_eq!(arm_positions(&out), HOME.to_vec());
+    assert_eq!(r.reason(), "no wrist camera frame yet");
+    // With wrist frames the policy runs and sees them at its trained size.
+    let mut q = HOME.to_vec();
+    let mut t = 0.02;
+    for _ in 0..20 {
+        r.rt.on_wrist_image(&wrist(48, &wrist_data), t).unwrap();
+        let out = r.fresh_tick(&q, t);
+        if let Some(c) = &out.command {
+            q = c.positions_rad[..7].to_vec();
+        }
+        t += 0.01;
+    }
+    assert_eq!(r.state(), RunState::Running, "{}", r.reason());
+    assert!(!wrist_sizes.borrow().is_empty());
+    assert!(wrist_sizes.borrow().iter().all(|&s| s == (16, 16)));
+    // The wrist camera stops: hold at the measured position with the reason.
+    let steps = wrist_sizes.borrow().len();
+    let mut last = None;
+    for _ in 0..60 {
+        last = Some(r.fresh_tick(&q, t));
+        t += 0.01;
+    }
+    assert_eq!(r.state(), RunState::Holding);
+    assert!(
+        r.reason().contains("wrist camera frame is stale"),
+        "{}",
+        r.reason()
+    );
+    assert_eq!(arm_positions(&last.unwrap()), q);
+    assert!(wrist_sizes.borrow().len() <= steps + 5);
+}
+
+/// A 48×40 rgb8 wrist image over `data`.
+fn wrist(w: u32, data: &[u8]) -> ImageIn<'_> {
+    ImageIn {
+        width_px: w,
+        height_px: 40,
+        encoding: "rgb8",
+        step_bytes: w as usize * 3,
+        data,
+    }
+}

@@ -9,7 +9,7 @@ use vla_render::{Camera, DomainRandomization, RenderOutput};
 
 use crate::episode::build_world;
 use crate::goal::ObjectRef;
-use crate::render::SimCamera;
+use crate::render::{SimCamera, WristCamera};
 use crate::scene::SceneConfig;
 use crate::suite::Task;
 use crate::world::World;
@@ -20,6 +20,7 @@ use crate::SimError;
 pub struct CommandedSim {
     world: World,
     camera: SimCamera,
+    wrist: Option<WristCamera>,
     arm_joints: Vec<String>,
     finger_joints: Vec<String>,
     targets_rad: Vec<f64>,
@@ -32,11 +33,13 @@ impl CommandedSim {
     pub fn new(scene: &SceneConfig, task: &Task, pool: &[ObjectRef]) -> Result<Self, SimError> {
         let world = build_world(scene, task, pool)?;
         let camera = SimCamera::new(scene, DomainRandomization::default(), task.layout_seed)?;
+        let wrist = WristCamera::new(scene, DomainRandomization::default(), task.layout_seed)?;
         let arm_joints = world.arm().chain().joint_names().to_vec();
         let targets_rad = world.arm().positions_rad().to_vec();
         Ok(Self {
             world,
             camera,
+            wrist,
             arm_joints,
             finger_joints: scene.robot.finger_joints.clone(),
             targets_rad,
@@ -108,6 +111,15 @@ impl CommandedSim {
     /// The camera image now (RGB and depth).
     pub fn render(&mut self) -> Result<RenderOutput, SimError> {
         self.camera.render(&self.world)
+    }
+
+    /// The wrist camera's image now and the camera that took it, when the
+    /// scene has a wrist camera (`[wrist_camera]`).
+    pub fn render_wrist(&mut self) -> Result<Option<(RenderOutput, Camera)>, SimError> {
+        match self.wrist.as_mut() {
+            Some(w) => w.render(&self.world).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The camera (intrinsics, pose).

@@ -6,6 +6,7 @@
 //! OUT/episodes.jsonl          one line per episode: instruction, goal, outcome
 //! OUT/episodes/000000/frames.rgb   steps × height × width × 3 bytes (rgb8)
 //! OUT/episodes/000000/depth.f32    steps × height × width f32 LE metres (optional)
+//! OUT/episodes/000000/wrist.rgb    steps × wrist height × wrist width × 3 bytes (optional)
 //! OUT/episodes/000000/steps.jsonl  one StepRecord per line
 //! ```
 
@@ -71,6 +72,41 @@ pub struct DatasetMeta {
     /// (`--decoy-start`); absent when 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoy_start_step: Option<usize>,
+    /// The wrist camera (`vla collect --wrist-camera`): every episode then
+    /// has `wrist.rgb`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrist_camera: Option<WristCameraMeta>,
+}
+
+/// The wrist camera of a dataset (`dataset.json` → `wrist_camera`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WristCameraMeta {
+    /// Image width, pixels.
+    pub width_px: u32,
+    /// Image height, pixels.
+    pub height_px: u32,
+    /// Intrinsics, row-major 3×3 (ROS optical frame).
+    pub camera_k: [f64; 9],
+    /// Pose of the optical frame in the TCP frame: translation, metres.
+    pub tcp_from_camera_xyz_m: [f64; 3],
+    /// Its rotation, quaternion x y z w.
+    pub tcp_from_camera_xyzw: [f64; 4],
+}
+
+impl WristCameraMeta {
+    /// The entry for a scene's wrist camera.
+    pub fn of(config: &crate::scene::WristCameraConfig) -> Self {
+        let camera = crate::render::wrist_camera_in_tcp(config);
+        let t = camera.world_from_camera.translation.vector;
+        let q = camera.world_from_camera.rotation.quaternion();
+        Self {
+            width_px: camera.width_px,
+            height_px: camera.height_px,
+            camera_k: camera.intrinsics_k(),
+            tcp_from_camera_xyz_m: [t.x, t.y, t.z],
+            tcp_from_camera_xyzw: [q.i, q.j, q.k, q.w],
+        }
+    }
 }
 
 /// Provenance of DAgger data.
@@ -177,6 +213,33 @@ impl DatasetWriter {
             bytes += rgb.data().len();
         }
         f.flush().map_err(|e| SimError::io(&frames_path, e))?;
+        if let Some(w) = &self.meta.wrist_camera {
+            if episode.wrist_frames.len() != episode.records.len() {
+                return Err(SimError::invalid(
+                    "episode",
+                    format!(
+                        "{} wrist frames for {} steps (was the wrist camera rendered?)",
+                        episode.wrist_frames.len(),
+                        episode.records.len()
+                    ),
+                ));
+            }
+            let wrist_path = dir.join("wrist.rgb");
+            let mut f = create(&wrist_path)?;
+            for frame in &episode.wrist_frames {
+                if frame.width_px() != w.width_px || frame.height_px() != w.height_px {
+                    return Err(SimError::invalid(
+                        "episode",
+                        "wrist frame size differs from dataset.json",
+                    ));
+                }
+                let rgb = frame.to_rgb8();
+                f.write_all(rgb.data())
+                    .map_err(|e| SimError::io(&wrist_path, e))?;
+                bytes += rgb.data().len();
+            }
+            f.flush().map_err(|e| SimError::io(&wrist_path, e))?;
+        }
         if self.meta.depth {
             let depth_path = dir.join("depth.f32");
             let mut f = create(&depth_path)?;

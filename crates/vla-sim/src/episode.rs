@@ -13,7 +13,7 @@ use vla_render::DomainRandomization;
 use crate::expert::{NoiseConfig, ScriptedExpert};
 use crate::goal::{Goal, ObjectRef};
 use crate::layout::sample_layout;
-use crate::render::SimCamera;
+use crate::render::{SimCamera, WristCamera};
 use crate::scene::SceneConfig;
 use crate::success::{check, Verdict};
 use crate::suite::Task;
@@ -92,6 +92,9 @@ pub struct EpisodeOptions {
     pub render: bool,
     /// Keep the depth images too.
     pub keep_depth: bool,
+    /// Render the scene's wrist camera every step too (always on for
+    /// learned policies that read it). An error when the scene has none.
+    pub wrist: bool,
     /// Keep per-step records and frames (for datasets).
     pub record: bool,
     /// Domain randomisation of the rendering.
@@ -109,6 +112,7 @@ impl EpisodeOptions {
             max_steps,
             render: true,
             keep_depth: false,
+            wrist: false,
             record: false,
             randomization: DomainRandomization::default(),
             settle_steps: 5,
@@ -156,6 +160,13 @@ pub struct StepRecord {
     /// Pixel `(u, v)` of the TCP (between the fingertips), likewise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_px: Option<[f64; 2]>,
+    /// Pixel `(u, v)` of the goal object's centre in this step's wrist
+    /// frame (when the wrist camera was rendered and it is in view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrist_object_px: Option<[f64; 2]>,
+    /// Pixel `(u, v)` of the target object's centre in the wrist frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrist_target_px: Option<[f64; 2]>,
 }
 
 /// What happened in an episode.
@@ -188,6 +199,9 @@ pub struct Episode {
     pub records: Vec<StepRecord>,
     /// Camera frames, one per record.
     pub frames: Vec<RgbFrame>,
+    /// Wrist-camera frames, one per record when the wrist camera was
+    /// rendered ([`EpisodeOptions::wrist`]), else empty.
+    pub wrist_frames: Vec<RgbFrame>,
     /// Depth images in metres, one per record when `keep_depth`.
     pub depth_m: Vec<Vec<f32>>,
     /// Camera intrinsics (row-major 3×3) of the frames.
@@ -208,6 +222,8 @@ pub struct StepView<'a> {
     pub depth_m: Option<&'a [f32]>,
     /// The camera that took it.
     pub camera: Option<&'a vla_render::Camera>,
+    /// The wrist camera's frame at the start of the step, when rendered.
+    pub wrist_frame: Option<&'a RgbFrame>,
     /// The 8 tokens executed.
     pub tokens: ActionTokens,
     /// The action they decode to.
@@ -297,6 +313,19 @@ pub fn run_episode_observed(
     } else {
         None
     };
+    let wants_wrist = match &driver {
+        Driver::Learned(p) | Driver::Dagger { policy: p, .. } => p.wrist_frame_size_px().is_some(),
+        _ => false,
+    };
+    let mut wrist_camera = if options.wrist || wants_wrist {
+        Some(
+            WristCamera::new(scene, options.randomization, seed)?.ok_or_else(|| {
+                SimError::invalid("wrist_camera", "the scene has no [wrist_camera]")
+            })?,
+        )
+    } else {
+        None
+    };
     let intrinsics_k = camera
         .as_ref()
         .map(|c| c.camera().intrinsics_k())
@@ -352,6 +381,7 @@ pub fn run_episode_observed(
     let target_index = task.goal.target().and_then(|t| world.index_of(t));
     let mut records = Vec::new();
     let mut frames = Vec::new();
+    let mut wrist_frames = Vec::new();
     let mut depth = Vec::new();
     let mut terminated = false;
     let mut last_gripper = 0.0;
@@ -369,6 +399,13 @@ pub fn run_episode_observed(
             Some(c) => {
                 let out = c.render(&world)?;
                 (Some(out.rgb), Some(out.depth_m))
+            }
+            None => (None, None),
+        };
+        let (wrist_frame, wrist_cam) = match wrist_camera.as_mut() {
+            Some(w) => {
+                let (out, cam) = w.render(&world)?;
+                (Some(out.rgb), Some(cam))
             }
             None => (None, None),
         };
@@ -393,7 +430,7 @@ pub fn run_episode_observed(
                 let frame = frame.as_ref().ok_or_else(|| {
                     SimError::Render("a learned policy needs camera frames".into())
                 })?;
-                let s = policy.act(frame, &joints)?;
+                let s = policy.act_with_wrist(frame, wrist_frame.as_ref(), &joints)?;
                 (s.action, s.tokens, s.tokens, s.action)
             }
             (
@@ -424,7 +461,7 @@ pub fn run_episode_observed(
                 let frame = frame.as_ref().ok_or_else(|| {
                     SimError::Render("a learned policy needs camera frames".into())
                 })?;
-                let p = policy.act(frame, &joints)?;
+                let p = policy.act_with_wrist(frame, wrist_frame.as_ref(), &joints)?;
                 let chosen = if mix_rng.gen::<f64>() < *expert_prob {
                     s.executed
                 } else {
@@ -497,6 +534,8 @@ pub fn run_episode_observed(
                     let (u, v, _) = c.camera().project(&nalgebra::Point3::from(t))?;
                     Some([u, v])
                 }),
+                wrist_object_px: projected(&world, object_index, wrist_cam.as_ref()),
+                wrist_target_px: projected(&world, target_index, wrist_cam.as_ref()),
             });
         }
         last_gripper = executed.gripper;
@@ -516,6 +555,7 @@ pub fn run_episode_observed(
                 frame: frame.as_ref(),
                 depth_m: depth_now.as_deref(),
                 camera: camera.as_ref().map(|c| c.camera()),
+                wrist_frame: wrist_frame.as_ref(),
                 tokens: executed_tokens,
                 action: executed,
             });
@@ -523,6 +563,9 @@ pub fn run_episode_observed(
         if options.record {
             if let Some(f) = frame {
                 frames.push(f);
+            }
+            if let Some(f) = wrist_frame {
+                wrist_frames.push(f);
             }
             if options.keep_depth {
                 if let Some(d) = depth_now {
@@ -568,6 +611,7 @@ pub fn run_episode_observed(
         },
         records,
         frames,
+        wrist_frames,
         depth_m: depth,
         intrinsics_k,
     })
@@ -581,10 +625,18 @@ fn xyz(world: &World, i: usize) -> [f64; 3] {
 
 /// Where object `i`'s centre appears in the camera's frame, pixels.
 fn pixel_of(world: &World, i: Option<usize>, camera: Option<&SimCamera>) -> Option<[f64; 2]> {
+    projected(world, i, camera.map(|c| c.camera()))
+}
+
+/// Where object `i`'s centre appears in `camera`'s image, pixels (`None`
+/// behind it).
+fn projected(
+    world: &World,
+    i: Option<usize>,
+    camera: Option<&vla_render::Camera>,
+) -> Option<[f64; 2]> {
     let t = world.pose(i?).translation.vector;
-    let (u, v, _) = camera?
-        .camera()
-        .project(&nalgebra::Point3::new(t.x, t.y, t.z))?;
+    let (u, v, _) = camera?.project(&nalgebra::Point3::new(t.x, t.y, t.z))?;
     Some([u, v])
 }
 

@@ -10,7 +10,7 @@ use vla_render::{
     Camera, DomainRandomization, Lighting, Primitive, RenderConfig, RenderOutput, Renderer, Shape,
 };
 
-use crate::scene::{Geometry, SceneConfig};
+use crate::scene::{Geometry, SceneConfig, WristCameraConfig};
 use crate::world::World;
 use crate::SimError;
 
@@ -107,6 +107,104 @@ impl SimCamera {
         self.renderer
             .render(&prims, &self.camera, &self.lighting)
             .map_err(render_err)
+    }
+}
+
+/// The camera on the hand ([`WristCameraConfig`]): it moves with the TCP,
+/// sees the same light, table texture and object colours as the scene's
+/// camera of the episode, and has no pose jitter (it is bolted on).
+pub struct WristCamera {
+    renderer: Renderer,
+    tcp_from_camera: Isometry3<f64>,
+    /// Intrinsics and size; its pose is set per frame.
+    template: Camera,
+    lighting: Lighting,
+    randomization: DomainRandomization,
+    seed: u64,
+}
+
+impl std::fmt::Debug for WristCamera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WristCamera")
+            .field("tcp_from_camera", &self.tcp_from_camera)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// The wrist camera in the TCP frame (its `world_from_camera` is
+/// `tcp_from_camera`).
+pub fn wrist_camera_in_tcp(config: &WristCameraConfig) -> Camera {
+    Camera::look_at(
+        Point3::from(config.eye_in_tcp_m),
+        Point3::from(config.target_in_tcp_m),
+        Vector3::from(config.up_in_tcp),
+        config.vertical_fov_deg.to_radians(),
+        config.width_px,
+        config.height_px,
+    )
+}
+
+impl WristCamera {
+    /// The scene's wrist camera for an episode, or `None` when the scene has
+    /// none. `randomization` and `seed` as for [`SimCamera::new`].
+    pub fn new(
+        scene: &SceneConfig,
+        randomization: DomainRandomization,
+        seed: u64,
+    ) -> Result<Option<Self>, SimError> {
+        let Some(config) = &scene.wrist_camera else {
+            return Ok(None);
+        };
+        let template = wrist_camera_in_tcp(config);
+        template.validate().map_err(render_err)?;
+        let mut renderer = Renderer::new(RenderConfig::default()).map_err(render_err)?;
+        let l = &scene.light;
+        let lighting = randomization
+            .lighting(
+                seed,
+                &Lighting {
+                    sun_direction_in_world: Vector3::from(l.direction),
+                    sun_intensity: l.diffuse,
+                    ambient: l.ambient,
+                    shadows: true,
+                },
+            )
+            .map_err(render_err)?;
+        let texture = randomization
+            .texture(seed, renderer.config().plane_texture)
+            .map_err(render_err)?;
+        renderer.set_plane_texture(texture).map_err(render_err)?;
+        Ok(Some(Self {
+            renderer,
+            tcp_from_camera: template.world_from_camera,
+            template,
+            lighting,
+            randomization,
+            seed,
+        }))
+    }
+
+    /// The camera where the hand is now (pose in the world, intrinsics).
+    pub fn camera_at(&self, world: &World) -> Result<Camera, SimError> {
+        Ok(Camera {
+            world_from_camera: world.world_from_tcp()? * self.tcp_from_camera,
+            ..self.template
+        })
+    }
+
+    /// Renders what the camera sees now; also returns that camera.
+    pub fn render(&mut self, world: &World) -> Result<(RenderOutput, Camera), SimError> {
+        let camera = self.camera_at(world)?;
+        let mut prims = primitives(world)?;
+        self.randomization
+            .colours(self.seed, &mut prims)
+            .map_err(render_err)?;
+        let out = self
+            .renderer
+            .render(&prims, &camera, &self.lighting)
+            .map_err(render_err)?;
+        Ok((out, camera))
     }
 }
 

@@ -25,6 +25,10 @@ pub struct SceneConfig {
     pub workspace: WorkspaceConfig,
     /// The third-person camera.
     pub camera: CameraConfig,
+    /// A camera on the hand, looking past the fingers (optional; rendered
+    /// only for policies and collections that ask for it).
+    #[serde(default)]
+    pub wrist_camera: Option<WristCameraConfig>,
     /// The light.
     pub light: LightConfig,
     /// Colour names and their RGB (0..1).
@@ -134,6 +138,25 @@ pub struct CameraConfig {
     pub target_m: [f64; 3],
     /// Up direction, world frame.
     pub up: [f64; 3],
+    /// Vertical field of view, degrees.
+    pub vertical_fov_deg: f64,
+    /// Image width, pixels.
+    pub width_px: u32,
+    /// Image height, pixels.
+    pub height_px: u32,
+}
+
+/// A camera fixed to the hand, posed in the tool-centre-point frame
+/// (`panda_hand_tcp`: z along the fingers, y the direction they open in).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WristCameraConfig {
+    /// Camera position in the TCP frame, metres.
+    pub eye_in_tcp_m: [f64; 3],
+    /// Point looked at, TCP frame, metres.
+    pub target_in_tcp_m: [f64; 3],
+    /// Up direction of the image, TCP frame.
+    pub up_in_tcp: [f64; 3],
     /// Vertical field of view, degrees.
     pub vertical_fov_deg: f64,
     /// Image width, pixels.
@@ -361,6 +384,35 @@ impl SceneConfig {
         let w = &self.workspace;
         if !(w.x_range_m[0] < w.x_range_m[1] && w.y_range_m[0] < w.y_range_m[1]) {
             return Err(SimError::invalid("workspace", "ranges must be increasing"));
+        }
+        if let Some(w) = &self.wrist_camera {
+            let finite = w
+                .eye_in_tcp_m
+                .iter()
+                .chain(&w.target_in_tcp_m)
+                .chain(&w.up_in_tcp)
+                .all(|v| v.is_finite());
+            let view = nalgebra::Vector3::from(w.target_in_tcp_m)
+                - nalgebra::Vector3::from(w.eye_in_tcp_m);
+            let up = nalgebra::Vector3::from(w.up_in_tcp);
+            if !finite || view.norm() < 1e-6 || view.cross(&up).norm() < 1e-6 * view.norm() {
+                return Err(SimError::invalid(
+                    "wrist_camera",
+                    "needs finite values, eye ≠ target and an up direction not along the view",
+                ));
+            }
+            if w.width_px == 0 || w.height_px == 0 || w.width_px > 1024 || w.height_px > 1024 {
+                return Err(SimError::invalid(
+                    "wrist_camera",
+                    "image size must be 1..=1024 px",
+                ));
+            }
+            if !(w.vertical_fov_deg > 1.0 && w.vertical_fov_deg < 170.0) {
+                return Err(SimError::invalid(
+                    "wrist_camera",
+                    "vertical_fov_deg must be in (1, 170)",
+                ));
+            }
         }
         let c = &self.camera;
         if c.width_px == 0 || c.height_px == 0 || c.width_px > 4096 || c.height_px > 4096 {

@@ -940,3 +940,95 @@ fn check_decoy_approaches(start_step: usize) {
     // The expert recovers from the decoy.
     assert!(successes >= 4, "{successes} of {episodes} succeeded");
 }
+
+#[test]
+fn the_wrist_camera_rides_on_the_hand_and_sees_the_goal_object_between_the_fingers() {
+    let s = suite();
+    let config = s.scene.wrist_camera.clone().unwrap();
+    let task = task_for_goal(
+        Goal::PickUp {
+            object: ObjectRef::new("red", "cube"),
+        },
+        "pick up the red cube",
+        1,
+        3,
+    );
+    let pool = s.distractor_pool(None);
+    let mut o = opts(&s, true);
+    o.wrist = true;
+    let ep = run_episode(
+        &s.scene,
+        &task,
+        &pool,
+        Driver::Expert(NoiseConfig::none()),
+        &o,
+        3,
+    )
+    .unwrap();
+    assert!(ep.outcome.success, "{}", ep.outcome.reason);
+    assert_eq!(ep.wrist_frames.len(), ep.records.len());
+    for f in &ep.wrist_frames {
+        assert_eq!(
+            (f.width_px(), f.height_px()),
+            (config.width_px, config.height_px)
+        );
+    }
+    // At the grasp the cube sits between the fingertips: below the image
+    // centre (the fingers show at the bottom), and its pixels are red.
+    let g = ep.records.iter().position(|r| r.holding).unwrap();
+    let [u, v] = ep.records[g].wrist_object_px.unwrap();
+    let centre = (f64::from(config.width_px) - 1.0) / 2.0;
+    assert!((u - centre).abs() < 6.0, "u {u}");
+    assert!(
+        v > centre + 6.0 && v < f64::from(config.height_px) - 4.0,
+        "v {v}"
+    );
+    let rgb = ep.wrist_frames[g].to_rgb8();
+    let at = |u: f64, v: f64| {
+        let i = (v.round() as usize * config.width_px as usize + u.round() as usize) * 3;
+        [rgb.data()[i], rgb.data()[i + 1], rgb.data()[i + 2]]
+    };
+    let [r, gr, b] = at(u, v - 3.0);
+    assert!(
+        r > 100 && u16::from(r) > 2 * u16::from(gr.max(b)),
+        "not red: {r} {gr} {b}"
+    );
+    // High above the table at the start the view differs from the grasp's.
+    let first = ep.wrist_frames[0].to_rgb8();
+    let diff: f64 = first
+        .data()
+        .iter()
+        .zip(rgb.data())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / rgb.data().len() as f64;
+    assert!(diff > 10.0, "mean difference {diff}");
+    // The mount is rigid: the TCP projects to one wrist pixel at every pose.
+    let mut w = world(&s.scene, &[place("red", "cube", 0.5, 0.0)]);
+    let cam = vla_sim::render::WristCamera::new(&s.scene, DomainRandomization::default(), 0)
+        .unwrap()
+        .unwrap();
+    let mut seen = Vec::new();
+    for k in 0..12 {
+        let a = Action::new(
+            [0.02, if k < 6 { 0.02 } else { -0.02 }, -0.01],
+            [0.0; 3],
+            0.0,
+            false,
+        );
+        w.step(&a).unwrap();
+        let tcp = w.world_from_tcp().unwrap().translation.vector;
+        let (u, v, _) = cam
+            .camera_at(&w)
+            .unwrap()
+            .project(&nalgebra::Point3::from(tcp))
+            .unwrap();
+        seen.push((u, v));
+    }
+    for (u, v) in &seen {
+        assert!(
+            (u - seen[0].0).abs() < 1e-6 && (v - seen[0].1).abs() < 1e-6,
+            "{seen:?}"
+        );
+    }
+}

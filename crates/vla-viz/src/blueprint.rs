@@ -47,7 +47,11 @@ pub(crate) fn layout() -> Blueprint {
     let left: ContainerLike = Vertical::new([robot, Horizontal::new([tokens, decoded]).into()])
         .with_row_shares([3.0, 1.2])
         .into();
-    let images: ContainerLike = Horizontal::new([camera, depth]).into();
+    let wrist: ContainerLike = Spatial2DView::new("wrist camera")
+        .with_origin("/wrist")
+        .with_contents(["+ /wrist/image"])
+        .into();
+    let images: ContainerLike = Horizontal::new([camera, wrist, depth]).into();
     let right: ContainerLike = Vertical::new([images, instruction, joints, status])
         .with_row_shares([2.0, 0.4, 1.6, 1.2])
         .into();

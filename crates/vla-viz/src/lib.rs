@@ -257,6 +257,20 @@ impl Viz {
         Ok(())
     }
 
+    /// What the wrist camera saw (policies with a wrist camera input), at
+    /// `wrist/image`.
+    pub fn log_wrist_image(&self, frame: &RgbFrame) -> Result<(), VizError> {
+        let Some(rec) = &self.rec else {
+            return Ok(());
+        };
+        let rgb = frame.to_rgb8();
+        rec.log(
+            "wrist/image",
+            &rerun::Image::from_rgb24(rgb.data().to_vec(), [frame.width_px(), frame.height_px()]),
+        )?;
+        Ok(())
+    }
+
     /// What the camera saw: RGB and optional depth (metres, row-major,
     /// non-finite = no return), below the camera entity.
     pub fn log_camera_images(

@@ -58,6 +58,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     options.render = true;
     options.record = true;
     options.keep_depth = args.depth;
+    options.wrist = args.wrist_camera;
     if args.randomize {
         options.randomization = DomainRandomization::moderate();
     }
@@ -93,6 +94,17 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             .decoy_approach
             .map(|_| args.decoy_start)
             .filter(|&k| k > 0),
+        wrist_camera: if args.wrist_camera {
+            let config = scene.wrist_camera.as_ref().with_context(|| {
+                format!(
+                    "--wrist-camera: scene `{}` has no [wrist_camera]",
+                    scene.name
+                )
+            })?;
+            Some(vla_sim::dataset::WristCameraMeta::of(config))
+        } else {
+            None
+        },
     };
     if !(0.0..=1.0).contains(&args.expert_prob) {
         bail!(

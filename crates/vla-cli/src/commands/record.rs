@@ -173,6 +173,7 @@ impl SimRecorder {
             },
             _ => StepImage::RenderOnLoggingThread,
         };
+        let wrist = view.wrist_frame.cloned();
         let links = arm
             .world_from_links()
             .map_err(|e| VizError::Prepare(e.to_string()))?;
@@ -205,6 +206,7 @@ impl SimRecorder {
             step,
             time_secs,
             image,
+            wrist,
             tokens: view.tokens,
             action: view.action,
             links,

@@ -81,6 +81,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => None,
     };
     let stem_from = init_model.as_ref().unwrap_or(&defaults.model);
+    // The wrist branch: the flag, else the warm start's.
+    let init_wrist = match &init_from {
+        Some(dir) => vla_policy::PolicyConfig::read(dir)?
+            .wrist
+            .and(init_model.as_ref().and_then(|m| m.crop.clone())),
+        None => None,
+    };
+    let wrist_net = match args.wrist_px {
+        Some(0) => None,
+        Some(side_px) => Some(vla_policy::model::CropNetConfig {
+            side_px,
+            patch_px: 4,
+            channels: vec![32, 64, 128],
+            keypoints: 8,
+            keypoint_stage: 0,
+        }),
+        None => init_wrist,
+    };
     let mut opts = TrainOptions {
         workers: args.workers,
         text_dropout: args.text_dropout,
@@ -113,13 +131,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .unwrap_or_else(|| stem_from.stem_channels.clone()),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
-            crop: (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
-                side_px: args.hand_crop_px,
-                ..Default::default()
-            }),
+            crop: match &wrist_net {
+                Some(net) => Some(net.clone()),
+                None => (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
+                    side_px: args.hand_crop_px,
+                    ..Default::default()
+                }),
+            },
             ..defaults.model.clone()
         },
-        crop_camera: if args.hand_crop_px > 0 {
+        wrist: wrist_net.is_some(),
+        crop_camera: if args.hand_crop_px > 0 && wrist_net.is_none() {
             Some(crop_camera(&args.crop_suite)?)
         } else {
             None

@@ -66,6 +66,8 @@ pub(super) struct StepMessage {
     pub(super) step: i64,
     pub(super) time_secs: f64,
     pub(super) image: StepImage,
+    /// The wrist camera's frame, when the loop rendered one.
+    pub(super) wrist: Option<RgbFrame>,
     pub(super) tokens: ActionTokens,
     pub(super) action: Action,
     pub(super) links: HashMap<String, Isometry3<f64>>,
@@ -86,7 +88,7 @@ impl StepMessage {
                 frame.data().len() + depth_m.as_ref().map_or(0, |d| d.len() * size_of::<f32>())
             }
             StepImage::RenderOnLoggingThread => 0,
-        };
+        } + self.wrist.as_ref().map_or(0, |f| f.data().len());
         let links: usize = self
             .links
             .keys()
@@ -167,6 +169,9 @@ impl LoggingThread {
                     )?;
                 }
             }
+        }
+        if let Some(wrist) = &m.wrist {
+            viz.log_wrist_image(wrist)?;
         }
         viz.log_action(&m.tokens, &m.action)?;
         let links: Vec<(String, Isometry3<f64>)> = m
