@@ -1032,3 +1032,91 @@ fn the_wrist_camera_rides_on_the_hand_and_sees_the_goal_object_between_the_finge
         );
     }
 }
+
+/// [`Replay`] through the wrist-camera path: it asks for wrist frames and
+/// refuses to act without one.
+struct WristReplay {
+    inner: Replay,
+    wrist_frames: Vec<RgbFrame>,
+}
+
+impl Policy for WristReplay {
+    fn name(&self) -> &str {
+        "wrist-replay"
+    }
+    fn reset(&mut self, instruction: &Instruction) -> Result<(), PolicyError> {
+        self.inner.reset(instruction)
+    }
+    fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError> {
+        self.act_with_wrist(frame, None, joints)
+    }
+    fn wrist_frame_size_px(&self) -> Option<(u32, u32)> {
+        Some((64, 64))
+    }
+    fn act_with_wrist(
+        &mut self,
+        frame: &RgbFrame,
+        wrist: Option<&RgbFrame>,
+        joints: &JointState,
+    ) -> Result<PolicyStep, PolicyError> {
+        let wrist = wrist.ok_or_else(|| PolicyError::msg("no wrist frame"))?;
+        self.wrist_frames.push(wrist.clone());
+        self.inner.act(frame, joints)
+    }
+}
+
+#[test]
+fn a_policy_that_reads_the_wrist_camera_gets_its_frame_every_step() {
+    let s = suite();
+    let task = s.sample_task(Split::Train, 2).unwrap();
+    let pool = s.distractor_pool(task.distractor_split);
+    let mut o = opts(&s, true);
+    o.wrist = true;
+    let expert = run_episode(
+        &s.scene,
+        &task,
+        &pool,
+        Driver::Expert(NoiseConfig::none()),
+        &o,
+        2,
+    )
+    .unwrap();
+    let mut policy = WristReplay {
+        inner: Replay {
+            tokens: expert.records.iter().map(|r| r.executed_tokens).collect(),
+            next: 0,
+            frames_seen: 0,
+        },
+        wrist_frames: Vec::new(),
+    };
+    // Not asked to (options.wrist is off), the loop renders the wrist
+    // camera for the policy that reads it: the same frames as the expert's.
+    let replay = run_episode(
+        &s.scene,
+        &task,
+        &pool,
+        Driver::Learned(&mut policy),
+        &opts(&s, true),
+        2,
+    )
+    .unwrap();
+    assert!(replay.outcome.success, "{}", replay.outcome.reason);
+    assert_eq!(policy.wrist_frames.len(), expert.wrist_frames.len());
+    assert!(policy.wrist_frames == expert.wrist_frames);
+    // A scene without a wrist camera cannot serve it: an error, not a
+    // policy stepping blind.
+    let mut bare = s.scene.clone();
+    bare.wrist_camera = None;
+    policy.inner.next = 0;
+    let err = run_episode(
+        &bare,
+        &task,
+        &pool,
+        Driver::Learned(&mut policy),
+        &opts(&s, true),
+        2,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("wrist_camera"), "{err}");
+}
