@@ -6,6 +6,8 @@
 //! does not depend on their values, only on the shape.
 //!
 //! `policy_step_hand_crop` adds the 32 px hand crop (`--hand-crop-px 32`);
+//! `policy_step_wrist` the grounded network with the 64 px wrist camera
+//! (`--wrist-px 64`);
 //! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
 //! --keypoint-hidden 64`); `policy_step_stem2px` that with the 2 px stem of
 //! session 15's candidate policy; `policy_step_table_plane` the grounded
@@ -79,7 +81,9 @@ fn bench(c: &mut Criterion) {
     });
     // A policy of another shape, set up as `policy` (state, TCP input,
     // instruction, median decoding), with fresh weights.
-    let variant = |shape: ModelConfig, crop: Option<vla_policy::crop::CropSpec>| {
+    let variant = |shape: ModelConfig,
+                   crop: Option<vla_policy::crop::CropSpec>,
+                   wrist: Option<vla_policy::checkpoint::WristSpec>| {
         let (vars, _) = checkpoint::fresh_model(&shape, 0, &Device::Cpu).unwrap();
         let model = checkpoint::inference_model(&shape, &vars, &Device::Cpu).unwrap();
         let mut pc = PolicyConfig::new(shape, ActionTokenizer::default());
@@ -87,6 +91,7 @@ fn bench(c: &mut Criterion) {
         pc.state = policy.config().state.clone();
         pc.tcp = Some(spec.clone());
         pc.crop = crop;
+        pc.wrist = wrist;
         let mut p = VlaPolicy::from_parts(pc, model, None, &Device::Cpu);
         p.set_tcp_input(tcp::TcpInput::load(&urdf_dir, &spec).unwrap());
         p.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, 64).unwrap());
@@ -102,6 +107,7 @@ fn bench(c: &mut Criterion) {
         Some(vla_policy::crop::CropSpec {
             camera: tabletop_camera(),
         }),
+        None,
     );
     c.bench_function("policy_step_hand_crop", |b| {
         b.iter(|| crop_policy.step_observation(&frame, Some(&joints)).unwrap())
@@ -112,9 +118,35 @@ fn bench(c: &mut Criterion) {
         keypoint_hidden: 64,
         ..cfg.clone()
     };
-    let grounded = variant(grounded_cfg.clone(), None);
+    let grounded = variant(grounded_cfg.clone(), None, None);
     c.bench_function("policy_step_grounded", |b| {
         b.iter(|| grounded.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // The grounded network with the 64 px wrist camera (`--wrist-px 64`).
+    let wrist_policy = variant(
+        ModelConfig {
+            crop: Some(vla_policy::model::CropNetConfig {
+                side_px: 64,
+                patch_px: 4,
+                channels: vec![32, 64, 128],
+                keypoints: 8,
+                keypoint_stage: 0,
+            }),
+            ..grounded_cfg.clone()
+        },
+        None,
+        Some(vla_policy::checkpoint::WristSpec {
+            width_px: 64,
+            height_px: 64,
+        }),
+    );
+    let wrist_frame = RgbFrame::new(64, 64, PixelEncoding::Rgb8, vec![90; 64 * 64 * 3]).unwrap();
+    c.bench_function("policy_step_wrist", |b| {
+        b.iter(|| {
+            wrist_policy
+                .step_views(&frame, Some(&wrist_frame), Some(&joints))
+                .unwrap()
+        })
     });
     // Session 15's candidate: the grounded network with 2 px patches and a
     // five-stage stem, keypoints read at stage 2
@@ -127,14 +159,15 @@ fn bench(c: &mut Criterion) {
             ..grounded_cfg.clone()
         },
         None,
+        None,
     );
     c.bench_function("policy_step_stem2px", |b| {
         b.iter(|| stem2px.step_observation(&frame, Some(&joints)).unwrap())
     });
     // The shipped (grounded) shape as a two-network ensemble (`config.json`
     // `ensemble`): a second grounded network of other weights.
-    let mut ensemble2 = variant(grounded_cfg.clone(), None);
-    let second = variant(grounded_cfg.clone(), None);
+    let mut ensemble2 = variant(grounded_cfg.clone(), None, None);
+    let second = variant(grounded_cfg.clone(), None, None);
     let (vars, _) = checkpoint::fresh_model(&grounded_cfg, 1, &Device::Cpu).unwrap();
     let member = checkpoint::inference_model(&grounded_cfg, &vars, &Device::Cpu).unwrap();
     ensemble2.add_member(second.config(), member).unwrap();
@@ -152,6 +185,7 @@ fn bench(c: &mut Criterion) {
             }),
             ..grounded_cfg
         },
+        None,
         None,
     );
     c.bench_function("policy_step_table_plane", |b| {
