@@ -99,11 +99,16 @@ fn rig_with(action: Action, terminate_after: Option<usize>) -> Rig {
         tokenizer: ActionTokenizer::default(),
         seen: seen.clone(),
     };
+    rig_for(Box::new(policy), seen)
+}
+
+/// A loop over `policy` (32 px policy frames) and the Panda's 9 joints.
+fn rig_for(policy: Box<dyn Policy>, seen: Rc<RefCell<Seen>>) -> Rig {
     let config = RuntimeConfig {
         policy_image_size_px: Some((32, 32)),
         ..RuntimeConfig::default()
     };
-    let rt = Runtime::new(Box::new(policy), arm(), config).unwrap();
+    let rt = Runtime::new(policy, arm(), config).unwrap();
     let mut names: Vec<String> = (1..=7).map(|i| format!("panda_joint{i}")).collect();
     names.push("panda_finger_joint1".into());
     names.push("panda_finger_joint2".into());
@@ -587,19 +592,7 @@ fn a_wrist_camera_policy_holds_until_its_wrist_frames_arrive_and_while_they_are_
         tokenizer: ActionTokenizer::default(),
         wrist_sizes: wrist_sizes.clone(),
     };
-    let config = RuntimeConfig {
-        policy_image_size_px: Some((32, 32)),
-        ..RuntimeConfig::default()
-    };
-    let rt = Runtime::new(Box::new(policy), arm(), config).unwrap();
-    let mut names: Vec<String> = (1..=7).map(|i| format!("panda_joint{i}")).collect();
-    names.push("panda_finger_joint1".into());
-    names.push("panda_finger_joint2".into());
-    let mut r = Rig {
-        rt,
-        seen: Rc::new(RefCell::new(Seen::default())),
-        names,
-    };
+    let mut r = rig_for(Box::new(policy), Rc::new(RefCell::new(Seen::default())));
     assert!(r.rt.wants_wrist());
     let wrist_data = vec![40u8; 48 * 40 * 3];
     r.rt.on_task("pick up the red cube", 0.0).unwrap();

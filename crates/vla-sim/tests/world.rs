@@ -941,6 +941,22 @@ fn check_decoy_approaches(start_step: usize) {
     assert!(successes >= 4, "{successes} of {episodes} succeeded");
 }
 
+/// A recorded expert episode of `task` with the wrist camera rendered.
+fn expert_with_wrist(s: &TaskSuite, task: &vla_sim::Task, seed: u64) -> vla_sim::episode::Episode {
+    let mut o = opts(s, true);
+    o.wrist = true;
+    let pool = s.distractor_pool(task.distractor_split);
+    run_episode(
+        &s.scene,
+        task,
+        &pool,
+        Driver::Expert(NoiseConfig::none()),
+        &o,
+        seed,
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_wrist_camera_rides_on_the_hand_and_sees_the_goal_object_between_the_fingers() {
     let s = suite();
@@ -953,18 +969,7 @@ fn the_wrist_camera_rides_on_the_hand_and_sees_the_goal_object_between_the_finge
         1,
         3,
     );
-    let pool = s.distractor_pool(None);
-    let mut o = opts(&s, true);
-    o.wrist = true;
-    let ep = run_episode(
-        &s.scene,
-        &task,
-        &pool,
-        Driver::Expert(NoiseConfig::none()),
-        &o,
-        3,
-    )
-    .unwrap();
+    let ep = expert_with_wrist(&s, &task, 3);
     assert!(ep.outcome.success, "{}", ep.outcome.reason);
     assert_eq!(ep.wrist_frames.len(), ep.records.len());
     for f in &ep.wrist_frames {
@@ -1070,17 +1075,7 @@ fn a_policy_that_reads_the_wrist_camera_gets_its_frame_every_step() {
     let s = suite();
     let task = s.sample_task(Split::Train, 2).unwrap();
     let pool = s.distractor_pool(task.distractor_split);
-    let mut o = opts(&s, true);
-    o.wrist = true;
-    let expert = run_episode(
-        &s.scene,
-        &task,
-        &pool,
-        Driver::Expert(NoiseConfig::none()),
-        &o,
-        2,
-    )
-    .unwrap();
+    let expert = expert_with_wrist(&s, &task, 2);
     let mut policy = WristReplay {
         inner: Replay {
             tokens: expert.records.iter().map(|r| r.executed_tokens).collect(),
