@@ -65,13 +65,33 @@ fn world_frame(shift: usize) -> RgbFrame {
 /// task at once; the first seed whose network continues on the test world's
 /// frames for every task is used, so the scenarios exercise motion.
 fn tiny_policy(dir: &Path) {
-    let cfg = ModelConfig::tiny();
+    tiny_policy_with(dir, false);
+}
+
+/// [`tiny_policy`], with a 64 px wrist camera input when `wrist` (its
+/// untrained seed chosen on the same frames plus a wrist frame).
+fn tiny_policy_with(dir: &Path, wrist: bool) {
+    let cfg = ModelConfig {
+        crop: wrist.then(|| vla_policy::model::CropNetConfig {
+            side_px: 64,
+            patch_px: 4,
+            channels: vec![8, 16, 16],
+            keypoints: 4,
+            keypoint_stage: 0,
+        }),
+        ..ModelConfig::tiny()
+    };
+    let wrist_spec = wrist.then_some(vla_policy::checkpoint::WristSpec {
+        width_px: 64,
+        height_px: 64,
+    });
     let text = Arc::new(TextEncoder::from_default_location(None, &Device::Cpu).unwrap());
     let joints = JointState::new(vec![], vec![], 0.0).unwrap();
     let side = cfg.image_size_px as u32;
     for seed in 0..64 {
         let (varmap, model) = checkpoint::fresh_model(&cfg, seed, &Device::Cpu).unwrap();
-        let config = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+        let mut config = PolicyConfig::new(cfg.clone(), ActionTokenizer::default());
+        config.wrist = wrist_spec;
         let first = config.tokenizer.first_token_id;
         let mut policy =
             VlaPolicy::from_parts(config.clone(), model, Some(text.clone()), &Device::Cpu);
@@ -79,7 +99,9 @@ fn tiny_policy(dir: &Path) {
             policy.reset(&Instruction::new(task).unwrap()).unwrap();
             (0..7).all(|shift| {
                 let frame = world_frame(shift).resized_rgb8(side, side).unwrap();
-                policy.act(&frame, &joints).unwrap().tokens.0[0] == first
+                let wrist_frame = world_frame(shift + 1).resized_rgb8(64, 64).unwrap();
+                let step = policy.act_with_wrist(&frame, Some(&wrist_frame), &joints);
+                step.unwrap().tokens.0[0] == first
             })
         });
         if continues {
@@ -208,6 +230,23 @@ fn sim_node_and_controller_find_each_other_with_default_names() {
     assert!(
         out.status.success(),
         "pair scenario failed (see output above)"
+    );
+}
+
+#[test]
+fn a_wrist_camera_policy_drives_the_simulated_arm_from_the_sim_nodes_wrist_frames() {
+    // The controller holds a wrist policy until /wrist_camera/image_raw
+    // delivers; the pair scenario's "the arm moves" needs those frames.
+    require_private_network();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    tiny_policy_with(dir.path(), true);
+    let _sim = spawn_vla(&["sim-node"], 19);
+    let _node = controller(dir.path(), 19, &[]);
+    let out = run_script("pair_test.py", &["--wrist"], 19, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "pair scenario with a wrist camera policy failed (see output above)"
     );
 }
 

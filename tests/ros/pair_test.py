@@ -3,10 +3,15 @@ a task on /vla/task makes the simulated arm move (its /joint_states
 change), /vla/stop makes it hold still. Also checks the camera image and
 CameraInfo the simulator publishes.
 
-Usage: python3 pair_test.py   (exits 0 when every check passes)
+With --wrist (a controller whose policy reads the wrist camera) it also
+checks the wrist camera's image and CameraInfo, and that the controller's
+first policy step came after them.
+
+Usage: python3 pair_test.py [--wrist]   (exits 0 when every check passes)
 """
 
 import json
+import sys
 import time
 
 import rclpy
@@ -28,10 +33,14 @@ class Observer(Node):
         self.joints = []
         self.images = []
         self.infos = []
+        self.wrist_images = []
+        self.wrist_infos = []
         self.statuses = []
         self.create_subscription(JointState, "/joint_states", lambda m: self.joints.append((time.monotonic(), list(m.name), list(m.position))), 100)
         self.create_subscription(Image, "/camera/image_raw", lambda m: self.images.append(m), qos_profile_sensor_data)
         self.create_subscription(CameraInfo, "/camera/camera_info", lambda m: self.infos.append(m), qos_profile_sensor_data)
+        self.create_subscription(Image, "/wrist_camera/image_raw", lambda m: self.wrist_images.append(m), qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, "/wrist_camera/camera_info", lambda m: self.wrist_infos.append(m), qos_profile_sensor_data)
         self.create_subscription(String, "/vla/status", lambda m: self.statuses.append(json.loads(m.data)), 100)
         self.task_pub = self.create_publisher(String, "/vla/task", 10)
         self.stop_pub = self.create_publisher(Empty, "/vla/stop", 10)
@@ -66,6 +75,11 @@ def main():
         img, info = o.images[-1], o.infos[-1]
         check(img.encoding == "rgb8" and len(img.data) == img.step * img.height, f"image {img.width}x{img.height} rgb8")
         check(info.width == img.width and info.k[0] > 0 and info.k[8] == 1.0, "CameraInfo matches the image, K set")
+        if "--wrist" in sys.argv[1:]:
+            o.spin_until(lambda: o.wrist_images and o.wrist_infos, 5.0, "wrist camera image and info")
+            w, wi = o.wrist_images[-1], o.wrist_infos[-1]
+            check(w.encoding == "rgb8" and (w.width, w.height) == (64, 64) and len(w.data) == w.step * w.height, "wrist image 64x64 rgb8")
+            check(wi.width == 64 and wi.k[0] > 0 and w.header.frame_id != img.header.frame_id, "wrist CameraInfo set, its own frame id")
         check(o.joints[-1][1][:7] == [f"panda_joint{i}" for i in range(1, 8)], "joint states name the Panda's joints")
         t = time.monotonic()
         o.spin_for(0.5)
