@@ -4,7 +4,7 @@
 # same-colour decoy-approach demonstrations, then the evaluations and the
 # goal-keypoint probe that the model card's table reports.
 #
-#   scripts/decoy-round.sh r7d|r7n|r7l [WORK_DIR]
+#   scripts/decoy-round.sh r7d|r7n|r7l [WORK_DIR] [STEPS]
 #
 # r7d trains on both demonstration sets of scripts/train-default-policy.sh
 # (stage 1; collected here if WORK_DIR lacks them), 800 rollouts of
@@ -13,6 +13,9 @@
 # decoys; r7l, like r7d with decoys that take over at step 12
 # (`--decoy-start 12`) instead of the first step. The policy goes to WORK_DIR/NAME, the evaluations to
 # WORK_DIR/ev.NAME.*.json, the probe to WORK_DIR/probe.NAME.out.
+# STEPS other than 1 200 (session 17: r7n at 2 400, the control of
+# scripts/wrist-round.sh's 2 400-step run) names the run NAME-STEPS;
+# VLA_SKIP_PROBE=1 leaves out the probe.
 # ~25 min on the 2-core machine (training 11.5-15 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +27,15 @@ case $name in
   *) echo "NAME is r7d, r7n or r7l" >&2; exit 2 ;;
 esac
 w=${2:-${VLA_WORK_DIR:-work}}
+steps=${3:-1200}
+run=$name
+[ "$steps" = 1200 ] || run=$name-$steps
 mkdir -p "$w"
 export CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1
 export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 cargo build --locked --release --bin vla
-cargo build --locked --release -p vla-policy --example keypoint_probe
+[ "${VLA_SKIP_PROBE:-0}" = 1 ] || cargo build --locked --release -p vla-policy --example keypoint_probe
 vla="$CARGO_TARGET_DIR/release/vla"
 probe="$CARGO_TARGET_DIR/release/examples/keypoint_probe"
 t() { echo "[$SECONDS s] $*"; }
@@ -62,14 +68,15 @@ if [ "$name" != r7n ]; then
   for weight in 1 1 1 1 2 2; do data+=(--data-weight "$weight"); done
 fi
 
-t train "$name"
+t train "$run"
 # The recipe's stage-6 flags (scripts/train-default-policy.sh), 1 200 steps.
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
+name=$run
 p="$w/$name"
 [ -f "$p/model.safetensors" ] || "$vla" train "${data[@]}" --out "$p" --init-from policies/default \
   --instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --batch 64 --seed 0 --workers 2 \
-  --shift-px 1 --steps 1200 --val-every 600 --text-dropout 0.3 --text-dropout-keep "$keep"
+  --shift-px 1 --steps "$steps" --val-every 600 --text-dropout 0.3 --text-dropout-keep "$keep"
 
 t evaluate "$name"
 "$vla" eval --policy "$p" --split train --episodes 200 --seed 100000 --json >"$w/ev.$name.train.100000.json" & a=$!
@@ -83,6 +90,16 @@ sc=(--episodes 200 --same-colour-distractors --json)
 "$vla" eval --policy "$p" --split eval --seed 0 "${sc[@]}" >"$w/ev.$name.sc.eval.json" & b=$!
 both "$a" "$b"
 
+python3 - "$w" "$name" <<'PY'
+import json, sys
+w, n = sys.argv[1:]
+for s in ["train.100000", "train.200000", "eval.0", "eval.300000", "sc.train", "sc.eval"]:
+    print(f"{s:14} {json.load(open(f'{w}/ev.{n}.{s}.json'))['successes']:4} / 200")
+PY
+if [ "${VLA_SKIP_PROBE:-0}" = 1 ]; then
+  t done
+  exit 0
+fi
 t probe "$name"
 collect "$w/op-sc-$name" --episodes 200 --seed 100000 --dagger "$p" --expert-prob 0 --max-steps 40 \
   --same-colour-distractors
@@ -90,10 +107,4 @@ KEYPOINT_PROBE_FRAMES=1 "$probe" "$p" "$w/op-sc-$name" 1 >"$w/probe.$name.out"
 grep goal_err "$w/probe.$name.out" >"$w/$name.frames.jsonl"
 grep -v goal_err "$w/probe.$name.out"
 python3 scripts/keypoint-outcomes.py "$w/$name.frames.jsonl" "$w/op-sc-$name" "$w/ev.$name.sc.train.json"
-python3 - "$w" "$name" <<'PY'
-import json, sys
-w, n = sys.argv[1:]
-for s in ["train.100000", "train.200000", "eval.0", "eval.300000", "sc.train", "sc.eval"]:
-    print(f"{s:14} {json.load(open(f'{w}/ev.{n}.{s}.json'))['successes']:4} / 200")
-PY
 t done
