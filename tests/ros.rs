@@ -68,12 +68,14 @@ fn tiny_policy(dir: &Path) {
     tiny_policy_with(dir, false);
 }
 
-/// [`tiny_policy`], with a 64 px wrist camera input when `wrist` (its
-/// untrained seed chosen on the same frames plus a wrist frame).
+/// [`tiny_policy`], with a wrist camera input when `wrist`: 32 px, the
+/// tiny model's image size, which a branch may not exceed (its untrained
+/// seed chosen on the same frames plus a wrist frame; the controller
+/// resizes the simulator's 64 px wrist frames to it).
 fn tiny_policy_with(dir: &Path, wrist: bool) {
     let cfg = ModelConfig {
         crop: wrist.then(|| vla_policy::model::CropNetConfig {
-            side_px: 64,
+            side_px: 32,
             patch_px: 4,
             channels: vec![8, 16, 16],
             keypoints: 4,
@@ -82,8 +84,8 @@ fn tiny_policy_with(dir: &Path, wrist: bool) {
         ..ModelConfig::tiny()
     };
     let wrist_spec = wrist.then_some(vla_policy::checkpoint::WristSpec {
-        width_px: 64,
-        height_px: 64,
+        width_px: 32,
+        height_px: 32,
     });
     let text = Arc::new(TextEncoder::from_default_location(None, &Device::Cpu).unwrap());
     let joints = JointState::new(vec![], vec![], 0.0).unwrap();
@@ -99,7 +101,7 @@ fn tiny_policy_with(dir: &Path, wrist: bool) {
             policy.reset(&Instruction::new(task).unwrap()).unwrap();
             (0..7).all(|shift| {
                 let frame = world_frame(shift).resized_rgb8(side, side).unwrap();
-                let wrist_frame = world_frame(shift + 1).resized_rgb8(64, 64).unwrap();
+                let wrist_frame = world_frame(shift + 1).resized_rgb8(32, 32).unwrap();
                 let step = policy.act_with_wrist(&frame, Some(&wrist_frame), &joints);
                 step.unwrap().tokens.0[0] == first
             })
