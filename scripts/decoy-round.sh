@@ -79,23 +79,7 @@ p="$w/$name"
   --shift-px 1 --steps "$steps" --val-every 600 --text-dropout 0.3 --text-dropout-keep "$keep"
 
 t evaluate "$name"
-"$vla" eval --policy "$p" --split train --episodes 200 --seed 100000 --json >"$w/ev.$name.train.100000.json" & a=$!
-"$vla" eval --policy "$p" --split eval --episodes 200 --seed 0 --json >"$w/ev.$name.eval.0.json" & b=$!
-both "$a" "$b"
-"$vla" eval --policy "$p" --split train --episodes 200 --seed 200000 --json >"$w/ev.$name.train.200000.json" & a=$!
-"$vla" eval --policy "$p" --split eval --episodes 200 --seed 300000 --json >"$w/ev.$name.eval.300000.json" & b=$!
-both "$a" "$b"
-sc=(--episodes 200 --same-colour-distractors --json)
-"$vla" eval --policy "$p" --split train --seed 100000 "${sc[@]}" >"$w/ev.$name.sc.train.json" & a=$!
-"$vla" eval --policy "$p" --split eval --seed 0 "${sc[@]}" >"$w/ev.$name.sc.eval.json" & b=$!
-both "$a" "$b"
-
-python3 - "$w" "$name" <<'PY'
-import json, sys
-w, n = sys.argv[1:]
-for s in ["train.100000", "train.200000", "eval.0", "eval.300000", "sc.train", "sc.eval"]:
-    print(f"{s:14} {json.load(open(f'{w}/ev.{n}.{s}.json'))['successes']:4} / 200")
-PY
+scripts/eval-round.sh "$vla" "$p" "$w" "$name"
 if [ "${VLA_SKIP_PROBE:-0}" = 1 ]; then
   t done
   exit 0
