@@ -1,24 +1,19 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch (session 8's recipe plus the
-# DAgger rounds of sessions 10 and 11; the collections and the evaluations
-# run two at a time): scripted-expert demonstrations (plain noisy ones and
-# ones with varied sideways approaches), behaviour cloning of the base
-# network, a perception-only stage that trains the camera stem and the
-# grounded keypoint head on where the named objects are, a warm-started
+# DAgger rounds of sessions 10, 11 and 18; the collections and the
+# evaluations run two at a time): scripted-expert demonstrations (plain
+# noisy ones and ones with varied sideways approaches), behaviour cloning of
+# the base network, a perception-only stage that trains the camera stem and
+# the grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4: the recipe of sessions 8-9's policy), two
-# DAgger rounds with rollouts cut at 40 steps (stages 5-6; round 1 is
-# session 10's recipe), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), three DAgger rounds with rollouts cut at 40
+# steps (stages 5-7), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# Time on the 2-core machine with nothing else running (session 11, end to
-# end, `VLA_WORK_DIR=... scripts/train-default-policy.sh OUT`): 62.4 min
-# with round 2 at 1 200 steps — release build + both collections 2.4, base
-# 13.7, perception 5.3, behaviour cloning 14.9, DAgger round 1 12.7
-# (rollouts 1.6), round 2 11.5 (rollouts 1.3), both evaluations 2.0; round
-# 2's 2 400 steps were then re-run from that run's round 1 and took 8.5 min
-# more: ~71 min. Every stage is deterministic for a
+# Time on the 2-core machine with nothing else running: see "Training" in
+# policies/default/README.md (the `[N s] stage ...` lines of this script's
+# output give each stage's start). Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
 # reproduced the collections' frame counts). Work files go to
 # $VLA_WORK_DIR (default: work/, ignored by git). $VLA_STEM_FLAGS, if set,
@@ -71,7 +66,7 @@ stage 2: base network
 base="$work/base2400"
 # $VLA_STEM_FLAGS is split into one word per flag on purpose.
 # shellcheck disable=SC2086
-"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 800 --batch 64 --seed 0 \
+"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 0 --batch 64 --seed 0 \
   --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
   ${VLA_STEM_FLAGS:-}
 
@@ -89,21 +84,26 @@ stage 4: behaviour cloning
 # 4. Behaviour cloning from there on both demonstration sets: relation
 #    token and TCP-position input (forward kinematics of the recorded joints
 #    through urdf/panda.urdf, which is copied into the policy folder),
-#    bilinear keypoint targets for object, target and TCP; 1 800 steps.
+#    bilinear keypoint targets for object, target and TCP; 1 200 steps
+#    (1 800 until session 18, which spent the time on a third DAgger round).
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
-  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1800 --val-every 600 --batch 64 \
+  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1200 --val-every 0 --batch 64 \
   --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers"
 
-# 5-6. Two DAgger rounds (session 10 and 11): the previous policy drives
-#    800 episodes of the train split for at most 40 steps each (the expert's
-#    action is executed on 30 % of the steps) and the expert labels every
-#    step, two halves at once; then 1 200 steps (round 2: 2 400) on both
-#    demonstration sets and every round's rollouts so far. Round 1 starts from stage 4 and
-#    recomputes the TCP-input normalisation (--tcp-urdf); round 2 keeps
-#    round 1's.
+# 5-7. Three DAgger rounds (sessions 10, 11 and 18): the previous policy
+#    drives 800 episodes of the train split for at most 40 steps each (the
+#    expert's action is executed on 30 % of the steps) and the expert labels
+#    every step, two halves at once; then 800 steps (round 1; 1 200 until
+#    session 18), 2 400 (round 2) on both demonstration sets and every
+#    round's rollouts so far, and 2 400 (round 3) on both demonstration sets
+#    and round 3's rollouts (session 17's r7n-2400). Round 1 starts from
+#    stage 4 and recomputes the TCP-input normalisation (--tcp-urdf); the
+#    later rounds keep round 1's. Validation runs once, at the end of each
+#    run (--val-every 0): it draws no random numbers, so how often it runs
+#    does not change the weights, only the time.
 rollouts=()
 # collect_round N SEED POLICY: 2 x 400 rollouts of POLICY into $work/roundN-{0,400}.
 collect_round() {
@@ -126,12 +126,11 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 4 --steps 1200 --val-every 600 --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --shift-px 4 --steps 800 --val-every 0 --tcp-urdf urdf/panda.urdf
 
+round2="$work/round2"
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
-# (A fresh run: drop the log of the policy being replaced.)
-[ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 # (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
 # against 205/153 with 1 200; with a ±1 px image shift instead of ±4,
 # session 12: 241/191 against 224/175; with instruction-token dropout that
@@ -140,16 +139,28 @@ collect_round 2 610000 "$round1"
 # 227/177). The earlier stages keep ±4 px: ±1 px there too gave 237/174.)
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
-"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round1" \
-  "${round_flags[@]}" --shift-px 1 --steps 2400 --val-every 1200 \
-  --text-dropout 0.3 --text-dropout-keep "$keep"
+round_text=(--shift-px 1 --steps 2400 --val-every 0 --text-dropout 0.3 --text-dropout-keep "$keep")
+"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
+  "${round_flags[@]}" "${round_text[@]}"
+
+stage 7: DAgger round 3
+# (Round 3, session 17's r7n-2400 and session 18: the round-2 flags on both
+# demonstration sets and this round's rollouts only; from policies/default
+# it gave 263/235 of 400 per split against 246/217.)
+rollouts=()
+collect_round 3 620000 "$round2"
+# (A fresh run: drop the log of the policy being replaced.)
+[ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
+"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round2" \
+  "${round_flags[@]}" "${round_text[@]}"
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
+cp "$round2/train_log.jsonl" "$out/dagger2_train_log.jsonl"
 
-stage 7: evaluation
-# 7. Success on both splits, 200 episodes each, at once (metrics.json is
+stage 8: evaluation
+# 8. Success on both splits, 200 episodes each, at once (metrics.json is
 #    updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!
