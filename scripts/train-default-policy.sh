@@ -66,7 +66,7 @@ stage 2: base network
 base="$work/base2400"
 # $VLA_STEM_FLAGS is split into one word per flag on purpose.
 # shellcheck disable=SC2086
-"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 0 --batch 64 --seed 0 \
+"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 2400 --batch 64 --seed 0 \
   --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
   ${VLA_STEM_FLAGS:-}
 
@@ -90,7 +90,7 @@ stage 4: behaviour cloning
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
-  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1200 --val-every 0 --batch 64 \
+  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1200 --val-every 1200 --batch 64 \
   --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers"
 
 # 5-7. Three DAgger rounds (sessions 10, 11 and 18): the previous policy
@@ -102,7 +102,7 @@ bc="$work/bc"
 #    and round 3's rollouts (session 17's r7n-2400). Round 1 starts from
 #    stage 4 and recomputes the TCP-input normalisation (--tcp-urdf); the
 #    later rounds keep round 1's. Validation runs once, at the end of each
-#    run (--val-every 0): it draws no random numbers, so how often it runs
+#    run (--val-every = --steps): it draws no random numbers, so how often it runs
 #    does not change the weights, only the time.
 rollouts=()
 # collect_round N SEED POLICY: 2 x 400 rollouts of POLICY into $work/roundN-{0,400}.
@@ -126,7 +126,7 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 4 --steps 800 --val-every 0 --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --shift-px 4 --steps 800 --val-every 800 --tcp-urdf urdf/panda.urdf
 
 round2="$work/round2"
 stage 6: DAgger round 2
@@ -139,7 +139,7 @@ collect_round 2 610000 "$round1"
 # 227/177). The earlier stages keep ±4 px: ±1 px there too gave 237/174.)
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
-round_text=(--shift-px 1 --steps 2400 --val-every 0 --text-dropout 0.3 --text-dropout-keep "$keep")
+round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text-dropout-keep "$keep")
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
   "${round_flags[@]}" "${round_text[@]}"
 
