@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch (session 8's recipe plus the
-# DAgger rounds of sessions 10, 11 and 18; the collections and the
-# evaluations run two at a time): scripted-expert demonstrations (plain
-# noisy ones and ones with varied sideways approaches), behaviour cloning of
-# the base network, a perception-only stage that trains the camera stem and
-# the grounded keypoint head on where the named objects are, a warm-started
+# DAgger rounds of sessions 10 and 11; the collections and the evaluations
+# run two at a time): scripted-expert demonstrations (plain noisy ones and
+# ones with varied sideways approaches), behaviour cloning of the base
+# network, a perception-only stage that trains the camera stem and the
+# grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), three DAgger rounds with rollouts cut at 40
-# steps (stages 5-7), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), two DAgger rounds with rollouts cut at 40
+# steps (stages 5-6), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
+#
+# VLA_THREE_ROUNDS=1 runs session 19's variant instead (not shipped: 95 min
+# and 250/228 of 400 per split against 246/217, policies/default/README.md,
+# session-19 section): behaviour cloning 1 200 steps, round 1 800, round 2
+# 2 400 into $VLA_WORK_DIR/round2, then a third round (stage 7) into OUT_DIR.
 #
 # Time on the 2-core machine with nothing else running: see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
@@ -37,6 +42,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
+three=${VLA_THREE_ROUNDS:-0}
+if [ "$three" = 1 ]; then
+  bc_steps=1200 round1_steps=800
+else
+  bc_steps=1800 round1_steps=1200
+fi
 
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"
@@ -84,26 +95,26 @@ stage 4: behaviour cloning
 # 4. Behaviour cloning from there on both demonstration sets: relation
 #    token and TCP-position input (forward kinematics of the recorded joints
 #    through urdf/panda.urdf, which is copied into the policy folder),
-#    bilinear keypoint targets for object, target and TCP; 1 200 steps
-#    (1 800 until session 18, which spent the time on a third DAgger round).
+#    bilinear keypoint targets for object, target and TCP; 1 800 steps
+#    (1 200 with VLA_THREE_ROUNDS=1).
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
-  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps 1200 --val-every 1200 --batch 64 \
+  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --val-every "$bc_steps" --batch 64 \
   --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers"
 
-# 5-7. Three DAgger rounds (sessions 10, 11 and 18): the previous policy
-#    drives 800 episodes of the train split for at most 40 steps each (the
-#    expert's action is executed on 30 % of the steps) and the expert labels
-#    every step, two halves at once; then 800 steps (round 1; 1 200 until
-#    session 18), 2 400 (round 2) on both demonstration sets and every
-#    round's rollouts so far, and 2 400 (round 3) on both demonstration sets
-#    and round 3's rollouts (session 17's r7n-2400). Round 1 starts from
-#    stage 4 and recomputes the TCP-input normalisation (--tcp-urdf); the
-#    later rounds keep round 1's. Validation runs once, at the end of each
-#    run (--val-every = --steps): it draws no random numbers, so how often it runs
-#    does not change the weights, only the time.
+# 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
+#    800 episodes of the train split for at most 40 steps each (the expert's
+#    action is executed on 30 % of the steps) and the expert labels every
+#    step, two halves at once; then 1 200 steps (round 1; 800 with
+#    VLA_THREE_ROUNDS=1) and 2 400 (round 2) on both demonstration sets and
+#    every round's rollouts so far. Round 1 starts from stage 4 and
+#    recomputes the TCP-input normalisation (--tcp-urdf); the later rounds
+#    keep round 1's. Validation runs once, at the end of each run
+#    (--val-every = --steps, session 19; the policy shipped was trained
+#    with more): it draws no random numbers, so how often it runs does not
+#    change the weights, only the time.
 rollouts=()
 # collect_round N SEED POLICY: 2 x 400 rollouts of POLICY into $work/roundN-{0,400}.
 collect_round() {
@@ -126,9 +137,10 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 4 --steps 800 --val-every 800 --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --val-every "$round1_steps" --tcp-urdf urdf/panda.urdf
 
-round2="$work/round2"
+round2="$out"
+[ "$three" = 1 ] && round2="$work/round2"
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
 # (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
@@ -140,28 +152,30 @@ collect_round 2 610000 "$round1"
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
 round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text-dropout-keep "$keep")
+# (A fresh run: drop the log of the policy being replaced.)
+[ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
   "${round_flags[@]}" "${round_text[@]}"
 
-stage 7: DAgger round 3
-# (Round 3, session 17's r7n-2400 and session 18: the round-2 flags on both
-# demonstration sets and this round's rollouts only; from policies/default
-# it gave 263/235 of 400 per split against 246/217.)
-rollouts=()
-collect_round 3 620000 "$round2"
-# (A fresh run: drop the log of the policy being replaced.)
-[ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
-"$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round2" \
-  "${round_flags[@]}" "${round_text[@]}"
+if [ "$three" = 1 ]; then
+  stage 7: DAgger round 3
+  # (Round 3, session 17's r7n-2400: the round-2 flags on both
+  # demonstration sets and this round's rollouts only; from policies/default
+  # it gave 263/235 of 400 per split against 246/217.)
+  rollouts=()
+  collect_round 3 620000 "$round2"
+  "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round2" \
+    "${round_flags[@]}" "${round_text[@]}"
+  cp "$round2/train_log.jsonl" "$out/dagger2_train_log.jsonl"
+fi
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
-cp "$round2/train_log.jsonl" "$out/dagger2_train_log.jsonl"
 
-stage 8: evaluation
-# 8. Success on both splits, 200 episodes each, at once (metrics.json is
-#    updated under a file lock).
+stage "$((three == 1 ? 8 : 7))": evaluation
+# 7 (8 with VLA_THREE_ROUNDS=1). Success on both splits, 200 episodes
+#    each, at once (metrics.json is updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!
 "$vla" eval --policy "$out" --split eval --episodes 200 --seed 0 --metrics "$out/metrics.json"

@@ -238,17 +238,36 @@ fn sim_node_and_controller_find_each_other_with_default_names() {
 #[test]
 fn a_wrist_camera_policy_drives_the_simulated_arm_from_the_sim_nodes_wrist_frames() {
     // The controller holds a wrist policy until /wrist_camera/image_raw
-    // delivers; the pair scenario's "the arm moves" needs those frames.
+    // delivers; the pair scenario's "the arm moves" needs those frames. Its
+    // rerun recording holds the wrist frames the policy got.
     require_private_network();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    tiny_policy_with(dir.path(), true);
+    let policy = dir.path().join("policy");
+    tiny_policy_with(&policy, true);
+    let rrd = dir.path().join("run.rrd");
     let _sim = spawn_vla(&["sim-node"], 19);
-    let _node = controller(dir.path(), 19, &[]);
+    let p = format!("policy:={}", policy.display());
+    let mut node = spawn_vla(
+        &[
+            "run",
+            "--rrd",
+            rrd.to_str().unwrap(),
+            "--ros-args",
+            "-p",
+            &p,
+        ],
+        19,
+    );
     let out = run_script("pair_test.py", &["--wrist"], 19, Duration::from_secs(90));
     assert!(
         out.status.success(),
         "pair scenario with a wrist camera policy failed (see output above)"
+    );
+    interrupt(&mut node, "vla run");
+    check_recording(
+        &rrd,
+        &["/world/camera/image", "/wrist/image", "/action/tokens"],
     );
 }
 

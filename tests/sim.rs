@@ -544,6 +544,29 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
     let (plain, masked) = (first_loss(&base.join("weighted")), first_loss(&dropped));
     assert!(plain.is_finite() && masked.is_finite());
     assert_ne!(plain, masked, "--text-dropout changed nothing");
+    // `--val-every 0` validates once, after the last step.
+    let once = base.join("validate-at-end");
+    run_ok(&[
+        "train",
+        "--data",
+        demos.to_str().unwrap(),
+        "--out",
+        once.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+        "--val-every",
+        "0",
+    ]);
+    let log = std::fs::read_to_string(once.join("train_log.jsonl")).unwrap();
+    let validated: Vec<u64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["val_loss"].is_f64())
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(validated, vec![3], "{log}");
     // Truncation is for DAgger rollouts only (a cut expert demonstration
     // would be a failed one).
     let err = refused(

@@ -214,7 +214,8 @@ pub struct TrainArgs {
     /// never hidden: `--text-dropout-keep red,green,blue,...,cube,sphere`.
     #[arg(long, value_delimiter = ',')]
     pub text_dropout_keep: Vec<String>,
-    /// Steps between validation passes (default: a tenth of the run, at most 250).
+    /// Steps between validation passes (default: a tenth of the run, at
+    /// most 250; 0: only at the end of the run, which always validates).
     #[arg(long)]
     pub val_every: Option<usize>,
     /// Stop after this step with a checkpoint, as if interrupted (the

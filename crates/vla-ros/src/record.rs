@@ -1,5 +1,6 @@
 //! Rerun recording of `vla run` (`--rrd FILE`, `--spawn`, `--connect ADDR`):
-//! per policy step, the camera frame the policy saw, the instruction, the 8
+//! per policy step, the camera frame the policy saw (and its wrist-camera
+//! frame, for policies that read one), the instruction, the 8
 //! action tokens and the action they decode to, the chain's joints measured
 //! vs commanded with their limits, and the controller status; plus a status
 //! line whenever the loop's state (running, holding and why, stopped, done)
@@ -46,6 +47,7 @@ struct StepSnapshot {
     time_secs: f64,
     task: Option<String>,
     frame: Option<RgbFrame>,
+    wrist: Option<RgbFrame>,
     tokens: ActionTokens,
     action: Option<Action>,
     /// Measured, commanded, lower and upper limit, per chain joint.
@@ -56,7 +58,10 @@ struct StepSnapshot {
 
 impl StepSnapshot {
     fn approx_size_bytes(&self) -> usize {
-        let frame = self.frame.as_ref().map_or(0, |f| f.data().len());
+        let frame = [&self.frame, &self.wrist]
+            .iter()
+            .map(|f| f.as_ref().map_or(0, |f| f.data().len()))
+            .sum::<usize>();
         let joints = self
             .joints
             .as_ref()
@@ -93,6 +98,9 @@ impl LoggingThread {
                 }
                 if let Some(frame) = &s.frame {
                     viz.log_camera_images(frame, None)?;
+                }
+                if let Some(wrist) = &s.wrist {
+                    viz.log_wrist_image(wrist)?;
                 }
                 if let Some(action) = &s.action {
                     viz.log_action(&s.tokens, action)?;
@@ -206,6 +214,7 @@ impl ControllerRecorder {
             time_secs: now_secs,
             task: status.task.clone(),
             frame: runtime.policy_frame().cloned(),
+            wrist: runtime.policy_wrist_frame().cloned(),
             tokens: *tokens,
             // The tokens came from the policy, so they decode; if not, the
             // step is logged without the decoded action.

@@ -134,6 +134,12 @@ impl Runtime {
         self.frame.as_ref().map(|(frame, _)| frame)
     }
 
+    /// The last accepted wrist-camera frame, as given to the policy (resized
+    /// to its wrist input size), if the policy reads one and one arrived.
+    pub fn policy_wrist_frame(&self) -> Option<&RgbFrame> {
+        self.wrist.as_ref().map(|(frame, _)| frame)
+    }
+
     /// Whether the policy reads a wrist camera (and the arm holds until its
     /// frames arrive, [`Self::on_wrist_image`]).
     pub fn wants_wrist(&self) -> bool {

@@ -601,6 +601,7 @@ fn a_wrist_camera_policy_holds_until_its_wrist_frames_arrive_and_while_they_are_
     assert_eq!(arm_positions(&out), HOME.to_vec());
     assert_eq!(r.reason(), "no wrist camera frame yet");
     assert!(wrist_sizes.borrow().is_empty());
+    assert!(r.rt.policy_wrist_frame().is_none());
     // A malformed wrist image is rejected and changes nothing.
     assert!(r
         .rt
@@ -609,6 +610,7 @@ fn a_wrist_camera_policy_holds_until_its_wrist_frames_arrive_and_while_they_are_
     let out = r.fresh_tick(&HOME, 0.01);
     assert_eq!(arm_positions(&out), HOME.to_vec());
     assert_eq!(r.reason(), "no wrist camera frame yet");
+    assert!(r.rt.policy_wrist_frame().is_none());
     // With wrist frames the policy runs and sees them at its trained size.
     let mut q = HOME.to_vec();
     let mut t = 0.02;
@@ -623,6 +625,11 @@ fn a_wrist_camera_policy_holds_until_its_wrist_frames_arrive_and_while_they_are_
     assert_eq!(r.state(), RunState::Running, "{}", r.reason());
     assert!(!wrist_sizes.borrow().is_empty());
     assert!(wrist_sizes.borrow().iter().all(|&s| s == (16, 16)));
+    let seen =
+        r.rt.policy_wrist_frame()
+            .expect("the wrist frame the policy got");
+    assert_eq!((seen.width_px(), seen.height_px()), (16, 16));
+    assert!(seen.data().iter().all(|&b| b == 40));
     // The wrist camera stops: hold at the measured position with the reason.
     let steps = wrist_sizes.borrow().len();
     let mut last = None;

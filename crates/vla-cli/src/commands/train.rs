@@ -109,11 +109,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .filter(|w| !w.is_empty())
             .collect(),
         steps,
-        // Validate about ten times per run, at most every 250 steps.
+        // Validate about ten times per run, at most every 250 steps; 0:
+        // only at the end.
         val_every: args
             .val_every
-            .unwrap_or((steps / 10).clamp(1, defaults.val_every))
-            .max(1),
+            .unwrap_or((steps / 10).clamp(1, defaults.val_every)),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         use_state: !args.no_state,
