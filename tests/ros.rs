@@ -188,6 +188,13 @@ fn controller(policy: &Path, domain: u32, extra: &[&str]) -> Running {
     spawn_vla(&args, domain)
 }
 
+/// `vla run` with `policy` that records its policy steps to `rrd`.
+fn recording_controller(policy: &Path, rrd: &Path, domain: u32) -> Running {
+    let p = format!("policy:={}", policy.display());
+    let rrd = rrd.to_str().unwrap();
+    spawn_vla(&["run", "--rrd", rrd, "--ros-args", "-p", &p], domain)
+}
+
 #[test]
 fn the_controller_follows_the_safety_rules_over_ros() {
     require_private_network();
@@ -247,18 +254,7 @@ fn a_wrist_camera_policy_drives_the_simulated_arm_from_the_sim_nodes_wrist_frame
     tiny_policy_with(&policy, true);
     let rrd = dir.path().join("run.rrd");
     let _sim = spawn_vla(&["sim-node"], 19);
-    let p = format!("policy:={}", policy.display());
-    let mut node = spawn_vla(
-        &[
-            "run",
-            "--rrd",
-            rrd.to_str().unwrap(),
-            "--ros-args",
-            "-p",
-            &p,
-        ],
-        19,
-    );
+    let mut node = recording_controller(&policy, &rrd, 19);
     let out = run_script("pair_test.py", &["--wrist"], 19, Duration::from_secs(90));
     assert!(
         out.status.success(),
@@ -378,18 +374,7 @@ fn controller_records_its_policy_steps_to_rerun() {
     tiny_policy(dir.path());
     let rrd = dir.path().join("run.rrd");
     let _sim = spawn_vla(&["sim-node"], 16);
-    let p = format!("policy:={}", dir.path().display());
-    let mut node = spawn_vla(
-        &[
-            "run",
-            "--rrd",
-            rrd.to_str().unwrap(),
-            "--ros-args",
-            "-p",
-            &p,
-        ],
-        16,
-    );
+    let mut node = recording_controller(dir.path(), &rrd, 16);
     // The pair scenario takes policy steps (a task, then a stop).
     let out = run_script("pair_test.py", &[], 16, Duration::from_secs(90));
     assert!(
