@@ -32,7 +32,6 @@ run=$name
 [ "$steps" = 1200 ] || run=$name-$steps
 mkdir -p "$w"
 export CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 cargo build --locked --release --bin vla
 [ "${VLA_SKIP_PROBE:-0}" = 1 ] || cargo build --locked --release -p vla-policy --example keypoint_probe

@@ -17,7 +17,6 @@ from="$w/r7n-2400"
   exit 2
 }
 export CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"

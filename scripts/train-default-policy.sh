@@ -11,10 +11,10 @@
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_THREE_ROUNDS=1 runs session 19's variant instead (not shipped: 95 min
-# and 250/228 of 400 per split against 246/217, policies/default/README.md,
-# session-19 section): behaviour cloning 1 200 steps, round 1 800, round 2
-# 2 400 into $VLA_WORK_DIR/round2, then a third round (stage 7) into OUT_DIR.
+# VLA_ROUNDS=3 adds a third DAgger round (stage 7, session 17's r7n-2400):
+# round 2 goes to $VLA_WORK_DIR/round2 and round 3 into OUT_DIR (session
+# 20; session 19's variant with shortened stages 4-5 is in the model
+# card's history).
 #
 # Time on the 2-core machine with nothing else running: see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
@@ -33,21 +33,18 @@ work=${VLA_WORK_DIR:-work}
 mkdir -p "$work"
 
 # One candle thread: on 2 cores its spinning thread pool made training 2-3x
-# slower than one thread. Keep freed memory in the process: glibc otherwise
-# returns every large tensor buffer to the kernel and page-faults it back in.
+# slower than one thread. (`vla` keeps freed tensor buffers in one glibc
+# heap by itself, crates/vla-cli/src/malloc.rs; a GLIBC_TUNABLES or
+# MALLOC_ARENA_MAX in the environment turns that off.)
 export CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # Training runs alone, as two data-parallel threads (`vla train --workers`,
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-three=${VLA_THREE_ROUNDS:-0}
-if [ "$three" = 1 ]; then
-  bc_steps=1200 round1_steps=800
-else
-  bc_steps=1800 round1_steps=1200
-fi
+rounds=${VLA_ROUNDS:-2}
+case "$rounds" in 2 | 3) ;; *) echo "VLA_ROUNDS must be 2 or 3" >&2; exit 2 ;; esac
+bc_steps=1800 round1_steps=1200
 
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"
@@ -95,8 +92,7 @@ stage 4: behaviour cloning
 # 4. Behaviour cloning from there on both demonstration sets: relation
 #    token and TCP-position input (forward kinematics of the recorded joints
 #    through urdf/panda.urdf, which is copied into the policy folder),
-#    bilinear keypoint targets for object, target and TCP; 1 800 steps
-#    (1 200 with VLA_THREE_ROUNDS=1).
+#    bilinear keypoint targets for object, target and TCP; 1 800 steps.
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
@@ -107,8 +103,8 @@ bc="$work/bc"
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
 #    action is executed on 30 % of the steps) and the expert labels every
-#    step, two halves at once; then 1 200 steps (round 1; 800 with
-#    VLA_THREE_ROUNDS=1) and 2 400 (round 2) on both demonstration sets and
+#    step, two halves at once; then 1 200 steps (round 1) and 2 400
+#    (round 2) on both demonstration sets and
 #    every round's rollouts so far. Round 1 starts from stage 4 and
 #    recomputes the TCP-input normalisation (--tcp-urdf); the later rounds
 #    keep round 1's. Validation runs once, at the end of each run
@@ -140,7 +136,7 @@ collect_round 1 600000 "$bc"
   "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --val-every "$round1_steps" --tcp-urdf urdf/panda.urdf
 
 round2="$out"
-[ "$three" = 1 ] && round2="$work/round2"
+[ "$rounds" = 3 ] && round2="$work/round2"
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
 # (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
@@ -157,7 +153,7 @@ round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
   "${round_flags[@]}" "${round_text[@]}"
 
-if [ "$three" = 1 ]; then
+if [ "$rounds" = 3 ]; then
   stage 7: DAgger round 3
   # (Round 3, session 17's r7n-2400: the round-2 flags on both
   # demonstration sets and this round's rollouts only; from policies/default
@@ -173,8 +169,8 @@ cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
 
-stage "$((three == 1 ? 8 : 7))": evaluation
-# 7 (8 with VLA_THREE_ROUNDS=1). Success on both splits, 200 episodes
+stage "$((rounds + 5))": evaluation
+# 7 (8 with VLA_ROUNDS=3). Success on both splits, 200 episodes
 #    each, at once (metrics.json is updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!

@@ -3,10 +3,12 @@
 
 mod cli;
 mod commands;
+mod malloc;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    malloc::tune();
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
