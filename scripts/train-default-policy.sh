@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch (session 8's recipe plus the
-# DAgger rounds of sessions 10 and 11; the collections and the evaluations
-# run two at a time): scripted-expert demonstrations (plain noisy ones and
+# DAgger rounds of sessions 10, 11 and 17; the collections and the
+# evaluations run two at a time): scripted-expert demonstrations (plain noisy ones and
 # ones with varied sideways approaches), behaviour cloning of the base
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), two DAgger rounds with rollouts cut at 40
-# steps (stages 5-6), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), three DAgger rounds with rollouts cut at 40
+# steps (stages 5-7), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=3 adds a third DAgger round (stage 7, session 17's r7n-2400):
-# round 2 goes to $VLA_WORK_DIR/round2 and round 3 into OUT_DIR (session
-# 20; session 19's variant with shortened stages 4-5 is in the model
-# card's history).
+# VLA_ROUNDS=2 stops after round 2, which then goes into OUT_DIR (the
+# policy shipped in sessions 13-19; session 20 reproduced it byte for
+# byte). By default round 2 goes to $VLA_WORK_DIR/round2 and round 3 (stage
+# 7, session 17's r7n-2400) into OUT_DIR: 78.3 min end to end in session
+# 20.
 #
 # Time on the 2-core machine with nothing else running: see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
@@ -42,7 +43,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-2}
+rounds=${VLA_ROUNDS:-3}
 case "$rounds" in 2 | 3) ;; *) echo "VLA_ROUNDS must be 2 or 3" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
 

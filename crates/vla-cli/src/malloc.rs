@@ -22,24 +22,61 @@ const MMAP_THRESHOLD_BYTES: libc::c_int = 32 << 20;
 
 /// Applies the settings above, unless the environment sets the allocator's
 /// own. Call it first thing in `main`, before any thread starts.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 pub fn tune() {
     if std::env::var_os("GLIBC_TUNABLES").is_some()
         || std::env::var_os("MALLOC_ARENA_MAX").is_some()
     {
         return;
     }
+    apply();
+}
+
+/// Sets the three parameters; true if glibc accepted every value.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn apply() -> bool {
     // SAFETY: `mallopt` only changes glibc's allocator parameters; it is
-    // called before any other thread exists, with documented parameters and
-    // in-range values. A rejected value returns 0 and changes nothing.
+    // called before any other thread exists, with documented parameters. A
+    // rejected value returns 0 and changes nothing.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        let arenas = libc::mallopt(libc::M_ARENA_MAX, 1);
+        let mmap = libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        let trim = libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        arenas == 1 && mmap == 1 && trim == 1
     }
 }
 
 /// Other platforms keep their allocator's defaults.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn tune() {}
+fn apply() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// glibc silently ignores a threshold it considers too high (the
+    /// scripts' old 4 GiB one): every value set here must be accepted.
+    #[test]
+    fn glibc_accepts_every_setting() {
+        assert!(apply());
+    }
+
+    /// The largest threshold glibc takes is exactly the one used: one byte
+    /// more is refused, so the test above can tell a rejected value.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_larger_threshold_is_refused() {
+        // SAFETY: as in `apply`; the refused call changes nothing, and the
+        // accepted one restores the value `apply` sets.
+        let (refused, restored) = unsafe {
+            (
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES + 1),
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+            )
+        };
+        assert_eq!((refused, restored), (0, 1));
+    }
+}
