@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch (session 8's recipe plus the
-# DAgger rounds of sessions 10, 11 and 17; the collections and the
+# DAgger rounds of sessions 10, 11, 17 and 19; the collections and the
 # evaluations run two at a time): scripted-expert demonstrations (plain noisy ones and
 # ones with varied sideways approaches), behaviour cloning of the base
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), three DAgger rounds with rollouts cut at 40
-# steps (stages 5-7), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), four DAgger rounds with rollouts cut at 40
+# steps (stages 5-8), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=2 stops after round 2, which then goes into OUT_DIR (the
-# policy shipped in sessions 13-19; session 20 reproduced it byte for
-# byte). By default round 2 goes to $VLA_WORK_DIR/round2 and round 3 (stage
-# 7, session 17's r7n-2400) into OUT_DIR: 78.3 min end to end in session
-# 20.
+# VLA_ROUNDS=N (2, 3 or 4, the default) stops after round N, which then
+# goes into OUT_DIR; the earlier rounds go to $VLA_WORK_DIR/roundK. Round 2
+# is the policy shipped in sessions 13-19, round 3 (session 17's r7n-2400)
+# the one shipped in session 20, round 4 (session 19's r4) the one shipped
+# in session 21; each was reproduced byte for byte by this script.
 #
 # Time on the 2-core machine with nothing else running: see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
@@ -43,9 +43,14 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-3}
-case "$rounds" in 2 | 3) ;; *) echo "VLA_ROUNDS must be 2 or 3" >&2; exit 2 ;; esac
+rounds=${VLA_ROUNDS:-4}
+case "$rounds" in 2 | 3 | 4) ;; *) echo "VLA_ROUNDS must be 2, 3 or 4" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
+# Every run validates once, at its end, on 4 096 of its held-out frames
+# (session 21; all of them took ~70 s per round): validation draws no random
+# numbers, so neither how often it runs nor on how many frames changes the
+# weights, only the time and the reported validation figures.
+val=(--val-frames 4096)
 
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"
@@ -77,7 +82,7 @@ base="$work/base2400"
 # shellcheck disable=SC2086
 "$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 2400 --batch 64 --seed 0 \
   --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
-  ${VLA_STEM_FLAGS:-}
+  "${val[@]}" ${VLA_STEM_FLAGS:-}
 
 stage 3: perception
 # 3. Perception only (session 8): from the base, the camera stem and the
@@ -99,7 +104,7 @@ stage 4: behaviour cloning
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --val-every "$bc_steps" --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers"
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" "${val[@]}"
 
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
@@ -128,7 +133,7 @@ collect_round() {
   for j in "${jobs_[@]}"; do wait "$j"; done
 }
 round_flags=(--instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --batch 64 --seed 0
-  --workers "$workers")
+  --workers "$workers" "${val[@]}")
 
 round1="$work/round1"
 stage 5: DAgger round 1
@@ -137,7 +142,7 @@ collect_round 1 600000 "$bc"
   "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --val-every "$round1_steps" --tcp-urdf urdf/panda.urdf
 
 round2="$out"
-[ "$rounds" = 3 ] && round2="$work/round2"
+[ "$rounds" -gt 2 ] && round2="$work/round2"
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
 # (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
@@ -154,24 +159,30 @@ round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
   "${round_flags[@]}" "${round_text[@]}"
 
-if [ "$rounds" = 3 ]; then
-  stage 7: DAgger round 3
-  # (Round 3, session 17's r7n-2400: the round-2 flags on both
-  # demonstration sets and this round's rollouts only; from policies/default
-  # it gave 263/235 of 400 per split against 246/217.)
+# 7-8. Rounds 3 and 4 (session 17's r7n-2400 and session 19's r4): the
+#    round-2 flags on both demonstration sets and this round's rollouts
+#    only, each from the round before. From the policy of sessions 13-19
+#    round 3 gave 263/235 of 400 per split against 246/217; round 4 from
+#    there 277/242.
+prev="$round2"
+for ((r = 3; r <= rounds; r++)); do
+  stage "$((r + 4))": DAgger round $r
+  dest="$work/round$r"
+  [ "$r" = "$rounds" ] && dest="$out"
   rollouts=()
-  collect_round 3 620000 "$round2"
-  "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$out" --init-from "$round2" \
+  collect_round "$r" $((600000 + 10000 * (r - 1))) "$prev"
+  "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$dest" --init-from "$prev" \
     "${round_flags[@]}" "${round_text[@]}"
-  cp "$round2/train_log.jsonl" "$out/dagger2_train_log.jsonl"
-fi
+  cp "$prev/train_log.jsonl" "$out/dagger$((r - 1))_train_log.jsonl"
+  prev="$dest"
+done
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
 cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
 
 stage "$((rounds + 5))": evaluation
-# 7 (8 with VLA_ROUNDS=3). Success on both splits, 200 episodes
+# 9 (rounds + 5 with another VLA_ROUNDS). Success on both splits, 200 episodes
 #    each, at once (metrics.json is updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!

@@ -218,6 +218,11 @@ pub struct TrainArgs {
     /// most 250; 0: only at the end of the run, which always validates).
     #[arg(long)]
     pub val_every: Option<usize>,
+    /// Score at most this many held-out frames per validation pass, evenly
+    /// spaced through them (default: all). Saves time on big data sets;
+    /// the weights do not depend on it.
+    #[arg(long)]
+    pub val_frames: Option<usize>,
     /// Stop after this step with a checkpoint, as if interrupted (the
     /// schedule stays that of --steps); running again without it resumes.
     #[arg(long)]

@@ -101,7 +101,7 @@ fn main() {
             continue; // in or at the hand
         }
         let frame =
-            RgbFrame::new(size as u32, size as u32, PixelEncoding::Rgb8, s.rgb.clone()).unwrap();
+            RgbFrame::new(size as u32, size as u32, PixelEncoding::Rgb8, s.rgb.to_vec()).unwrap();
         let joints = JointState::new(
             ds.state_names.clone(),
             s.state.iter().map(|&q| f64::from(q)).collect(),

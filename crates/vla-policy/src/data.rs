@@ -12,14 +12,16 @@
 use vla_core::{Action, Instruction};
 
 use crate::error::{Result, VlaPolicyError};
+use crate::pixels::Pixels;
 
 /// One training example.
 #[derive(Debug, Clone)]
 pub struct Sample {
     /// Episode index (train/validation splits are by episode).
     pub episode: usize,
-    /// RGB8 pixels, `size × size × 3`, row-major.
-    pub rgb: Vec<u8>,
+    /// RGB8 pixels, `size × size × 3`, row-major (owned, or viewed in a
+    /// mapped `frames.rgb`, see [`crate::pixels`]).
+    pub rgb: Pixels,
     /// The task text.
     pub instruction: Instruction,
     /// The expert's action for this frame.
@@ -259,7 +261,7 @@ pub mod demo_dir {
                     action.check_finite()?;
                     samples.push(Sample {
                         episode,
-                        rgb: to_model_rgb8(&frame, size_px)?,
+                        rgb: to_model_rgb8(&frame, size_px)?.into(),
                         instruction: instruction.clone(),
                         action,
                         state: Vec::new(),
@@ -396,7 +398,7 @@ pub mod synthetic {
                     );
                     samples.push(Sample {
                         episode,
-                        rgb,
+                        rgb: rgb.into(),
                         instruction: instruction.clone(),
                         action,
                         state: Vec::new(),

@@ -35,6 +35,7 @@ pub mod model;
 pub mod nn;
 pub mod optim;
 pub mod parallel;
+pub mod pixels;
 pub mod policy;
 pub mod sampling;
 pub mod sim_data;

@@ -24,6 +24,7 @@ use vla_core::{Action, Instruction, PixelEncoding, RgbFrame};
 use crate::data::{Dataset, DemoSource, Sample, WristView, AUX_DIM, AUX_UNIT_M};
 use crate::error::{io_err, Result, VlaPolicyError};
 use crate::image::to_model_rgb8;
+use crate::pixels::{map_file, MappedFile, Pixels};
 
 /// Format tag of `dataset.json`.
 pub const FORMAT: &str = "vla-sim-demonstrations";
@@ -138,6 +139,21 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     Ok(out)
 }
 
+/// One episode's `frames.rgb`: mapped (frames at the model's size) or read.
+enum Frames {
+    Mapped(std::sync::Arc<MappedFile>),
+    Read(Vec<u8>),
+}
+
+impl Frames {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Mapped(file) => file.bytes(),
+            Self::Read(bytes) => bytes,
+        }
+    }
+}
+
 /// A `vla collect` output folder.
 #[derive(Debug, Clone)]
 pub struct SimDataset(pub PathBuf);
@@ -160,7 +176,15 @@ impl SimDataset {
         let dir = self.0.join(&ep.dir);
         let steps: Vec<StepLine> = read_lines(&dir.join("steps.jsonl"))?;
         let frames_path = dir.join("frames.rgb");
-        let bytes = fs::read(&frames_path).map_err(io_err(&frames_path))?;
+        // Frames already at the model's size are viewed in the mapped file
+        // (crate::pixels); others are read and resized.
+        let in_place = meta.width_px as usize == size_px && meta.height_px as usize == size_px;
+        let frames = if in_place && !steps.is_empty() {
+            Frames::Mapped(map_file(&frames_path)?)
+        } else {
+            Frames::Read(fs::read(&frames_path).map_err(io_err(&frames_path))?)
+        };
+        let bytes = frames.bytes();
         if frame_bytes == 0 || bytes.len() != frame_bytes * steps.len() {
             return Err(VlaPolicyError::Data(format!(
                 "{}: {} bytes, expected {} steps × {}×{}×3",
@@ -207,12 +231,21 @@ impl SimDataset {
                     dir.display()
                 )));
             }
-            let frame = RgbFrame::new(
-                meta.width_px,
-                meta.height_px,
-                PixelEncoding::Rgb8,
-                px.to_vec(),
-            )?;
+            let rgb: Pixels = match &frames {
+                Frames::Mapped(file) => Pixels::mapped(file, k * frame_bytes, frame_bytes)
+                    .ok_or_else(|| {
+                        VlaPolicyError::Data(format!("{}: frame {k}", frames_path.display()))
+                    })?,
+                Frames::Read(_) => {
+                    let frame = RgbFrame::new(
+                        meta.width_px,
+                        meta.height_px,
+                        PixelEncoding::Rgb8,
+                        px.to_vec(),
+                    )?;
+                    to_model_rgb8(&frame, size_px)?.into()
+                }
+            };
             let (aux, aux_mask) = step.aux();
             // Pixel positions scale with the resize to the model's size.
             let (su, sv) = (
@@ -253,7 +286,7 @@ impl SimDataset {
                 aux,
                 aux_mask,
                 episode: ep.index,
-                rgb: to_model_rgb8(&frame, size_px)?,
+                rgb,
                 instruction: instruction.clone(),
                 action: step.action,
                 state: step
@@ -410,6 +443,23 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("000005"), "{err}");
+        }
+    }
+
+    #[test]
+    fn frames_at_the_model_size_are_mapped_others_are_resized_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        write_folder(dir.path(), 4);
+        let folder = SimDataset(dir.path().to_path_buf());
+        let (mapped, resized) = (folder.load(4).unwrap(), folder.load(2).unwrap());
+        assert_eq!(mapped.samples.len(), 1 + 2 + 1);
+        assert_eq!(resized.samples.len(), mapped.samples.len());
+        // Episode e's step k is filled with e * 10 + k (episode 2 has none).
+        let want = [(0usize, 0usize), (1, 0), (1, 1), (3, 0)];
+        for ((m, r), (e, k)) in mapped.samples.iter().zip(&resized.samples).zip(want) {
+            assert!(m.rgb.is_mapped() && !r.rgb.is_mapped());
+            assert_eq!(m.rgb, vec![(e * 10 + k) as u8; 4 * 4 * 3]);
+            assert_eq!(r.rgb, vec![(e * 10 + k) as u8; 2 * 2 * 3]);
         }
     }
 

@@ -60,6 +60,11 @@ pub struct TrainOptions {
     pub checkpoint_every: usize,
     /// Fraction of episodes held out for validation.
     pub val_fraction: f64,
+    /// Score at most this many of the held-out frames per validation pass,
+    /// evenly spaced through them (0 = all). The held-out episodes stay out
+    /// of training either way, and validation draws no random numbers, so
+    /// this changes the time and the reported figures, never the weights.
+    pub val_max_frames: usize,
     /// Augmentation, or none.
     pub augment: Option<Augment>,
     /// Network shape (ignored when resuming: the saved one is used).
@@ -170,6 +175,7 @@ impl Default for TrainOptions {
             val_every: 250,
             checkpoint_every: 500,
             val_fraction: 0.1,
+            val_max_frames: 0,
             augment: Some(Augment::default()),
             model: ModelConfig::default(),
             progress: true,
@@ -241,8 +247,11 @@ pub struct TrainReport {
     pub samples_per_sec: f64,
     /// Training / validation frames.
     pub train_samples: usize,
-    /// Validation frames.
+    /// Validation frames (held out of training).
     pub val_samples: usize,
+    /// Of those, the frames each validation pass scores
+    /// ([`TrainOptions::val_max_frames`]).
+    pub val_scored: usize,
     /// Final validation loss and token accuracy, if a validation set exists.
     pub final_val: Option<(f64, f64)>,
     /// With [`TrainOptions::init_from`]: tensors copied, and tensors left at
@@ -656,6 +665,15 @@ fn evaluate(
     Ok((loss_sum / n, acc_sum / n))
 }
 
+/// At most `max` of `idx` (all for 0), evenly spaced: element
+/// `⌊k · len / max⌋` for k = 0, 1, ….
+fn evenly_spaced(idx: &[usize], max: usize) -> Vec<usize> {
+    if max == 0 || idx.len() <= max {
+        return idx.to_vec();
+    }
+    (0..max).map(|k| idx[k * idx.len() / max]).collect()
+}
+
 /// Splits sample indices by episode: every `1/val_fraction`-th episode (in a
 /// seeded order) goes to validation, at least one if there are two or more.
 fn split(data: &Dataset, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
@@ -704,6 +722,7 @@ pub fn train(
     }
     let device = Device::Cpu;
     let (train_idx, val_idx) = split(data, opts.val_fraction, opts.seed);
+    let val_scored = evenly_spaced(&val_idx, opts.val_max_frames);
     let state_path = out.join(STATE_FILE);
     let resumed: Option<TrainState> = if state_path.is_file() {
         let text = std::fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
@@ -994,7 +1013,7 @@ pub fn train(
             && !val_idx.is_empty()
             && (last || (opts.val_every > 0 && done % opts.val_every == 0))
         {
-            let (vl, va) = evaluate(&model, &prepared, &val_idx, opts.batch, workers, &device)?;
+            let (vl, va) = evaluate(&model, &prepared, &val_scored, opts.batch, workers, &device)?;
             entry.val_loss = Some(vl);
             entry.val_token_accuracy = Some(va);
             final_val = Some((vl, va));
@@ -1039,6 +1058,7 @@ pub fn train(
         samples_per_sec: trained as f64 / started.elapsed().as_secs_f64().max(1e-9),
         train_samples: train_idx.len(),
         val_samples: val_idx.len(),
+        val_scored: val_scored.len(),
         final_val,
         warm_start: warm,
     })
@@ -1436,6 +1456,17 @@ mod tests {
         let mut p = vec![false; 12];
         (p[0], p[2], p[6]) = (true, true, true);
         p
+    }
+
+    #[test]
+    fn evenly_spaced_keeps_all_or_spreads_the_cap() {
+        let idx: Vec<usize> = (100..110).collect();
+        assert_eq!(evenly_spaced(&idx, 0), idx);
+        assert_eq!(evenly_spaced(&idx, 10), idx);
+        assert_eq!(evenly_spaced(&idx, 50), idx);
+        assert_eq!(evenly_spaced(&idx, 4), vec![100, 102, 105, 107]);
+        assert_eq!(evenly_spaced(&idx, 1), vec![100]);
+        assert!(evenly_spaced(&[], 3).is_empty());
     }
 
     #[test]

@@ -772,6 +772,39 @@ fn two_worker_training_learns_and_is_deterministic() {
     }
 }
 
+/// Capping the validation frames scores fewer frames and changes neither
+/// the training losses nor the weights.
+#[test]
+fn capped_validation_scores_fewer_frames_and_leaves_the_weights_alone() {
+    let enc = text_encoder();
+    let data = toy_data();
+    let run = |val_max_frames: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TrainOptions {
+            val_every: 5,
+            val_max_frames,
+            ..synthetic_options(20)
+        };
+        let report = vla_policy::train(&data, &enc, dir.path(), &opts).unwrap();
+        (dir, report)
+    };
+    let (dir_all, all) = run(0);
+    let (dir_cap, cap) = run(2);
+    assert_eq!(all.val_samples, 6, "one held-out episode of 6 steps");
+    assert_eq!((all.val_scored, cap.val_scored, cap.val_samples), (6, 2, 6));
+    let scored =
+        |r: &vla_policy::TrainReport| r.log.iter().filter(|e| e.val_loss.is_some()).count();
+    assert_eq!((scored(&all), scored(&cap)), (4, 4));
+    let losses =
+        |r: &vla_policy::TrainReport| r.log.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&all), losses(&cap));
+    let (ta, tb) = (tensors_of(dir_all.path()), tensors_of(dir_cap.path()));
+    for (name, t) in &ta {
+        let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name} differs");
+    }
+}
+
 /// A warm start copies every tensor whose name and shape match from the
 /// initial policy, keeps its action bounds, and leaves new layers (here the
 /// relation token) at their fresh initialisation.

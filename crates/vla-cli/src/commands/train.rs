@@ -114,6 +114,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         val_every: args
             .val_every
             .unwrap_or((steps / 10).clamp(1, defaults.val_every)),
+        val_max_frames: args.val_frames.unwrap_or(defaults.val_max_frames),
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         use_state: !args.no_state,
@@ -225,8 +226,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     if let Some((loss, acc)) = report.final_val {
         println!(
-            "validation ({} frames): loss {loss:.4}, token accuracy {acc:.3}",
-            report.val_samples
+            "validation ({} of {} held-out frames): loss {loss:.4}, token accuracy {acc:.3}",
+            report.val_scored, report.val_samples
         );
     }
     if let (Some((copied, fresh)), Some(init)) = (&report.warm_start, &args.init_from) {
