@@ -6,18 +6,21 @@
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), four DAgger rounds with rollouts cut at 40
-# steps (stages 5-8), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), three DAgger rounds (four with
+# VLA_ROUNDS=4) with rollouts cut at 40 steps (stages 5-7), then `vla eval`
+# on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=N (2, 3 or 4, the default) stops after round N, which then
+# VLA_ROUNDS=N (2, 3, the default, or 4) stops after round N, which then
 # goes into OUT_DIR; the earlier rounds go to $VLA_WORK_DIR/roundK. Round 2
 # is the policy shipped in sessions 13-19, round 3 (session 17's r7n-2400)
-# the one shipped in session 20, round 4 (session 19's r4) the one shipped
-# in session 21; each was reproduced byte for byte by this script.
+# the one shipped since session 20, round 4 session 19's r4 (+14 / +7 of
+# 400 episodes per split, but 92.9 min end to end in session 21, over
+# issue #5's 90); each was reproduced byte for byte by this script.
 #
-# Time on the 2-core machine with nothing else running: see "Training" in
+# Time on the 2-core machine with nothing else running (three rounds:
+# 78.3 min in session 20, 75.1 min of stages in session 21): see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
 # output give each stage's start). Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
@@ -43,7 +46,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-4}
+rounds=${VLA_ROUNDS:-3}
 case "$rounds" in 2 | 3 | 4) ;; *) echo "VLA_ROUNDS must be 2, 3 or 4" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
 # Every run validates once, at its end, on 4 096 of its held-out frames
@@ -173,8 +176,11 @@ for ((r = 3; r <= rounds; r++)); do
   collect_round "$r" $((600000 + 10000 * (r - 1))) "$prev"
   "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$dest" --init-from "$prev" \
     "${round_flags[@]}" "${round_text[@]}"
-  cp "$prev/train_log.jsonl" "$out/dagger$((r - 1))_train_log.jsonl"
   prev="$dest"
+done
+# The earlier rounds' logs go beside the final policy (which now exists).
+for ((r = 2; r < rounds; r++)); do
+  cp "$work/round$r/train_log.jsonl" "$out/dagger${r}_train_log.jsonl"
 done
 cp "$base/train_log.jsonl" "$out/base_train_log.jsonl"
 cp "$perception/train_log.jsonl" "$out/perception_train_log.jsonl"
@@ -182,7 +188,7 @@ cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
 
 stage "$((rounds + 5))": evaluation
-# 9 (rounds + 5 with another VLA_ROUNDS). Success on both splits, 200 episodes
+# 8 (rounds + 5 with another VLA_ROUNDS). Success on both splits, 200 episodes
 #    each, at once (metrics.json is updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!

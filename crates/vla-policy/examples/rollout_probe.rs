@@ -100,8 +100,13 @@ fn main() {
         if truth_m[0].hypot(truth_m[1]) < 0.01 && f64::from(s.aux[2]).abs() < 0.3 {
             continue; // in or at the hand
         }
-        let frame =
-            RgbFrame::new(size as u32, size as u32, PixelEncoding::Rgb8, s.rgb.to_vec()).unwrap();
+        let frame = RgbFrame::new(
+            size as u32,
+            size as u32,
+            PixelEncoding::Rgb8,
+            s.rgb.to_vec(),
+        )
+        .unwrap();
         let joints = JointState::new(
             ds.state_names.clone(),
             s.state.iter().map(|&q| f64::from(q)).collect(),
