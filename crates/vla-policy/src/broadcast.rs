@@ -88,16 +88,17 @@ impl CustomOp1 for Expand {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let src = contiguous_f32(storage, layout)?;
-        let mut dst = vec![0f32; self.dst_dims.iter().product()];
+        // Rows come in row-major order, so each one is appended (no zero fill first).
+        let mut dst = Vec::with_capacity(self.dst_dims.iter().product());
         for_each_row(
             &self.src_dims,
             &self.dst_dims,
             |dst_at, src_at, n, along| {
-                let row = &mut dst[dst_at..dst_at + n];
+                debug_assert_eq!(dst.len(), dst_at);
                 if along {
-                    row.copy_from_slice(&src[src_at..src_at + n]);
+                    dst.extend_from_slice(&src[src_at..src_at + n]);
                 } else {
-                    row.fill(src[src_at]);
+                    dst.resize(dst_at + n, src[src_at]);
                 }
             },
         );

@@ -268,35 +268,66 @@ struct TextCache {
 }
 
 impl TextCache {
+    /// Encodes every distinct instruction of `data`, on `threads` threads
+    /// (each instruction alone, as before, so the values do not depend on
+    /// the thread count).
     fn build(
         data: &Dataset,
         text: &TextEncoder,
         max_tokens: usize,
         keep_words: &[String],
+        threads: usize,
     ) -> Result<Self> {
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<&Instruction> = data
+            .samples
+            .iter()
+            .map(|s| &s.instruction)
+            .filter(|i| seen.insert(*i))
+            .collect();
+        let encode_one = |i: &Instruction| -> Result<(Vec<f32>, Vec<bool>)> {
+            let enc = text.encode(i.as_str())?;
+            let l = enc.tokens.dim(0)?.min(max_tokens);
+            let v = enc
+                .tokens
+                .narrow(0, 0, l)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let mut keep: Vec<bool> = text
+                .token_words(i.as_str())?
+                .into_iter()
+                .take(l)
+                .map(|w| w.is_some_and(|w| keep_words.contains(&w)))
+                .collect();
+            keep.resize(l, false);
+            if let Some(first) = keep.first_mut() {
+                *first = true;
+            }
+            Ok((v, keep))
+        };
+        let chunk = distinct.len().div_ceil(threads.max(1)).max(1);
+        let encoded: Vec<Result<Vec<(Vec<f32>, Vec<bool>)>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = distinct
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|i| encode_one(i)).collect()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(VlaPolicyError::Data(
+                            "a text-encoding thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
         let mut rows = HashMap::new();
         let mut protected = HashMap::new();
-        for s in &data.samples {
-            if !rows.contains_key(&s.instruction) {
-                let enc = text.encode(s.instruction.as_str())?;
-                let l = enc.tokens.dim(0)?.min(max_tokens);
-                let v = enc
-                    .tokens
-                    .narrow(0, 0, l)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                rows.insert(s.instruction.clone(), v);
-                let mut keep: Vec<bool> = text
-                    .token_words(s.instruction.as_str())?
-                    .into_iter()
-                    .take(l)
-                    .map(|w| w.is_some_and(|w| keep_words.contains(&w)))
-                    .collect();
-                keep.resize(l, false);
-                if let Some(first) = keep.first_mut() {
-                    *first = true;
-                }
-                protected.insert(s.instruction.clone(), keep);
+        for (part, enc) in distinct.chunks(chunk).zip(encoded) {
+            for (i, (v, keep)) in part.iter().zip(enc?) {
+                rows.insert((*i).clone(), v);
+                protected.insert((*i).clone(), keep);
             }
         }
         Ok(Self { rows, protected })
@@ -888,6 +919,7 @@ pub fn train(
         text,
         cfg.model.max_text_tokens,
         &opts.text_dropout_keep,
+        opts.workers.max(1),
     )?;
     let model_cfg = cfg.model.clone();
     let prepared = Prepared {

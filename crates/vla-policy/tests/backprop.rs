@@ -3,7 +3,10 @@
 //! instead of adding it to zeros. These check the cases that change touches
 //! against hand-derived gradients: one consumer, several consumers, the
 //! subtracting ops (sub, neg, div's denominator), transposed and broadcast
-//! gradients, and a weight used twice in one matmul chain.
+//! gradients, and a weight used twice in one matmul chain. Session 22's
+//! changes are checked bit for bit against candle's op-by-op formulas: the
+//! fused relu and division backward passes, gradients skipped for arguments
+//! that lead to no variable (data, masks), and matmul's uninitialised output.
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -80,5 +83,104 @@ fn transposed_and_broadcast_gradients_are_stored_contiguous_and_correct() -> can
     let want_b = dy.sum(0)?;
     assert_close(&values(gw), &values(&want_w));
     assert_close(&values(gb), &values(&want_b));
+    Ok(())
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    values(t).iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn relu_gradient_is_candles_mask_product_bit_for_bit() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    // Zeros of both signs, negatives and positives; a weight per element
+    // (some negative, one zero) so that the incoming gradient is not all ones.
+    let xs = [0.0f32, -0.0, -1.5, 2.25, 1e-30, -1e-30, 3.0, -7.0];
+    let ws = [0.3f32, -1.2, 2.0, -0.7, 5.0, 0.0, -0.0, 1.1];
+    let x = Var::new(&xs[..], &dev)?;
+    let w = Tensor::new(&ws[..], &dev)?;
+    let grads = x.relu()?.mul(&w)?.sum_all()?.backward()?;
+    // candle 0.11: grad · (x ≥ 0 as f32).
+    let mask = x.as_tensor().ge(&x.zeros_like()?)?.to_dtype(DType::F32)?;
+    let want = w.mul(&mask)?;
+    assert_eq!(bits(grads.get(&x).expect("x")), bits(&want));
+    Ok(())
+}
+
+#[test]
+fn division_gradients_match_candles_formula_bit_for_bit() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    // x (3×4) / s (3×1) broadcast along the rows, as layer norm and softmax
+    // divide; w weights the elements.
+    let x = Var::from_tensor(&Tensor::randn(0f32, 2.0, (3, 4), &dev)?)?;
+    let s = Var::from_tensor(&(Tensor::rand(0.5f32, 2.0, (3, 1), &dev)?))?;
+    let w = Tensor::randn(0f32, 1.0, (3, 4), &dev)?;
+    let y = x.as_tensor().broadcast_div(s.as_tensor())?;
+    let grads = y.mul(&w)?.sum_all()?.backward()?;
+    // candle 0.11: d/dx = g / s, d/ds = −Σ_row (g · x) / s², with g = w.
+    let sb = s.as_tensor().broadcast_as((3, 4))?;
+    let want_x = w.div(&sb)?;
+    let want_s = w
+        .mul(x.as_tensor())?
+        .div(&sb.sqr()?)?
+        .neg()?
+        .sum_keepdim(1)?;
+    assert_eq!(bits(grads.get(&x).expect("x")), bits(&want_x));
+    assert_eq!(bits(grads.get(&s).expect("s")), bits(&want_s));
+    // A numerator that is data (no variable behind it) gets no gradient,
+    // and the denominator's is unchanged.
+    let data = x.as_tensor().detach();
+    let grads = data
+        .broadcast_div(s.as_tensor())?
+        .mul(&w)?
+        .sum_all()?
+        .backward()?;
+    assert!(grads.get(&data).is_none());
+    assert_eq!(bits(grads.get(&s).expect("s")), bits(&want_s));
+    Ok(())
+}
+
+#[test]
+fn arguments_that_lead_to_no_variable_get_no_gradient() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let w = Var::new(&[[1.0f32, -2.0], [0.5, 3.0], [2.0, 1.0]], &dev)?; // 3×2
+    let x = Tensor::new(&[[1.0f32, 2.0, 3.0], [-1.0, 0.0, 4.0]], &dev)?; // 2×3, data
+    let mask = Tensor::new(&[[1.0f32, 0.0], [1.0, 1.0]], &dev)?; // data
+    let y = x.matmul(w.as_tensor())?.mul(&mask)?; // 2×2
+    let grads = y.sum_all()?.backward()?;
+    // dL/dw = xᵀ · mask.
+    let want = x.t()?.matmul(&mask)?;
+    assert_eq!(bits(grads.get(&w).expect("w")), bits(&want));
+    assert!(grads.get(&x).is_none());
+    assert!(grads.get(&mask).is_none());
+    Ok(())
+}
+
+#[test]
+fn matmul_writes_every_output_element() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    // The output buffer is no longer zero-filled first: an inner size of 0
+    // must still give zeros, and batched and single products their values.
+    let a = Tensor::zeros((2, 3, 0), DType::F32, &dev)?;
+    let b = Tensor::zeros((2, 0, 4), DType::F32, &dev)?;
+    let c = a.matmul(&b)?;
+    assert_eq!(c.dims(), &[2, 3, 4]);
+    assert!(values(&c).iter().all(|v| *v == 0.0));
+    let a = Tensor::arange(0f32, 24.0, &dev)?.reshape((2, 3, 4))?;
+    let b = Tensor::arange(0f32, 40.0, &dev)?.reshape((2, 4, 5))?;
+    let c = a.matmul(&b)?;
+    let (av, bv) = (values(&a), values(&b));
+    let mut want = Vec::new();
+    for batch in 0..2 {
+        for i in 0..3 {
+            for j in 0..5 {
+                let dot: f32 = (0..4)
+                    .map(|k| av[batch * 12 + i * 4 + k] * bv[batch * 20 + k * 5 + j])
+                    .sum();
+                want.push(dot);
+            }
+        }
+    }
+    assert_close(&values(&c), &want);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Methods for backpropagation of gradients.
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
-use std::collections::{hash_map::Entry, HashMap};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
 // arg has been reduced to node via reduce_dims, expand it back to arg.
 // This has to handle keepdims.
@@ -165,6 +165,10 @@ impl Tensor {
     pub fn backward(&self) -> Result<GradStore> {
         let sorted_nodes = self.sorted_nodes();
         let mut grads = GradStore::new();
+        // Local change (third_party/README.md): only tensors that lead to a variable get a
+        // gradient; contributions to any other argument (input data, masks, detached values)
+        // are neither computed where that is avoidable nor stored.
+        grads.1 = Some(sorted_nodes.iter().map(|n| n.id()).collect());
         grads.insert(self, self.ones_like()?.contiguous()?);
         for node in sorted_nodes.iter() {
             if node.is_variable() {
@@ -191,16 +195,37 @@ impl Tensor {
                         grads.accumulate_neg(rhs, &grad)?;
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Mul) => {
-                        let lhs_grad = grad.mul(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if grads.wants(lhs) {
+                            let lhs_grad = grad.mul(rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
+                        if grads.wants(rhs) {
+                            let rhs_grad = grad.mul(lhs)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Div) => {
-                        let lhs_grad = grad.div(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
-                        grads.accumulate_neg(rhs, &rhs_grad)?;
+                        let (want_lhs, want_rhs) = (grads.wants(lhs), grads.wants(rhs));
+                        if let Some((lhs_grad, neg_rhs_grad)) =
+                            fused::div_backward(&grad, lhs, rhs, want_rhs)?
+                        {
+                            if want_lhs {
+                                grads.accumulate(lhs, &lhs_grad)?;
+                            }
+                            if let Some(neg_rhs_grad) = neg_rhs_grad {
+                                // Adding -x is subtracting x, bit for bit.
+                                grads.accumulate(rhs, &neg_rhs_grad)?;
+                            }
+                        } else {
+                            if want_lhs {
+                                let lhs_grad = grad.div(rhs)?;
+                                grads.accumulate(lhs, &lhs_grad)?;
+                            }
+                            if want_rhs {
+                                let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
+                                grads.accumulate_neg(rhs, &rhs_grad)?;
+                            }
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Minimum)
                     | Op::Binary(lhs, rhs, BinaryOp::Maximum) => {
@@ -432,11 +457,15 @@ impl Tensor {
                         // Skipping checks, the op went ok, we can skip
                         // the matmul size checks for now.
 
-                        let lhs_grad = grad.matmul(&rhs.t()?)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
+                        if grads.wants(lhs) {
+                            let lhs_grad = grad.matmul(&rhs.t()?)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
 
-                        let rhs_grad = lhs.t()?.matmul(&grad)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if grads.wants(rhs) {
+                            let rhs_grad = lhs.t()?.matmul(&grad)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Cat(args, dim) => {
                         let mut start_idx = 0;
@@ -583,8 +612,12 @@ impl Tensor {
                         grads.accumulate(arg, &(&grad * gelu_erf_grad)?)?;
                     }
                     Op::Unary(arg, UnaryOp::Relu) => {
-                        let relu_grad = arg.ge(&arg.zeros_like()?)?.to_dtype(arg.dtype())?;
-                        grads.accumulate(arg, &(&grad * relu_grad)?)?;
+                        if let Some(arg_grad) = fused::relu_backward(&grad, arg)? {
+                            grads.accumulate(arg, &arg_grad)?;
+                        } else {
+                            let relu_grad = arg.ge(&arg.zeros_like()?)?.to_dtype(arg.dtype())?;
+                            grads.accumulate(arg, &(&grad * relu_grad)?)?;
+                        }
                     }
                     Op::Unary(arg, UnaryOp::Silu) => {
                         // d/dx silu = sigmoid(x) * (1 + x * (1 - sigmoid(x))) = sigmoid(x) * (1 - node) + node
@@ -660,13 +693,17 @@ impl Tensor {
                 };
             }
         }
+        grads.1 = None;
         Ok(grads)
     }
 }
 
 /// A store for gradients, associating a tensor id to the corresponding gradient tensor, used for back propagation.
+///
+/// (Local change of the vla project: during `Tensor::backward` the second field holds the
+/// tensors that need a gradient; see third_party/README.md.)
 #[derive(Default, Debug)]
-pub struct GradStore(HashMap<TensorId, Tensor>);
+pub struct GradStore(HashMap<TensorId, Tensor>, Option<HashSet<TensorId>>);
 
 impl GradStore {
     /// Create a new gradient store
@@ -712,6 +749,12 @@ impl GradStore {
         Ok(grad)
     }
 
+    /// Whether `tensor` needs a gradient: during `Tensor::backward`, whether it leads to a
+    /// variable; otherwise always. (Local change of the vla project.)
+    fn wants(&self, tensor: &Tensor) -> bool {
+        self.1.as_ref().is_none_or(|ids| ids.contains(&tensor.id()))
+    }
+
     /// Add `grad` to the gradient of `tensor`.
     ///
     /// The first contribution is stored as it is (made contiguous) rather than added to a
@@ -719,6 +762,9 @@ impl GradStore {
     /// backward pass. The values are those of `zeros + grad` except for the sign of zero.
     /// (Local change of the vla project; see third_party/README.md.)
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.wants(tensor) {
+            return Ok(());
+        }
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let sum = entry.get().add(grad)?;
@@ -734,6 +780,9 @@ impl GradStore {
     /// Subtract `grad` from the gradient of `tensor`; the first contribution is stored as
     /// `-grad`, see [`GradStore::accumulate`].
     fn accumulate_neg(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.wants(tensor) {
+            return Ok(());
+        }
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let diff = entry.get().sub(grad)?;
@@ -775,5 +824,132 @@ impl GradStore {
     /// Get the tensor ids of the stored gradient tensors
     pub fn get_ids(&self) -> impl Iterator<Item = &TensorId> {
         self.0.keys()
+    }
+}
+
+/// Fused CPU kernels for the backward passes of a few element-wise ops (local change of the
+/// vla project, third_party/README.md). Each computes, element by element, the same f32
+/// operations in the same order as the op-by-op code it replaces, so the results are the
+/// same bits; they only save the intermediate tensors and passes. Anything but f32 CPU
+/// tensors in the layouts named returns `None`, and the caller takes the op-by-op path.
+mod fused {
+    use crate::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+
+    /// Runs `f` on the f32 CPU data of `t`, or returns `None` for other tensors.
+    fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+        if t.dtype() != DType::F32 || !t.device().is_cpu() {
+            return None;
+        }
+        let storage = t.storage();
+        match &*storage {
+            Storage::Cpu(CpuStorage::F32(data)) => Some(f(data)),
+            _ => None,
+        }
+    }
+
+    /// The contiguous element range of `t`, if it has one.
+    fn range(t: &Tensor) -> Option<(usize, usize)> {
+        t.layout().contiguous_offsets()
+    }
+
+    /// `grad * (arg >= 0 ? 1 : 0)`, for contiguous `grad` and `arg` of one shape.
+    pub(super) fn relu_backward(grad: &Tensor, arg: &Tensor) -> Result<Option<Tensor>> {
+        let (Some((g0, g1)), Some((a0, a1))) = (range(grad), range(arg)) else {
+            return Ok(None);
+        };
+        if grad.shape() != arg.shape() {
+            return Ok(None);
+        }
+        let out = with_f32(grad, |g| {
+            with_f32(arg, |a| {
+                g[g0..g1]
+                    .iter()
+                    .zip(&a[a0..a1])
+                    .map(|(&g, &a)| g * if a >= 0.0 { 1.0f32 } else { 0.0 })
+                    .collect::<Vec<f32>>()
+            })
+        })
+        .flatten();
+        match out {
+            Some(v) => Ok(Some(Tensor::from_vec(v, grad.shape(), grad.device())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// For `node = lhs / rhs`: `grad / rhs` and, if `want_rhs`, `-((grad * lhs) / (rhs * rhs))`,
+    /// for contiguous `grad` and `lhs` of one shape and `rhs` of that shape under any strides
+    /// (a broadcast view included), walked row by row (last dimension).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn div_backward(
+        grad: &Tensor,
+        lhs: &Tensor,
+        rhs: &Tensor,
+        want_rhs: bool,
+    ) -> Result<Option<(Tensor, Option<Tensor>)>> {
+        let (Some((g0, g1)), Some((l0, l1))) = (range(grad), range(lhs)) else {
+            return Ok(None);
+        };
+        let dims = grad.dims();
+        if dims != lhs.dims() || dims != rhs.dims() || dims.is_empty() {
+            return Ok(None);
+        }
+        let rl: &Layout = rhs.layout();
+        let rank = dims.len();
+        let (row_len, r_step) = (dims[rank - 1], rl.stride()[rank - 1]);
+        let n = g1 - g0;
+        if row_len == 0 || n == 0 {
+            return Ok(None);
+        }
+        let mut lhs_grad: Vec<f32> = Vec::with_capacity(n);
+        let mut neg_rhs_grad: Vec<f32> = Vec::with_capacity(if want_rhs { n } else { 0 });
+        let done = with_f32(grad, |g| {
+            with_f32(lhs, |l| {
+                with_f32(rhs, |r| {
+                    let (g, l) = (&g[g0..g1], &l[l0..l1]);
+                    // Odometer over the leading dimensions: `at` is the row's first rhs element.
+                    let mut index = vec![0usize; rank - 1];
+                    let mut at = rl.start_offset();
+                    for (g, l) in g.chunks_exact(row_len).zip(l.chunks_exact(row_len)) {
+                        if r_step == 0 {
+                            let r = r[at];
+                            lhs_grad.extend(g.iter().map(|&g| g / r));
+                            if want_rhs {
+                                let rr = r * r;
+                                neg_rhs_grad.extend(g.iter().zip(l).map(|(&g, &l)| -((g * l) / rr)));
+                            }
+                        } else {
+                            let rs = (0..row_len).map(|j| r[at + j * r_step]);
+                            lhs_grad.extend(g.iter().zip(rs.clone()).map(|(&g, r)| g / r));
+                            if want_rhs {
+                                neg_rhs_grad.extend(
+                                    g.iter().zip(l).zip(rs).map(|((&g, &l), r)| -((g * l) / (r * r))),
+                                );
+                            }
+                        }
+                        for d in (0..rank - 1).rev() {
+                            index[d] += 1;
+                            at += rl.stride()[d];
+                            if index[d] < dims[d] {
+                                break;
+                            }
+                            at -= rl.stride()[d] * dims[d];
+                            index[d] = 0;
+                        }
+                    }
+                })
+            })
+        })
+        .flatten()
+        .flatten();
+        if done.is_none() {
+            return Ok(None);
+        }
+        let lhs_grad = Tensor::from_vec(lhs_grad, grad.shape(), grad.device())?;
+        let neg_rhs_grad = if want_rhs {
+            Some(Tensor::from_vec(neg_rhs_grad, grad.shape(), grad.device())?)
+        } else {
+            None
+        };
+        Ok(Some((lhs_grad, neg_rhs_grad)))
     }
 }

@@ -1478,7 +1478,12 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // Local change of the vla project (third_party/README.md): the destination is left
+        // uninitialised instead of zero-filled. With `read_dst = false` gemm never reads it
+        // (alpha is forced to zero, and k == 0 writes zeros) and writes every element of each
+        // (m, n) block, and the blocks below tile the whole buffer.
+        let dst_len = b * m * n;
+        let mut dst: Vec<T> = Vec::with_capacity(dst_len);
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
@@ -1502,13 +1507,14 @@ impl Map2 for MatMul {
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
+            // In bounds: step * c_skip + m * n <= dst_len (the capacity).
+            let dst_p = dst.spare_capacity_mut()[step * c_skip..].as_mut_ptr() as *mut T;
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_p,
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1527,6 +1533,8 @@ impl Map2 for MatMul {
                 )
             }
         }
+        // Every element was written by gemm (see above).
+        unsafe { dst.set_len(dst_len) };
         Ok(dst)
     }
 
