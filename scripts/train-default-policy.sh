@@ -6,21 +6,20 @@
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), three DAgger rounds (four with
-# VLA_ROUNDS=4) with rollouts cut at 40 steps (stages 5-7), then `vla eval`
-# on both splits into metrics.json.
+# grounded keypoints (stage 4), four DAgger rounds with rollouts cut at 40
+# steps (stages 5-8), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=N (2, 3, the default, or 4) stops after round N, which then
+# VLA_ROUNDS=N (2, 3 or 4, the default) stops after round N, which then
 # goes into OUT_DIR; the earlier rounds go to $VLA_WORK_DIR/roundK. Round 2
 # is the policy shipped in sessions 13-19, round 3 (session 17's r7n-2400)
-# the one shipped since session 20, round 4 session 19's r4 (+14 / +7 of
-# 400 episodes per split, but 92.9 min end to end in session 21, over
-# issue #5's 90); each was reproduced byte for byte by this script.
+# the one shipped in sessions 20-21, round 4 (session 19's r4) the one
+# shipped since session 22; each was reproduced byte for byte by this script.
 #
-# Time on the 2-core machine with nothing else running (three rounds:
-# 78.3 min in session 20, 75.1 min of stages in session 21): see "Training" in
+# Time on the 2-core machine with nothing else running (four rounds:
+# 77.7 min in session 22; 92.9 min in session 21 before the faster
+# backward pass; three rounds: 78.3 min in session 20): see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
 # output give each stage's start). Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
@@ -46,7 +45,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-3}
+rounds=${VLA_ROUNDS:-4}
 case "$rounds" in 2 | 3 | 4) ;; *) echo "VLA_ROUNDS must be 2, 3 or 4" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
 # Every run validates once, at its end, on 4 096 of its held-out frames
