@@ -267,6 +267,9 @@ struct TextCache {
     protected: HashMap<Instruction, Vec<bool>>,
 }
 
+/// One instruction's token rows and which tokens the text dropout must keep.
+type Encoded = (Vec<f32>, Vec<bool>);
+
 impl TextCache {
     /// Encodes every distinct instruction of `data`, on `threads` threads
     /// (each instruction alone, as before, so the values do not depend on
@@ -285,7 +288,7 @@ impl TextCache {
             .map(|s| &s.instruction)
             .filter(|i| seen.insert(*i))
             .collect();
-        let encode_one = |i: &Instruction| -> Result<(Vec<f32>, Vec<bool>)> {
+        let encode_one = |i: &Instruction| -> Result<Encoded> {
             let enc = text.encode(i.as_str())?;
             let l = enc.tokens.dim(0)?.min(max_tokens);
             let v = enc
@@ -306,7 +309,7 @@ impl TextCache {
             Ok((v, keep))
         };
         let chunk = distinct.len().div_ceil(threads.max(1)).max(1);
-        let encoded: Vec<Result<Vec<(Vec<f32>, Vec<bool>)>>> = std::thread::scope(|scope| {
+        let encoded: Vec<Result<Vec<Encoded>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = distinct
                 .chunks(chunk)
                 .map(|part| scope.spawn(move || part.iter().map(|i| encode_one(i)).collect()))
