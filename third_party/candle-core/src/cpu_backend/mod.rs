@@ -973,6 +973,9 @@ fn copy2d_<T: Copy>(
 }
 
 fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l: &Layout) {
+    if tiled::copy(src, dst, dst_offset, src_l) {
+        return;
+    }
     match src_l.strided_blocks() {
         crate::StridedBlocks::SingleBlock { start_offset, len } => dst
             [dst_offset..dst_offset + len]
@@ -1015,6 +1018,100 @@ fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l
                 dst_index += block_len;
             }
         }
+    }
+}
+
+/// A faster strided copy for layouts whose two innermost non-contiguous
+/// dimensions both have strides other than the block length: transposes
+/// and permutes that move the innermost dimension (a weight's `t()`, a
+/// gradient coming back through a transpose, channels-last patches).
+/// Upstream walks such a layout one element at a time through
+/// `StridedIndex` (a multi-dimensional counter per element). Here the
+/// outer dimensions run through a counter once per 2-D slab, and each slab
+/// is copied in square tiles, so that the reads along the long stride and
+/// the writes stay in cache. A copy moves the same values either way: only
+/// the time changes (local change, see third_party/README.md).
+mod tiled {
+    use crate::Layout;
+
+    /// Side of the square tiles, in blocks.
+    const TILE: usize = 16;
+
+    /// Copies `src_l`'s elements of `src` in row-major order to
+    /// `dst[dst_offset..]` and returns true, or returns false (nothing
+    /// copied) for layouts the plain path handles as well.
+    pub(super) fn copy<T: Copy>(
+        src: &[T],
+        dst: &mut [T],
+        dst_offset: usize,
+        src_l: &Layout,
+    ) -> bool {
+        let (dims, stride) = (src_l.dims(), src_l.stride());
+        // The contiguous trailing block, as in `Layout::strided_blocks`.
+        let mut block_len = 1usize;
+        let mut contiguous_dims = 0usize;
+        for (&s, &d) in stride.iter().zip(dims.iter()).rev() {
+            if d == 1 {
+                contiguous_dims += 1;
+                continue;
+            }
+            if s != block_len {
+                break;
+            }
+            block_len *= d;
+            contiguous_dims += 1;
+        }
+        // The index dimensions that are not of size 1, outermost first.
+        let index: Vec<(usize, usize)> = dims[..dims.len() - contiguous_dims]
+            .iter()
+            .zip(&stride[..dims.len() - contiguous_dims])
+            .filter(|(&d, _)| d > 1)
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        // Blocks of a few elements gain from the tiles; long blocks are
+        // memcpy-bound already.
+        if index.len() < 2 || block_len > 4 {
+            return false;
+        }
+        let (outer, inner) = index.split_at(index.len() - 2);
+        let ((rows, row_stride), (cols, col_stride)) = (inner[0], inner[1]);
+        let slab = rows * cols * block_len;
+        let n_slabs: usize = outer.iter().map(|&(d, _)| d).product();
+        let dst = &mut dst[dst_offset..dst_offset + n_slabs * slab];
+        let mut counter = vec![0usize; outer.len()];
+        let mut base = src_l.start_offset();
+        for out in dst.chunks_exact_mut(slab) {
+            for r0 in (0..rows).step_by(TILE) {
+                for c0 in (0..cols).step_by(TILE) {
+                    for r in r0..(r0 + TILE).min(rows) {
+                        let src_row = base + r * row_stride;
+                        let dst_row = r * cols * block_len;
+                        if block_len == 1 {
+                            for c in c0..(c0 + TILE).min(cols) {
+                                out[dst_row + c] = src[src_row + c * col_stride];
+                            }
+                        } else {
+                            for c in c0..(c0 + TILE).min(cols) {
+                                let s = src_row + c * col_stride;
+                                let d = dst_row + c * block_len;
+                                out[d..d + block_len].copy_from_slice(&src[s..s + block_len]);
+                            }
+                        }
+                    }
+                }
+            }
+            // Next slab: odometer over the outer dimensions.
+            for k in (0..outer.len()).rev() {
+                counter[k] += 1;
+                base += outer[k].1;
+                if counter[k] < outer[k].0 {
+                    break;
+                }
+                base -= outer[k].1 * outer[k].0;
+                counter[k] = 0;
+            }
+        }
+        true
     }
 }
 
