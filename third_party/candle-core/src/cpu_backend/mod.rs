@@ -1081,24 +1081,32 @@ mod tiled {
         let mut counter = vec![0usize; outer.len()];
         let mut base = src_l.start_offset();
         for out in dst.chunks_exact_mut(slab) {
-            for r0 in (0..rows).step_by(TILE) {
-                for c0 in (0..cols).step_by(TILE) {
-                    for r in r0..(r0 + TILE).min(rows) {
+            // (Plain loops: a slab is often a single small tile.)
+            let mut r0 = 0;
+            while r0 < rows {
+                let r1 = (r0 + TILE).min(rows);
+                let mut c0 = 0;
+                while c0 < cols {
+                    let c1 = (c0 + TILE).min(cols);
+                    for r in r0..r1 {
                         let src_row = base + r * row_stride;
                         let dst_row = r * cols * block_len;
                         if block_len == 1 {
-                            for c in c0..(c0 + TILE).min(cols) {
-                                out[dst_row + c] = src[src_row + c * col_stride];
+                            let row = &mut out[dst_row + c0..dst_row + c1];
+                            for (c, d) in (c0..c1).zip(row) {
+                                *d = src[src_row + c * col_stride];
                             }
                         } else {
-                            for c in c0..(c0 + TILE).min(cols) {
+                            for c in c0..c1 {
                                 let s = src_row + c * col_stride;
                                 let d = dst_row + c * block_len;
                                 out[d..d + block_len].copy_from_slice(&src[s..s + block_len]);
                             }
                         }
                     }
+                    c0 = c1;
                 }
+                r0 = r1;
             }
             // Next slab: odometer over the outer dimensions.
             for k in (0..outer.len()).rev() {
