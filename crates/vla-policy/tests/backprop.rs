@@ -7,6 +7,9 @@
 //! changes are checked bit for bit against candle's op-by-op formulas: the
 //! fused relu and division backward passes, gradients skipped for arguments
 //! that lead to no variable (data, masks), and matmul's uninitialised output.
+//! Session 24's: the gradient of a transposed matmul operand (`x · wᵀ`,
+//! `q · kᵀ`), now written by gemm straight into `w`'s layout, against the
+//! plain product transposed afterwards.
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -182,5 +185,80 @@ fn matmul_writes_every_output_element() -> candle_core::Result<()> {
         }
     }
     assert_close(&values(&c), &want);
+    Ok(())
+}
+
+/// `∂/∂w Σ (x · wᵀ) ⊙ r` must be `(xᵀ · r)ᵀ` with the bits of the plain
+/// product made contiguous afterwards, stored contiguous.
+fn check_transposed_operand(rows: usize, d_in: usize, d_out: usize) -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (rows, d_in), &dev)?;
+    let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (d_out, d_in), &dev)?)?;
+    let r = Tensor::randn(0f32, 1.0, (rows, d_out), &dev)?;
+    let y = x.matmul(&w.as_tensor().t()?)?;
+    let grads = y.mul(&r)?.sum_all()?.backward()?;
+    let gw = grads.get(&w).expect("w");
+    assert!(gw.is_contiguous(), "{rows}x{d_in}x{d_out}");
+    let want = x.t()?.matmul(&r)?.t()?.contiguous()?;
+    assert_eq!(bits(gw), bits(&want), "{rows}x{d_in}x{d_out}");
+    Ok(())
+}
+
+#[test]
+fn a_transposed_operand_gets_the_plain_products_gradient_bit_for_bit() -> candle_core::Result<()> {
+    // Small (one gemm block), both sides over 64 (gemm's cache-sized
+    // blocking), an inner size over 512 (several blocks along k, summed in
+    // the destination), odd sizes, and a single output.
+    for (rows, d_in, d_out) in [
+        (5, 3, 7),
+        (40, 17, 3),
+        (70, 100, 65),
+        (1500, 48, 96),
+        (1300, 130, 70),
+        (9, 1, 1),
+    ] {
+        check_transposed_operand(rows, d_in, d_out)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn batched_transposed_keys_get_the_plain_products_gradient_bit_for_bit() -> candle_core::Result<()>
+{
+    let dev = Device::Cpu;
+    // Attention scores q · kᵀ over (batch, heads): k's gradient goes through
+    // the transposed path, q's through the plain one.
+    let q = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 9, 8), &dev)?)?;
+    let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 11, 8), &dev)?)?;
+    let r = Tensor::randn(0f32, 1.0, (2, 3, 9, 11), &dev)?;
+    let scores = q.as_tensor().matmul(&k.as_tensor().t()?)?;
+    let grads = scores.mul(&r)?.sum_all()?.backward()?;
+    let gk = grads.get(&k).expect("k");
+    assert!(gk.is_contiguous());
+    assert_eq!(gk.dims(), &[2, 3, 11, 8]);
+    let want_k = q.as_tensor().t()?.matmul(&r)?.t()?.contiguous()?;
+    assert_eq!(bits(gk), bits(&want_k));
+    let want_q = r.matmul(k.as_tensor())?;
+    assert_eq!(bits(grads.get(&q).expect("q")), bits(&want_q));
+    Ok(())
+}
+
+#[test]
+fn a_transposed_operand_used_twice_sums_both_gradients() -> candle_core::Result<()> {
+    let dev = Device::Cpu;
+    // One wᵀ node feeding two products: the first contribution is kept as a
+    // transposed view and the second is added to it.
+    let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (6, 4), &dev)?)?;
+    let wt = w.as_tensor().t()?;
+    let x1 = Tensor::randn(0f32, 1.0, (5, 4), &dev)?;
+    let x2 = Tensor::randn(0f32, 1.0, (3, 4), &dev)?;
+    let r1 = Tensor::randn(0f32, 1.0, (5, 6), &dev)?;
+    let r2 = Tensor::randn(0f32, 1.0, (3, 6), &dev)?;
+    let loss = (x1.matmul(&wt)?.mul(&r1)?.sum_all()? + x2.matmul(&wt)?.mul(&r2)?.sum_all()?)?;
+    let grads = loss.backward()?;
+    let gw = grads.get(&w).expect("w");
+    assert!(gw.is_contiguous());
+    let want = (r1.t()?.matmul(&x1)? + r2.t()?.matmul(&x2)?)?;
+    assert_close(&values(gw), &values(&want));
     Ok(())
 }

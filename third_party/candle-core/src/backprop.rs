@@ -463,8 +463,22 @@ impl Tensor {
                         }
 
                         if grads.wants(rhs) {
-                            let rhs_grad = lhs.t()?.matmul(&grad)?;
-                            grads.accumulate(rhs, &rhs_grad)?;
+                            // A transposed operand (`x · wᵀ`, `q · kᵀ`): its gradient is
+                            // computed straight into the layout of the tensor it transposes
+                            // and kept as a transposed view here, so that the transpose's own
+                            // backward hands `w` a contiguous gradient with no copy. Same
+                            // values as the plain product (vla project, third_party/README.md).
+                            let rank = rhs.rank();
+                            let transposed = rank >= 2
+                                && matches!(rhs.op(), Some(Op::Transpose(_, d1, d2))
+                                    if (*d1).min(*d2) == rank - 2 && (*d1).max(*d2) == rank - 1);
+                            if transposed {
+                                let rhs_grad = lhs.t()?.matmul_dst_transposed(&grad)?.t()?;
+                                grads.accumulate_view(rhs, &rhs_grad)?;
+                            } else {
+                                let rhs_grad = lhs.t()?.matmul(&grad)?;
+                                grads.accumulate(rhs, &rhs_grad)?;
+                            }
                         }
                     }
                     Op::Cat(args, dim) => {
@@ -772,6 +786,24 @@ impl GradStore {
             }
             Entry::Vacant(entry) => {
                 entry.insert(grad.contiguous()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`GradStore::accumulate`] without making a first contribution contiguous: for the
+    /// transposed view that a transpose node's backward turns back into a contiguous tensor.
+    fn accumulate_view(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        if !self.wants(tensor) {
+            return Ok(());
+        }
+        match self.0.entry(tensor.id()) {
+            Entry::Occupied(mut entry) => {
+                let sum = entry.get().add(grad)?;
+                *entry.get_mut() = sum;
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(grad.clone());
             }
         }
         Ok(())

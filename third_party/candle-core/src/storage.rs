@@ -772,6 +772,26 @@ impl Storage {
         }
     }
 
+    /// `(lhs · rhs)ᵀ` as contiguous storage where the backend has it (see
+    /// `CpuStorage::matmul_dst_transposed`), `None` otherwise.
+    /// (Local change of the vla project; see third_party/README.md.)
+    pub(crate) fn matmul_dst_transposed(
+        &self,
+        rhs: &Self,
+        bmnk: (usize, usize, usize, usize),
+        lhs_layout: &Layout,
+        rhs_layout: &Layout,
+    ) -> Result<Option<Self>> {
+        self.same_device(rhs, "matmul")?;
+        self.same_dtype(rhs, "matmul")?;
+        match (self, rhs) {
+            (Self::Cpu(lhs), Self::Cpu(rhs)) => Ok(lhs
+                .matmul_dst_transposed(rhs, bmnk, lhs_layout, rhs_layout)?
+                .map(Self::Cpu)),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn matmul(
         &self,
         rhs: &Self,

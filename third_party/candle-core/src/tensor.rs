@@ -1550,6 +1550,42 @@ impl Tensor {
         Ok(from_storage(storage, c_shape, op, false))
     }
 
+    /// `(self · rhs)ᵀ` over the last two dimensions, as a contiguous tensor of shape
+    /// `(..., n, m)` with no backprop op: the values of `self.matmul(rhs)?.t()?.contiguous()`
+    /// bit for bit, computed by the same gemm call with a column-major destination on the
+    /// CPU (no transposing copy), and exactly that way elsewhere. Backprop uses it for the
+    /// gradient of a transposed operand.
+    /// (Local change of the vla project; see third_party/README.md.)
+    pub(crate) fn matmul_dst_transposed(&self, rhs: &Self) -> Result<Self> {
+        let plain = || self.matmul(rhs)?.t()?.contiguous().map(|t| t.detach());
+        let a_dims = self.shape().dims();
+        let b_dims = rhs.shape().dims();
+        let dim = a_dims.len();
+        if dim < 2 || b_dims.len() != dim {
+            return plain();
+        }
+        let (m, k) = (a_dims[dim - 2], a_dims[dim - 1]);
+        let (k2, n) = (b_dims[dim - 2], b_dims[dim - 1]);
+        let batching: usize = a_dims[..dim - 2].iter().product();
+        let batching_b: usize = b_dims[..dim - 2].iter().product();
+        if k != k2 || batching != batching_b || batching * m * n == 0 || k == 0 {
+            return plain();
+        }
+        let storage = self.storage().matmul_dst_transposed(
+            &rhs.storage(),
+            (batching, m, n, k),
+            self.layout(),
+            rhs.layout(),
+        )?;
+        match storage {
+            Some(storage) => {
+                let shape = Shape::from(&a_dims[..dim - 2]).extend(&[n, m]);
+                Ok(from_storage(storage, shape, BackpropOp::none(), false))
+            }
+            None => plain(),
+        }
+    }
+
     /// Matrix-multiplication with broadcasting support.
     ///
     /// Compared to `matmul` the two matrixes are allowed to have different dimensions as long as

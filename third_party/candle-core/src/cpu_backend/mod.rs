@@ -1508,6 +1508,15 @@ impl Map2 for ConvTranspose2D<'_> {
 
 struct MatMul((usize, usize, usize, usize));
 
+/// `(lhs · rhs)ᵀ`: the same gemm call as [`MatMul`] (same blocking, same order of the
+/// multiply-adds, so the same values) but with a column-major destination, so that each
+/// batch's `(m, n)` product lands as a contiguous `(n, m)` block. Backprop uses it for the
+/// gradient of a transposed matmul operand (`x · wᵀ`), which would otherwise be computed
+/// row-major and then copied element by element into `w`'s layout.
+/// (Local change of the vla project; see third_party/README.md.)
+#[cfg(all(not(feature = "mkl"), not(feature = "accelerate")))]
+struct MatMulDstTransposed((usize, usize, usize, usize));
+
 impl MatMul {
     fn striding_error(&self, lhs_l: &Layout, rhs_l: &Layout, msg: &'static str) -> Error {
         Error::MatMulUnexpectedStriding(Box::new(crate::error::MatMulUnexpectedStriding {
@@ -1542,14 +1551,11 @@ impl MatMul {
         };
         Ok((a_skip, b_skip))
     }
-}
-
-impl Map2 for MatMul {
-    const OP: &'static str = "mat_mul";
 
     #[cfg(all(not(feature = "mkl"), not(feature = "accelerate")))]
-    fn f<T: 'static + WithDType + num_traits::Num + Copy>(
+    fn gemm_f<T: 'static + WithDType + num_traits::Num + Copy>(
         &self,
+        dst_transposed: bool,
         lhs: &[T],
         lhs_l: &Layout,
         rhs: &[T],
@@ -1578,10 +1584,9 @@ impl Map2 for MatMul {
         let (a_skip, b_skip) = self.ab_skip(lhs_l, rhs_l)?;
         let c_skip: usize = m * n;
 
-        let dst_shape: Shape = (m, n).into();
-        let dst_strides = dst_shape.stride_contiguous();
-        let dst_rs = dst_strides[0];
-        let dst_cs = dst_strides[1];
+        // Row-major (m, n) blocks, or with `dst_transposed` column-major ones, i.e. row-major
+        // (n, m) blocks holding the transposed product.
+        let (dst_rs, dst_cs) = if dst_transposed { (1, m) } else { (n, 1) };
 
         // Local change of the vla project (third_party/README.md): the destination is left
         // uninitialised instead of zero-filled. With `read_dst = false` gemm never reads it
@@ -1595,9 +1600,10 @@ impl Map2 for MatMul {
         } else {
             Parallelism::None
         };
-        let (b, m, n, k) = if b_skip == 0 && a_skip == m * k {
+        let (b, m, n, k) = if !dst_transposed && b_skip == 0 && a_skip == m * k {
             // A batch-invariant rhs lets the batches of lhs stack into the rows of a single
-            // (b * m, k) matrix, which the destination already matches row for row.
+            // (b * m, k) matrix, which the destination already matches row for row (a
+            // column-major destination does not: its blocks are m, not b * m, tall).
             // a_skip and c_skip should be updated but step is always 0 so
             // it wouldn't matter.
             (1, b * m, n, k)
@@ -1641,6 +1647,36 @@ impl Map2 for MatMul {
         // Every element was written by gemm (see above).
         unsafe { dst.set_len(dst_len) };
         Ok(dst)
+    }
+}
+
+#[cfg(all(not(feature = "mkl"), not(feature = "accelerate")))]
+impl Map2 for MatMulDstTransposed {
+    const OP: &'static str = "mat_mul";
+
+    fn f<T: 'static + WithDType + num_traits::Num + Copy>(
+        &self,
+        lhs: &[T],
+        lhs_l: &Layout,
+        rhs: &[T],
+        rhs_l: &Layout,
+    ) -> Result<Vec<T>> {
+        MatMul(self.0).gemm_f(true, lhs, lhs_l, rhs, rhs_l)
+    }
+}
+
+impl Map2 for MatMul {
+    const OP: &'static str = "mat_mul";
+
+    #[cfg(all(not(feature = "mkl"), not(feature = "accelerate")))]
+    fn f<T: 'static + WithDType + num_traits::Num + Copy>(
+        &self,
+        lhs: &[T],
+        lhs_l: &Layout,
+        rhs: &[T],
+        rhs_l: &Layout,
+    ) -> Result<Vec<T>> {
+        self.gemm_f(false, lhs, lhs_l, rhs, rhs_l)
     }
 
     #[cfg(feature = "accelerate")]
@@ -2025,6 +2061,31 @@ impl CpuStorage {
             }
         };
         Ok(s)
+    }
+}
+
+impl CpuStorage {
+    /// `(lhs · rhs)ᵀ` as contiguous `(b, n, m)` storage (see [`MatMulDstTransposed`]): f32
+    /// and f64 without mkl or accelerate; `None` where the caller must transpose a plain
+    /// product itself.
+    pub(crate) fn matmul_dst_transposed(
+        &self,
+        rhs: &Self,
+        bmnk: (usize, usize, usize, usize),
+        lhs_l: &Layout,
+        rhs_l: &Layout,
+    ) -> Result<Option<Self>> {
+        #[cfg(all(not(feature = "mkl"), not(feature = "accelerate")))]
+        if matches!(
+            (self, rhs),
+            (Self::F32(_), Self::F32(_)) | (Self::F64(_), Self::F64(_))
+        ) {
+            return MatMulDstTransposed(bmnk)
+                .map(self, lhs_l, rhs, rhs_l)
+                .map(Some);
+        }
+        let _ = (rhs, bmnk, lhs_l, rhs_l);
+        Ok(None)
     }
 }
 
