@@ -6,23 +6,23 @@
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), four DAgger rounds with rollouts cut at 40
-# steps (stages 5-8), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), five DAgger rounds with rollouts cut at 40
+# steps (stages 5-9), then `vla eval` on both splits into metrics.json.
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=N (2, 3, 4, the default, or 5) stops after round N, which then
+# VLA_ROUNDS=N (2, 3, 4 or 5, the default) stops after round N, which then
 # goes into OUT_DIR; the earlier rounds go to $VLA_WORK_DIR/roundK. Round 2
 # is the policy shipped in sessions 13-19, round 3 (session 17's r7n-2400)
 # the one shipped in sessions 20-21, round 4 (session 19's r4) the one
-# shipped since session 22; each was reproduced byte for byte by this script.
-# Round 5 (session 22, trained from round 4 with the same commands; not
-# shipped: ~92 min end to end by session 22's stage times, over issue #5's
-# 90) gained +10 / +16 of 600 episodes per split over round 4.
+# shipped in sessions 22-23, round 5 (session 22's r5: +10 / +16 of 600
+# episodes per split over round 4) the one shipped since session 24; each
+# was reproduced byte for byte by this script.
 #
-# Time on the 2-core machine with nothing else running (four rounds:
-# 77.7 min in session 22; 92.9 min in session 21 before the faster
-# backward pass; three rounds: 78.3 min in session 20): see "Training" in
+# Time on the 2-core machine with nothing else running (five rounds:
+# 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
+# session 21 before the faster backward pass; three rounds: 78.3 min in
+# session 20): see "Training" in
 # policies/default/README.md (the `[N s] stage ...` lines of this script's
 # output give each stage's start). Every stage is deterministic for a
 # given --workers (session 9 reproduced stages 1-4 loss for loss; session 11
@@ -48,7 +48,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-4}
+rounds=${VLA_ROUNDS:-5}
 case "$rounds" in 2 | 3 | 4 | 5) ;; *) echo "VLA_ROUNDS must be 2, 3, 4 or 5" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
 # Every run validates once, at its end, on 4 096 of its held-out frames
@@ -164,11 +164,11 @@ round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
   "${round_flags[@]}" "${round_text[@]}"
 
-# 7-8. Rounds 3 and 4 (session 17's r7n-2400 and session 19's r4): the
-#    round-2 flags on both demonstration sets and this round's rollouts
-#    only, each from the round before. From the policy of sessions 13-19
-#    round 3 gave 263/235 of 400 per split against 246/217; round 4 from
-#    there 277/242.
+# 7-9. Rounds 3, 4 and 5 (session 17's r7n-2400, session 19's r4, session
+#    22's r5): the round-2 flags on both demonstration sets and this
+#    round's rollouts only, each from the round before. From the policy of
+#    sessions 13-19 round 3 gave 263/235 of 400 per split against 246/217;
+#    round 4 from there 277/242; round 5 422/363 of 600 against 412/347.
 prev="$round2"
 for ((r = 3; r <= rounds; r++)); do
   stage "$((r + 4))": DAgger round $r
@@ -190,7 +190,7 @@ cp "$bc/train_log.jsonl" "$out/bc_train_log.jsonl"
 cp "$round1/train_log.jsonl" "$out/dagger1_train_log.jsonl"
 
 stage "$((rounds + 5))": evaluation
-# 8 (rounds + 5 with another VLA_ROUNDS). Success on both splits, 200 episodes
+# 10 (rounds + 5 with another VLA_ROUNDS). Success on both splits, 200 episodes
 #    each, at once (metrics.json is updated under a file lock).
 "$vla" eval --policy "$out" --split train --episodes 200 --seed 100000 --metrics "$out/metrics.json" &
 train_eval=$!
