@@ -87,6 +87,51 @@ fn the_bundled_policy_is_the_default_and_drives_an_episode() {
 }
 
 #[test]
+fn every_bundled_policy_loads_drives_an_episode_and_records_both_splits() {
+    // Each folder under policies/ is a policy users can pick by name: its
+    // checkpoint must load and drive the simulator, and its metrics.json
+    // must hold both splits measured on at least 200 episodes (issue #5).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("model.safetensors").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 2,
+        "policies/default and policies/eight-rounds: {names:?}"
+    );
+    for name in &names {
+        let out = run_ok(&[
+            "sim",
+            "--policy",
+            name,
+            "--task",
+            "pick up the red cube",
+            "--seed",
+            "1",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["policy"], name.as_str(), "{out}");
+        assert!(v["results"][0]["steps"].as_u64().unwrap() >= 1, "{out}");
+        let metrics: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join(name).join("metrics.json")).unwrap(),
+        )
+        .unwrap();
+        for split in ["train", "eval"] {
+            let s = &metrics["splits"][split];
+            assert!(s["episodes"].as_u64().unwrap() >= 200, "{name} {split}");
+            let rate = s["success_rate"].as_f64().unwrap();
+            let n = s["successes"].as_f64().unwrap() / s["episodes"].as_f64().unwrap();
+            assert!((rate - n).abs() < 1e-9, "{name} {split}");
+        }
+    }
+}
+
+#[test]
 fn unknown_words_are_an_error_listing_the_vocabulary() {
     let out = vla()
         .args(["sim", "--task", "put the red cube in the green teapot"])
