@@ -66,7 +66,12 @@ impl AdamW {
             .iter()
             .map(|(_, v)| v.zeros_like())
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let v = m.clone();
+        // Separate storage: the moments are replaced, never written in
+        // place, but keep them independent all the same.
+        let v = vars
+            .iter()
+            .map(|(_, v)| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             cfg,
             vars,
@@ -77,13 +82,23 @@ impl AdamW {
     }
 
     /// One update with learning rate `lr`; returns the gradient norm before clipping.
+    ///
+    /// f32 variables on the CPU are updated by [`fused_update`], one pass
+    /// per variable on two threads, with the same f32 operations in the same
+    /// order as the tensor expressions of [`Self::update_tensor`] (which
+    /// other devices use): the same bits, without a dozen temporary tensors
+    /// per variable on the training loop's one serial stretch (session 27).
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
-        let mut sq = 0f64;
-        for (_, var) in &self.vars {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
-            }
-        }
+        let present: Vec<(usize, &Tensor)> = self
+            .vars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, var))| grads.get(var.as_tensor()).map(|g| (i, g)))
+            .collect();
+        // Each variable's f32 sum of squares, added up in f64 in variable
+        // order whatever thread computed it.
+        let sums = in_two(&present, |(_, g)| g.sqr()?.sum_all()?.to_scalar::<f32>())?;
+        let sq: f64 = sums.into_iter().map(f64::from).sum();
         let norm = sq.sqrt();
         let scale = if norm > self.cfg.grad_clip && norm.is_finite() {
             self.cfg.grad_clip / norm
@@ -97,27 +112,58 @@ impl AdamW {
         }
         self.t += 1;
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
-        let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = (g * scale)?;
-            let m = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-            let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + self.cfg.eps)?)?;
-            let decay = if var.rank() >= 2 {
-                1.0 - lr * self.cfg.weight_decay
-            } else {
-                1.0
-            };
-            let next = ((var.as_tensor() * decay)? - (update * lr)?)?;
-            var.set(&next)?;
-            self.m[i] = m;
-            self.v[i] = v;
+        let k = Coefficients {
+            scale,
+            b1,
+            b2,
+            bc1: 1.0 - b1.powi(self.t as i32),
+            bc2: 1.0 - b2.powi(self.t as i32),
+            eps: self.cfg.eps,
+            lr,
+        };
+        let jobs: Vec<(usize, &Tensor, f64)> = present
+            .iter()
+            .map(|&(i, g)| {
+                let decay = if self.vars[i].1.rank() >= 2 {
+                    1.0 - lr * self.cfg.weight_decay
+                } else {
+                    1.0
+                };
+                (i, g, decay)
+            })
+            .collect();
+        let (vars, m, v) = (&self.vars, &self.m, &self.v);
+        let updated = in_two(&jobs, |&(i, g, decay)| {
+            let p = vars[i].1.as_tensor();
+            match fused_update(p, g, &m[i], &v[i], &k, decay)? {
+                Some(next) => Ok(next),
+                None => Self::update_tensor(p, g, &m[i], &v[i], &k, decay),
+            }
+        })?;
+        for ((i, _, _), (next, m, v)) in jobs.iter().zip(updated) {
+            self.vars[*i].1.set(&next)?;
+            self.m[*i] = m;
+            self.v[*i] = v;
         }
         Ok(norm)
+    }
+
+    /// The update of one variable as tensor expressions: the next value and
+    /// moments.
+    fn update_tensor(
+        p: &Tensor,
+        g: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+        k: &Coefficients,
+        decay: f64,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let g = (g * k.scale)?;
+        let m = ((m * k.b1)? + (&g * (1.0 - k.b1))?)?;
+        let v = ((v * k.b2)? + (g.sqr()? * (1.0 - k.b2))?)?;
+        let update = ((&m / k.bc1)? / ((&v / k.bc2)?.sqrt()? + k.eps)?)?;
+        let next = ((p * decay)? - (update * k.lr)?)?;
+        Ok((next, m, v))
     }
 
     /// Saves the moment estimates (`m.NAME`, `v.NAME`) to a safetensors file.
@@ -161,6 +207,116 @@ impl AdamW {
     }
 }
 
+/// The scalars of one update.
+struct Coefficients {
+    /// Gradient clipping factor (1 without clipping).
+    scale: f64,
+    b1: f64,
+    b2: f64,
+    /// Bias corrections `1 − βᵗ`.
+    bc1: f64,
+    bc2: f64,
+    eps: f64,
+    lr: f64,
+}
+
+/// `f` over `items` on two threads (first half here, second on a scoped
+/// thread), results in item order.
+fn in_two<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> candle_core::Result<R> + Sync,
+) -> candle_core::Result<Vec<R>> {
+    let half = items.len().div_ceil(2);
+    let (a, b) = items.split_at(half);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let second = scope.spawn(move || b.iter().map(f).collect::<candle_core::Result<Vec<R>>>());
+        let mut out = a.iter().map(f).collect::<candle_core::Result<Vec<R>>>()?;
+        let rest = second
+            .join()
+            .map_err(|_| candle_core::Error::Msg("an optimiser thread panicked".into()))??;
+        out.extend(rest);
+        Ok(out)
+    })
+}
+
+/// The contiguous f32 elements of a CPU tensor, or `None`.
+fn cpu_f32(t: &Tensor) -> Option<(candle_core::StorageRef<'_>, usize, usize)> {
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(_)) => Some((storage, start, end)),
+        _ => None,
+    }
+}
+
+/// The slice a [`cpu_f32`] guard covers.
+fn slice<'a>(guard: &'a (candle_core::StorageRef<'_>, usize, usize)) -> Option<&'a [f32]> {
+    let (storage, start, end) = guard;
+    match &**storage {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(d)) => d.get(*start..*end),
+        _ => None,
+    }
+}
+
+/// [`AdamW::update_tensor`] in one pass over f32 CPU slices, element by
+/// element with the f32 operations candle's affine, add, sqr, sqrt and
+/// div perform there (`x · a + b` with `a`, `b` cast from f64), so the
+/// result is the same bits. `None` for other devices, dtypes or layouts.
+fn fused_update(
+    p: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    k: &Coefficients,
+    decay: f64,
+) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
+    let n = p.elem_count();
+    if [g, m, v].iter().any(|t| t.dims() != p.dims()) {
+        candle_core::bail!("optimiser state of the wrong shape");
+    }
+    let (Some(ps), Some(gs), Some(ms), Some(vs)) = (cpu_f32(p), cpu_f32(g), cpu_f32(m), cpu_f32(v))
+    else {
+        return Ok(None);
+    };
+    let (Some(pd), Some(gd), Some(md), Some(vd)) = (slice(&ps), slice(&gs), slice(&ms), slice(&vs))
+    else {
+        return Ok(None);
+    };
+    if [pd.len(), gd.len(), md.len(), vd.len()]
+        .iter()
+        .any(|&l| l != n)
+    {
+        return Ok(None);
+    }
+    // The scalars as candle's affine casts them.
+    let scale = k.scale as f32;
+    let (b1, c1) = (k.b1 as f32, (1.0 - k.b1) as f32);
+    let (b2, c2) = (k.b2 as f32, (1.0 - k.b2) as f32);
+    let (ibc1, ibc2) = ((1.0 / k.bc1) as f32, (1.0 / k.bc2) as f32);
+    let (eps, lr, decay) = (k.eps as f32, k.lr as f32, decay as f32);
+    let (mut next, mut m_out, mut v_out) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for i in 0..n {
+        let g = gd[i] * scale + 0.0;
+        let m = (md[i] * b1 + 0.0) + (g * c1 + 0.0);
+        let v = (vd[i] * b2 + 0.0) + ((g * g) * c2 + 0.0);
+        let update = (m * ibc1 + 0.0) / ((v * ibc2 + 0.0).sqrt() * 1.0 + eps);
+        next.push((pd[i] * decay + 0.0) - (update * lr + 0.0));
+        m_out.push(m);
+        v_out.push(v);
+    }
+    let dev = p.device();
+    Ok(Some((
+        Tensor::from_vec(next, p.shape(), dev)?,
+        Tensor::from_vec(m_out, p.shape(), dev)?,
+        Tensor::from_vec(v_out, p.shape(), dev)?,
+    )))
+}
+
 /// Learning rate at `step` (0-based): linear warm-up over `warmup` steps to
 /// `peak`, then cosine decay to `peak * floor_ratio` at `total`.
 pub fn lr_at(step: usize, total: usize, warmup: usize, peak: f64, floor_ratio: f64) -> f64 {
@@ -176,6 +332,81 @@ pub fn lr_at(step: usize, total: usize, warmup: usize, peak: f64, floor_ratio: f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn the_fused_update_is_the_tensor_update_bit_for_bit() {
+        let dev = Device::Cpu;
+        let shape = (37, 53);
+        let p = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        // Some exact zeros in the gradient and the moments, as early steps have.
+        let g = Tensor::randn(0f32, 3.0, shape, &dev)
+            .unwrap()
+            .relu()
+            .unwrap();
+        let m = Tensor::randn(0f32, 0.1, shape, &dev).unwrap();
+        let v = Tensor::randn(0f32, 0.1, shape, &dev)
+            .unwrap()
+            .sqr()
+            .unwrap();
+        for (t, scale, decay) in [(1, 1.0, 1.0), (7, 0.37, 1.0 - 3e-4 * 0.05), (900, 1.0, 0.9)] {
+            let k = Coefficients {
+                scale,
+                b1: 0.9,
+                b2: 0.95,
+                bc1: 1.0 - 0.9f64.powi(t),
+                bc2: 1.0 - 0.95f64.powi(t),
+                eps: 1e-8,
+                lr: 3e-4,
+            };
+            let fused = fused_update(&p, &g, &m, &v, &k, decay).unwrap().unwrap();
+            let tensor = AdamW::update_tensor(&p, &g, &m, &v, &k, decay).unwrap();
+            for (a, b) in [
+                (&fused.0, &tensor.0),
+                (&fused.1, &tensor.1),
+                (&fused.2, &tensor.2),
+            ] {
+                let a: Vec<u32> = a
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                let b: Vec<u32> = b
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                assert_eq!(a, b, "step {t}");
+            }
+            // And it moved the parameters.
+            assert_ne!(
+                fused.0.to_vec2::<f32>().unwrap(),
+                p.to_vec2::<f32>().unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn in_two_keeps_item_order() {
+        let items: Vec<usize> = (0..9).collect();
+        assert_eq!(
+            in_two(&items, |&i| Ok(i * 2)).unwrap(),
+            (0..9).map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert!(in_two(&items, |&i| if i == 7 {
+            candle_core::bail!("seven")
+        } else {
+            Ok(i)
+        })
+        .is_err());
+        assert!(in_two::<usize, usize>(&[], |&i| Ok(i)).unwrap().is_empty());
+    }
 
     #[test]
     fn schedule_warms_up_then_decays() {
