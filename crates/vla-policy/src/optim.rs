@@ -97,7 +97,8 @@ impl AdamW {
             .collect();
         // Each variable's f32 sum of squares, added up in f64 in variable
         // order whatever thread computed it.
-        let sums = in_two(&present, |(_, g)| g.sqr()?.sum_all()?.to_scalar::<f32>())?;
+        let sums =
+            crate::parallel::in_two(&present, |(_, g)| g.sqr()?.sum_all()?.to_scalar::<f32>())?;
         let sq: f64 = sums.into_iter().map(f64::from).sum();
         let norm = sq.sqrt();
         let scale = if norm > self.cfg.grad_clip && norm.is_finite() {
@@ -133,7 +134,7 @@ impl AdamW {
             })
             .collect();
         let (vars, m, v) = (&self.vars, &self.m, &self.v);
-        let updated = in_two(&jobs, |&(i, g, decay)| {
+        let updated = crate::parallel::in_two(&jobs, |&(i, g, decay)| {
             let p = vars[i].1.as_tensor();
             match fused_update(p, g, &m[i], &v[i], &k, decay)? {
                 Some(next) => Ok(next),
@@ -218,26 +219,6 @@ struct Coefficients {
     bc2: f64,
     eps: f64,
     lr: f64,
-}
-
-/// `f` over `items` on two threads (first half here, second on a scoped
-/// thread), results in item order.
-fn in_two<T: Sync, R: Send>(
-    items: &[T],
-    f: impl Fn(&T) -> candle_core::Result<R> + Sync,
-) -> candle_core::Result<Vec<R>> {
-    let half = items.len().div_ceil(2);
-    let (a, b) = items.split_at(half);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let second = scope.spawn(move || b.iter().map(f).collect::<candle_core::Result<Vec<R>>>());
-        let mut out = a.iter().map(f).collect::<candle_core::Result<Vec<R>>>()?;
-        let rest = second
-            .join()
-            .map_err(|_| candle_core::Error::Msg("an optimiser thread panicked".into()))??;
-        out.extend(rest);
-        Ok(out)
-    })
 }
 
 /// The contiguous f32 elements of a CPU tensor, or `None`.
@@ -390,22 +371,6 @@ mod tests {
                 p.to_vec2::<f32>().unwrap()
             );
         }
-    }
-
-    #[test]
-    fn in_two_keeps_item_order() {
-        let items: Vec<usize> = (0..9).collect();
-        assert_eq!(
-            in_two(&items, |&i| Ok(i * 2)).unwrap(),
-            (0..9).map(|i| i * 2).collect::<Vec<_>>()
-        );
-        assert!(in_two(&items, |&i| if i == 7 {
-            candle_core::bail!("seven")
-        } else {
-            Ok(i)
-        })
-        .is_err());
-        assert!(in_two::<usize, usize>(&[], |&i| Ok(i)).unwrap().is_empty());
     }
 
     #[test]

@@ -69,14 +69,13 @@ pub fn weighted_mean_grads(
             weights.len()
         )));
     }
-    let rest = grads.split_off(1);
-    let mut out = grads
-        .pop()
-        .ok_or_else(|| VlaPolicyError::Config("no gradients".into()))?;
-    for var in vars {
+    let (first, rest) = grads.split_at(1);
+    let first = &first[0];
+    let w0 = weights[0];
+    let sums = in_two(vars, |var| {
         let t = var.as_tensor();
-        let mut sum = match out.remove(t) {
-            Some(g) => Some((g * weights[0])?),
+        let mut sum = match first.get(t) {
+            Some(g) => Some((g * w0)?),
             None => None,
         };
         for (store, &w) in rest.iter().zip(&weights[1..]) {
@@ -88,6 +87,15 @@ pub fn weighted_mean_grads(
                 });
             }
         }
+        Ok(sum)
+    })?;
+    grads.truncate(1);
+    let mut out = grads
+        .pop()
+        .ok_or_else(|| VlaPolicyError::Config("no gradients".into()))?;
+    for (var, sum) in vars.iter().zip(sums) {
+        let t = var.as_tensor();
+        out.remove(t);
         if let Some(sum) = sum {
             out.insert(t, sum);
         }
@@ -95,10 +103,48 @@ pub fn weighted_mean_grads(
     Ok(out)
 }
 
+/// `f` over `items` on two threads (first half here, second on a scoped
+/// thread), results in item order: for the serial stretches of a training
+/// step (averaging the shares' gradients, the optimiser), whose results
+/// do not depend on which thread computed what.
+pub fn in_two<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> candle_core::Result<R> + Sync,
+) -> candle_core::Result<Vec<R>> {
+    let half = items.len().div_ceil(2);
+    let (a, b) = items.split_at(half);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let second = scope.spawn(move || b.iter().map(f).collect::<candle_core::Result<Vec<R>>>());
+        let mut out = a.iter().map(f).collect::<candle_core::Result<Vec<R>>>()?;
+        let rest = second
+            .join()
+            .map_err(|_| candle_core::Error::Msg("an optimiser thread panicked".into()))??;
+        out.extend(rest);
+        Ok(out)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
+
+    #[test]
+    fn in_two_keeps_item_order() {
+        let items: Vec<usize> = (0..9).collect();
+        assert_eq!(
+            crate::parallel::in_two(&items, |&i| Ok(i * 2)).unwrap(),
+            (0..9).map(|i| i * 2).collect::<Vec<_>>()
+        );
+        assert!(crate::parallel::in_two(&items, |&i| if i == 7 {
+            candle_core::bail!("seven")
+        } else {
+            Ok(i)
+        })
+        .is_err());
+        assert!(in_two::<usize, usize>(&[], |&i| Ok(i)).unwrap().is_empty());
+    }
 
     #[test]
     fn shares_cover_every_item_once_in_order() {
