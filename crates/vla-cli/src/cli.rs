@@ -269,6 +269,19 @@ pub struct TrainArgs {
     /// policy's, else 32,64,128,128.
     #[arg(long, value_delimiter = ',')]
     pub stem_channels: Option<Vec<usize>>,
+    /// Transformer encoder layers (over the image, keypoint, state and
+    /// instruction tokens). Default: the --init-from policy's, else 3.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=12))]
+    pub encoder_layers: Option<u16>,
+    /// Spatial-softmax keypoint tokens of the camera stem (the first three
+    /// learn the goal object, the target object and the TCP; the rest are
+    /// unsupervised). Default: the --init-from policy's, else 16.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub keypoints: Option<u16>,
+    /// Hidden width of the transformer's MLPs as a multiple of its width.
+    /// Default: the --init-from policy's, else 4.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub mlp_ratio: Option<u16>,
     /// One-hot keypoint targets on the pixel's cell instead of bilinear
     /// targets over the four cells around it (the session-3 recipe).
     #[arg(long)]

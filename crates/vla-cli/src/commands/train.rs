@@ -70,7 +70,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .as_deref()
         .map(super::shared::resolve_policy_dir)
         .transpose()?;
-    // The camera stem's shape: the flags, else the warm start's (so that
+    // The network's shape: the flags, else the warm start's (so that
     // every stage of a recipe need not repeat them), else the defaults.
     let init_model = match &init_from {
         Some(dir) => Some(
@@ -130,6 +130,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .stem_channels
                 .clone()
                 .unwrap_or_else(|| stem_from.stem_channels.clone()),
+            encoder_layers: args
+                .encoder_layers
+                .map_or(stem_from.encoder_layers, usize::from),
+            keypoints: args.keypoints.map_or(stem_from.keypoints, usize::from),
+            mlp_ratio: args.mlp_ratio.map_or(stem_from.mlp_ratio, usize::from),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
             crop: match &wrist_net {
