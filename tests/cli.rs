@@ -114,6 +114,75 @@ fn train_writes_a_policy_and_resumes() {
     );
 }
 
+/// `--encoder-layers`, `--keypoints` and `--mlp-ratio` shape a fresh
+/// network; a warm start without them keeps its policy's shape, and an
+/// out-of-range value is refused with the flag named.
+#[test]
+fn train_shape_flags_set_and_inherit_the_network_shape() {
+    use vla_policy::data::{synthetic::Synthetic, DemoSource};
+    let demos = tempfile::tempdir().unwrap();
+    let data = Synthetic {
+        episodes: 3,
+        steps: 4,
+        seed: 5,
+    }
+    .load(vla_policy::ModelConfig::default().image_size_px)
+    .unwrap();
+    vla_policy::data::demo_dir::write(demos.path(), &data).unwrap();
+    let train = |out: &std::path::Path, extra: &[&str]| {
+        let run = vla()
+            .arg("train")
+            .arg("--data")
+            .arg(demos.path())
+            .arg("--out")
+            .arg(out)
+            .args(["--steps", "2", "--batch", "2", "--seed", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        vla_policy::VlaPolicy::load(out).unwrap().config().model.clone()
+    };
+    let lean = tempfile::tempdir().unwrap();
+    let model = train(
+        lean.path(),
+        &["--encoder-layers", "1", "--keypoints", "4", "--mlp-ratio", "2"],
+    );
+    assert_eq!(
+        (model.encoder_layers, model.keypoints, model.mlp_ratio),
+        (1, 4, 2)
+    );
+    let warm = tempfile::tempdir().unwrap();
+    let init = lean.path().to_str().unwrap();
+    let model = train(warm.path(), &["--init-from", init]);
+    assert_eq!(
+        (model.encoder_layers, model.keypoints, model.mlp_ratio),
+        (1, 4, 2)
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let model = train(fresh.path(), &[]);
+    let default = vla_policy::ModelConfig::default();
+    assert_eq!(
+        (model.encoder_layers, model.keypoints, model.mlp_ratio),
+        (default.encoder_layers, default.keypoints, default.mlp_ratio)
+    );
+    for (flag, bad) in [("--encoder-layers", "0"), ("--mlp-ratio", "0")] {
+        let refused = vla()
+            .args(["train", "--data", "/nonexistent/demos", "--out"])
+            .arg(fresh.path())
+            .arg(format!("{flag}={bad}"))
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(err.contains(flag), "{err}");
+    }
+}
+
 /// Without the `ros2` feature the ROS 2 nodes say how to build them and run nothing.
 #[cfg(not(feature = "ros2"))]
 #[test]
