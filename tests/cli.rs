@@ -145,12 +145,23 @@ fn train_shape_flags_set_and_inherit_the_network_shape() {
             "{}",
             String::from_utf8_lossy(&run.stderr)
         );
-        vla_policy::VlaPolicy::load(out).unwrap().config().model.clone()
+        vla_policy::VlaPolicy::load(out)
+            .unwrap()
+            .config()
+            .model
+            .clone()
     };
     let lean = tempfile::tempdir().unwrap();
     let model = train(
         lean.path(),
-        &["--encoder-layers", "1", "--keypoints", "4", "--mlp-ratio", "2"],
+        &[
+            "--encoder-layers",
+            "1",
+            "--keypoints",
+            "4",
+            "--mlp-ratio",
+            "2",
+        ],
     );
     assert_eq!(
         (model.encoder_layers, model.keypoints, model.mlp_ratio),
