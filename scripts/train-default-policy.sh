@@ -22,6 +22,10 @@
 # recipe past issue #5's 90 minutes (10-14 min each); round 8 is
 # policies/eight-rounds:
 #   VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
+# Session 28's leaner transformer (2 encoder layers, MLPs 2x wide; the
+# later stages inherit the shape) with six rounds is policies/lean-six:
+#   VLA_ROUNDS=6 VLA_STEM_FLAGS="--encoder-layers 2 --mlp-ratio 2" \
+#     scripts/train-default-policy.sh policies/lean-six
 #
 # Time on the 2-core machine with nothing else running (five rounds:
 # 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
