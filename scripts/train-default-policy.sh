@@ -23,9 +23,11 @@
 # policies/eight-rounds:
 #   VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
 # Session 28's leaner transformer (2 encoder layers, MLPs 2x wide; the
-# later stages inherit the shape) with six rounds is policies/lean-six:
-#   VLA_ROUNDS=6 VLA_STEM_FLAGS="--encoder-layers 2 --mlp-ratio 2" \
-#     scripts/train-default-policy.sh policies/lean-six
+# later stages inherit the shape) with seven rounds is policies/lean-seven
+# (sessions 28-29; as good as eight-rounds, its time end to end not yet
+# measured):
+#   VLA_ROUNDS=7 VLA_STEM_FLAGS="--encoder-layers 2 --mlp-ratio 2" \
+#     scripts/train-default-policy.sh policies/lean-seven
 #
 # Time on the 2-core machine with nothing else running (five rounds:
 # 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
