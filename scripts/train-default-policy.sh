@@ -1,35 +1,39 @@
 #!/usr/bin/env bash
 # Reproduces policies/default from scratch (session 8's recipe plus the
-# DAgger rounds of sessions 10, 11, 17 and 19; the collections and the
-# evaluations run two at a time): scripted-expert demonstrations (plain noisy ones and
+# DAgger rounds of sessions 10, 11, 17, 19 and 26, on session 28's leaner
+# transformer; the collections and the evaluations run two at a
+# time): scripted-expert demonstrations (plain noisy ones and
 # ones with varied sideways approaches), behaviour cloning of the base
 # network, a perception-only stage that trains the camera stem and the
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
-# grounded keypoints (stage 4), five DAgger rounds with rollouts cut at 40
-# steps (stages 5-9), then `vla eval` on both splits into metrics.json.
+# grounded keypoints (stage 4), six DAgger rounds with rollouts cut at 40
+# steps (stages 5-10), then `vla eval` on both splits into metrics.json.
+# The transformer has 2 encoder layers with MLPs 2x its width (session 28:
+# `--encoder-layers 2 --mlp-ratio 2` on the base stage, which the later
+# stages inherit; ~1.33x the samples per second of 3 layers with 4x MLPs,
+# which is what makes room for round 6 in 90 minutes). VLA_SHAPE_FLAGS=
+# (set and empty) trains the earlier policies' shape (3 layers, 4x MLPs).
 #
 #   scripts/train-default-policy.sh [OUT_DIR]     (default: policies/default)
 #
-# VLA_ROUNDS=N (2 to 8; 5, the default) stops after round N, which then
+# VLA_ROUNDS=N (2 to 8; 6, the default) stops after round N, which then
 # goes into OUT_DIR; the earlier rounds go to $VLA_WORK_DIR/roundK. Round 2
 # is the policy shipped in sessions 13-19, round 3 (session 17's r7n-2400)
 # the one shipped in sessions 20-21, round 4 (session 19's r4) the one
 # shipped in sessions 22-23, round 5 (session 22's r5: +10 / +16 of 600
-# episodes per split over round 4) the one shipped since session 24; each
-# was reproduced byte for byte by this script. Rounds 6-8 (session 26,
-# run from policies/default with this script's round commands) take the
-# recipe past issue #5's 90 minutes (10-14 min each); round 8 is
+# episodes per split over round 4) the one shipped in sessions 24-28; each
+# was reproduced byte for byte by this script, all of them with
+# VLA_SHAPE_FLAGS= (the 3-layer shape). Rounds 6-8 of that shape (session
+# 26) take the recipe past issue #5's 90 minutes; round 8 is
 # policies/eight-rounds:
-#   VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
-# Session 28's leaner transformer (2 encoder layers, MLPs 2x wide; the
-# later stages inherit the shape) with seven rounds is policies/lean-seven
-# (sessions 28-29; as good as eight-rounds, its time end to end not yet
-# measured):
-#   VLA_ROUNDS=7 VLA_STEM_FLAGS="--encoder-layers 2 --mlp-ratio 2" \
-#     scripts/train-default-policy.sh policies/lean-seven
+#   VLA_SHAPE_FLAGS= VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
+# The default since session 29 is the lean shape's round 6 (session 28's
+# policies/lean-six); its round 7 is policies/lean-seven:
+#   VLA_ROUNDS=7 scripts/train-default-policy.sh policies/lean-seven
 #
-# Time on the 2-core machine with nothing else running (five rounds:
+# Time on the 2-core machine with nothing else running (the lean six
+# rounds: 82.1 min in session 29; the 3-layer five rounds:
 # 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
 # session 21 before the faster backward pass; three rounds: 78.3 min in
 # session 20): see "Training" in
@@ -58,7 +62,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/vla/target}
 # session 11: ~1.6x faster on 2 cores than one thread). The results depend
 # on this number, not on the machine: keep 2 to reproduce policies/default.
 workers=${VLA_TRAIN_WORKERS:-2}
-rounds=${VLA_ROUNDS:-5}
+rounds=${VLA_ROUNDS:-6}
 case "$rounds" in 2 | 3 | 4 | 5 | 6 | 7 | 8) ;; *) echo "VLA_ROUNDS must be 2 to 8" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
 # Every run validates once, at its end, on 4 096 of its held-out frames
@@ -93,11 +97,12 @@ stage 2: base network
 # 2. The base network (session 3): no relation token, one-hot keypoint
 #    targets for the two objects, 2 400 steps.
 base="$work/base2400"
-# $VLA_STEM_FLAGS is split into one word per flag on purpose.
+# $VLA_SHAPE_FLAGS (unset: the lean transformer of session 28) and
+# $VLA_STEM_FLAGS are split into one word per flag on purpose.
 # shellcheck disable=SC2086
 "$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 2400 --batch 64 --seed 0 \
   --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
-  "${val[@]}" ${VLA_STEM_FLAGS:-}
+  "${val[@]}" ${VLA_SHAPE_FLAGS---encoder-layers 2 --mlp-ratio 2} ${VLA_STEM_FLAGS:-}
 
 stage 3: perception
 # 3. Perception only (session 8): from the base, the camera stem and the
