@@ -65,11 +65,15 @@ workers=${VLA_TRAIN_WORKERS:-2}
 rounds=${VLA_ROUNDS:-6}
 case "$rounds" in 2 | 3 | 4 | 5 | 6 | 7 | 8) ;; *) echo "VLA_ROUNDS must be 2 to 8" >&2; exit 2 ;; esac
 bc_steps=1800 round1_steps=1200
-# Every run validates once, at its end, on 4 096 of its held-out frames
-# (session 21; all of them took ~70 s per round): validation draws no random
-# numbers, so neither how often it runs nor on how many frames changes the
-# weights, only the time and the reported validation figures.
-val=(--val-frames 4096)
+# Only the last run validates, once, at its end, on 4 096 of its held-out
+# frames (session 21; all of them took ~70 s per round); the others run
+# with --no-val (session 30). Validation draws no random numbers, so
+# neither whether nor how often it runs, nor on how many frames, changes
+# the weights, only the time and the reported validation figures.
+# val_flags DEST: sets vf to the validation flags of the run that writes DEST.
+val_flags() {
+  if [ "$1" = "$out" ]; then vf=(--val-every 0 --val-frames 4096); else vf=(--no-val); fi
+}
 
 cargo build --locked --release --bin vla
 vla="$CARGO_TARGET_DIR/release/vla"
@@ -100,9 +104,9 @@ base="$work/base2400"
 # $VLA_SHAPE_FLAGS (unset: the lean transformer of session 28) and
 # $VLA_STEM_FLAGS are split into one word per flag on purpose.
 # shellcheck disable=SC2086
-"$vla" train --data "$demos" --out "$base" --steps 2400 --val-every 2400 --batch 64 --seed 0 \
+"$vla" train --data "$demos" --out "$base" --steps 2400 --batch 64 --seed 0 --no-val \
   --shift-px 4 --no-relation-token --keypoint-targets 2 --keypoint-one-hot --workers "$workers" \
-  "${val[@]}" ${VLA_SHAPE_FLAGS---encoder-layers 2 --mlp-ratio 2} ${VLA_STEM_FLAGS:-}
+  ${VLA_SHAPE_FLAGS---encoder-layers 2 --mlp-ratio 2} ${VLA_STEM_FLAGS:-}
 
 stage 3: perception
 # 3. Perception only (session 8): from the base, the camera stem and the
@@ -123,8 +127,8 @@ stage 4: behaviour cloning
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
 bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
-  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --val-every "$bc_steps" --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" "${val[@]}"
+  --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --batch 64 \
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val
 
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
@@ -133,10 +137,7 @@ bc="$work/bc"
 #    (round 2) on both demonstration sets and
 #    every round's rollouts so far. Round 1 starts from stage 4 and
 #    recomputes the TCP-input normalisation (--tcp-urdf); the later rounds
-#    keep round 1's. Validation runs once, at the end of each run
-#    (--val-every = --steps, session 19; the policy shipped was trained
-#    with more): it draws no random numbers, so how often it runs does not
-#    change the weights, only the time.
+#    keep round 1's. Only the final run validates (val_flags above).
 rollouts=()
 # collect_round N SEED POLICY: 2 x 400 rollouts of POLICY into $work/roundN-{0,400}.
 collect_round() {
@@ -153,18 +154,20 @@ collect_round() {
   for j in "${jobs_[@]}"; do wait "$j"; done
 }
 round_flags=(--instruction-queries 4 --keypoint-hidden 64 --lr 3e-4 --batch 64 --seed 0
-  --workers "$workers" "${val[@]}")
+  --workers "$workers")
 
 round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
+val_flags "$round1"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --val-every "$round1_steps" --tcp-urdf urdf/panda.urdf
+  "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --tcp-urdf urdf/panda.urdf "${vf[@]}"
 
 round2="$out"
 [ "$rounds" -gt 2 ] && round2="$work/round2"
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
+val_flags "$round2"
 # (Round 2 trains 2 400 steps, session 11: 224/175 of 400 per split
 # against 205/153 with 1 200; with a ±1 px image shift instead of ±4,
 # session 12: 241/191 against 224/175; with instruction-token dropout that
@@ -173,11 +176,11 @@ collect_round 2 610000 "$round1"
 # 227/177). The earlier stages keep ±4 px: ±1 px there too gave 237/174.)
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
-round_text=(--shift-px 1 --steps 2400 --val-every 2400 --text-dropout 0.3 --text-dropout-keep "$keep")
+round_text=(--shift-px 1 --steps 2400 --text-dropout 0.3 --text-dropout-keep "$keep")
 # (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
-  "${round_flags[@]}" "${round_text[@]}"
+  "${round_flags[@]}" "${round_text[@]}" "${vf[@]}"
 
 # 7-9. Rounds 3, 4 and 5 (session 17's r7n-2400, session 19's r4, session
 #    22's r5): the round-2 flags on both demonstration sets and this
@@ -191,8 +194,9 @@ for ((r = 3; r <= rounds; r++)); do
   [ "$r" = "$rounds" ] && dest="$out"
   rollouts=()
   collect_round "$r" $((600000 + 10000 * (r - 1))) "$prev"
+  val_flags "$dest"
   "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$dest" --init-from "$prev" \
-    "${round_flags[@]}" "${round_text[@]}"
+    "${round_flags[@]}" "${round_text[@]}" "${vf[@]}"
   prev="$dest"
 done
 # The earlier rounds' logs go beside the final policy (which now exists).

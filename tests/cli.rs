@@ -65,6 +65,23 @@ fn train_writes_a_policy_and_resumes() {
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to do"));
 
+    // --no-val trains without any validation pass; it cannot be combined
+    // with the flags that shape one.
+    let quiet = tempfile::tempdir().unwrap();
+    let run = args(quiet.path()).arg("--no-val").output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.contains("trained steps 0..3"), "{stdout}");
+    assert!(!stdout.contains("validation"), "{stdout}");
+    let policy = vla_policy::VlaPolicy::load(quiet.path()).unwrap();
+    assert_eq!(policy.config().training.val_loss, None);
+    let refused = args(quiet.path())
+        .args(["--no-val", "--val-every", "2"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--val-every"));
+
     let missing = vla()
         .args(["train", "--data", "/nonexistent/demos", "--out"])
         .arg(out.path())

@@ -223,6 +223,11 @@ pub struct TrainArgs {
     /// the weights do not depend on it.
     #[arg(long)]
     pub val_frames: Option<usize>,
+    /// No validation pass at all, not even at the end (the weights are the
+    /// same as with one: validation draws no random numbers). For the
+    /// intermediate runs of a recipe whose validation nobody reads.
+    #[arg(long, conflicts_with_all = ["val_every", "val_frames"])]
+    pub no_val: bool,
     /// Stop after this step with a checkpoint, as if interrupted (the
     /// schedule stays that of --steps); running again without it resumes.
     #[arg(long)]

@@ -65,6 +65,10 @@ pub struct TrainOptions {
     /// of training either way, and validation draws no random numbers, so
     /// this changes the time and the reported figures, never the weights.
     pub val_max_frames: usize,
+    /// Run validation passes at all (false: none, not even at the end; the
+    /// weights are the same either way, only the time and the reported
+    /// validation figures change).
+    pub validate: bool,
     /// Augmentation, or none.
     pub augment: Option<Augment>,
     /// Network shape (ignored when resuming: the saved one is used).
@@ -176,6 +180,7 @@ impl Default for TrainOptions {
             checkpoint_every: 500,
             val_fraction: 0.1,
             val_max_frames: 0,
+            validate: true,
             augment: Some(Augment::default()),
             model: ModelConfig::default(),
             progress: true,
@@ -1044,7 +1049,8 @@ pub fn train(
         };
         let last = done == end;
         // Validation scores action tokens, which perception-only runs do not train.
-        if !opts.perception_only
+        if opts.validate
+            && !opts.perception_only
             && !val_idx.is_empty()
             && (last || (opts.val_every > 0 && done % opts.val_every == 0))
         {

@@ -772,36 +772,44 @@ fn two_worker_training_learns_and_is_deterministic() {
     }
 }
 
-/// Capping the validation frames scores fewer frames and changes neither
-/// the training losses nor the weights.
+/// Capping the validation frames scores fewer frames, and turning
+/// validation off scores none; neither changes the training losses or the
+/// weights.
 #[test]
-fn capped_validation_scores_fewer_frames_and_leaves_the_weights_alone() {
+fn capped_or_no_validation_scores_fewer_frames_and_leaves_the_weights_alone() {
     let enc = text_encoder();
     let data = toy_data();
-    let run = |val_max_frames: usize| {
+    let run = |val_max_frames: usize, validate: bool| {
         let dir = tempfile::tempdir().unwrap();
         let opts = TrainOptions {
             val_every: 5,
             val_max_frames,
+            validate,
             ..synthetic_options(20)
         };
         let report = vla_policy::train(&data, &enc, dir.path(), &opts).unwrap();
         (dir, report)
     };
-    let (dir_all, all) = run(0);
-    let (dir_cap, cap) = run(2);
+    let (dir_all, all) = run(0, true);
+    let (dir_cap, cap) = run(2, true);
+    let (dir_none, none) = run(0, false);
     assert_eq!(all.val_samples, 6, "one held-out episode of 6 steps");
     assert_eq!((all.val_scored, cap.val_scored, cap.val_samples), (6, 2, 6));
     let scored =
         |r: &vla_policy::TrainReport| r.log.iter().filter(|e| e.val_loss.is_some()).count();
-    assert_eq!((scored(&all), scored(&cap)), (4, 4));
+    assert_eq!((scored(&all), scored(&cap), scored(&none)), (4, 4, 0));
+    assert!(all.final_val.is_some() && none.final_val.is_none());
     let losses =
         |r: &vla_policy::TrainReport| r.log.iter().map(|e| e.train_loss).collect::<Vec<_>>();
     assert_eq!(losses(&all), losses(&cap));
-    let (ta, tb) = (tensors_of(dir_all.path()), tensors_of(dir_cap.path()));
-    for (name, t) in &ta {
-        let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap();
-        assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name} differs");
+    assert_eq!(losses(&all), losses(&none));
+    let ta = tensors_of(dir_all.path());
+    for other in [dir_cap.path(), dir_none.path()] {
+        let tb = tensors_of(other);
+        for (name, t) in &ta {
+            let d = (t - &tb[name]).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0, "{name} differs");
+        }
     }
 }
 

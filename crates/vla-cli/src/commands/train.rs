@@ -115,6 +115,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .val_every
             .unwrap_or((steps / 10).clamp(1, defaults.val_every)),
         val_max_frames: args.val_frames.unwrap_or(defaults.val_max_frames),
+        validate: !args.no_val,
         batch: args.batch.unwrap_or(defaults.batch),
         seed: args.seed,
         use_state: !args.no_state,
