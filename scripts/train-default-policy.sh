@@ -32,6 +32,8 @@
 # policies/lean-six); its round 7 is policies/lean-seven:
 #   VLA_ROUNDS=7 scripts/train-default-policy.sh policies/lean-seven
 #
+# Measure the machine first (scripts/speed-probe.sh): on a slow day the
+# same commands ran 2-3x slower (session 30).
 # Time on the 2-core machine with nothing else running (the lean six
 # rounds: 82.1 min in session 29; the 3-layer five rounds:
 # 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
