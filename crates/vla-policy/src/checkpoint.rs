@@ -93,6 +93,10 @@ pub struct PolicyConfig {
     /// folder's own. Empty (and absent from `config.json`) for one network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ensemble: Vec<String>,
+    /// The inference-time filter over the target object's keypoint
+    /// ([`crate::keypoint_memory`]); absent: every frame's own estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoint_memory: Option<crate::keypoint_memory::KeypointMemorySpec>,
 }
 
 /// The joint-position input of a policy: names in the order the model reads
@@ -232,6 +236,7 @@ impl PolicyConfig {
             training: TrainingInfo::default(),
             decoding: Decoding::default(),
             ensemble: Vec::new(),
+            keypoint_memory: None,
         }
     }
 
@@ -251,6 +256,18 @@ impl PolicyConfig {
         }
         self.model.validate().map_err(VlaPolicyError::Config)?;
         self.tokenizer.bounds.validate()?;
+        if let Some(memory) = &self.keypoint_memory {
+            memory
+                .validate(self.model.keypoints)
+                .map_err(VlaPolicyError::Config)?;
+            if !self.ensemble.is_empty() {
+                return Err(VlaPolicyError::Config(
+                    "keypoint_memory filters a single network's keypoints; this folder names an \
+                     ensemble"
+                        .into(),
+                ));
+            }
+        }
         match (&self.state, self.model.state_dim) {
             (None, 0) => {}
             (Some(spec), dim) => spec.validate(dim)?,

@@ -31,6 +31,7 @@ pub mod fast_decode;
 pub(crate) mod grounding;
 pub mod image;
 pub mod init;
+pub mod keypoint_memory;
 pub mod model;
 pub mod nn;
 pub mod optim;

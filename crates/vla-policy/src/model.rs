@@ -220,6 +220,11 @@ impl CropNetConfig {
     }
 }
 
+/// A map over the camera stem's keypoint positions `(B, K, 2)` (map units,
+/// [−1, 1]) → the same shape, applied before the keypoint and relation
+/// tokens read them ([`VlaModel::encode_hooked`]).
+pub type XyHook<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor>;
+
 /// Scale of the keypoint offsets fed to the relation token: a 1.0 input
 /// is 1/8 of the image (the keypoint grid runs over [−1, 1]).
 const RELATION_SCALE: f64 = 8.0;
@@ -702,6 +707,23 @@ impl VlaModel {
         state: Option<&Tensor>,
         shift_px: Option<&Tensor>,
     ) -> Result<Memory> {
+        self.encode_hooked(images, crops, text, text_mask, state, shift_px, None)
+    }
+
+    /// [`Self::encode_shifted`] with the camera stem's keypoint positions
+    /// passed through `xy_hook` before the keypoint and relation tokens
+    /// read them (an inference-time filter, [`crate::keypoint_memory`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_hooked(
+        &self,
+        images: &Tensor,
+        crops: Option<&Tensor>,
+        text: &Tensor,
+        text_mask: &Tensor,
+        state: Option<&Tensor>,
+        shift_px: Option<&Tensor>,
+        xy_hook: Option<XyHook<'_>>,
+    ) -> Result<Memory> {
         let (b, l, _) = text.dims3()?;
         if l > self.cfg.max_text_tokens {
             candle_core::bail!(
@@ -714,7 +736,7 @@ impl VlaModel {
             Some(pool) => Some(pool.forward(text, text_mask)?),
             None => None,
         };
-        let main = self.stem.forward(images, pooled.as_ref())?;
+        let main = self.stem.forward_hooked(images, pooled.as_ref(), xy_hook)?;
         let keypoint_tokens = main.keypoint_tokens;
         let keypoint_logits = main.keypoint_logits;
         let keypoint_xy = main.keypoint_xy;

@@ -12,7 +12,7 @@
 //! on the same inputs and decodes from their mean distributions.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
@@ -26,6 +26,7 @@ use crate::decoding::Decoding;
 use crate::error::{Result, VlaPolicyError};
 use crate::fast_decode::FastDecoder;
 use crate::image::{chw_tensor, to_model_rgb8};
+use crate::keypoint_memory::KeypointMemory;
 use crate::model::VlaModel;
 use crate::tcp::TcpInput;
 use crate::text::TextEncoder;
@@ -59,6 +60,9 @@ pub struct VlaPolicy {
     instruction: Option<InstructionTokens>,
     /// The forward kinematics behind the TCP input (`config.json` `tcp`).
     tcp: Option<TcpInput>,
+    /// The target keypoint's filter (`config.json` `keypoint_memory`): a
+    /// step updates it through `&self`, a new instruction empties it.
+    memory: Option<Mutex<KeypointMemory>>,
     device: Device,
 }
 
@@ -116,6 +120,9 @@ impl VlaPolicy {
         // cross-attention, which `VlaModel::new` never builds; candle's
         // decoder gives the same tokens then, only slower.
         let fast = fast_decoder(&model, &config, device);
+        let memory = config
+            .keypoint_memory
+            .map(|spec| Mutex::new(KeypointMemory::new(spec)));
         Self {
             config,
             model,
@@ -124,7 +131,40 @@ impl VlaPolicy {
             text,
             instruction: None,
             tcp: None,
+            memory,
             device: device.clone(),
+        }
+    }
+
+    /// Turns the target keypoint's filter on or off from now on (overrides
+    /// `config.json`'s `keypoint_memory`; [`crate::keypoint_memory`]).
+    pub fn set_keypoint_memory(
+        &mut self,
+        spec: Option<crate::keypoint_memory::KeypointMemorySpec>,
+    ) -> Result<()> {
+        if let Some(spec) = &spec {
+            spec.validate(self.config.model.keypoints)
+                .map_err(VlaPolicyError::Config)?;
+            if !self.members.is_empty() {
+                return Err(VlaPolicyError::Config(
+                    "keypoint_memory filters a single network's keypoints; this policy is an \
+                     ensemble"
+                        .into(),
+                ));
+            }
+        }
+        self.config.keypoint_memory = spec;
+        self.memory = spec.map(|spec| Mutex::new(KeypointMemory::new(spec)));
+        Ok(())
+    }
+
+    /// Empties the keypoint filter (a new episode).
+    fn forget(&mut self) {
+        if let Some(memory) = &mut self.memory {
+            memory
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .reset();
         }
     }
 
@@ -160,6 +200,7 @@ impl VlaPolicy {
 
     /// Sets the instruction from already-encoded text tokens.
     pub fn set_instruction_tokens(&mut self, tokens: InstructionTokens) {
+        self.forget();
         self.instruction = Some(tokens);
     }
 
@@ -171,6 +212,7 @@ impl VlaPolicy {
         let enc = text.encode(instruction.as_str())?;
         let tokens =
             InstructionTokens::from_text_outputs(&enc.tokens, self.config.model.max_text_tokens)?;
+        self.forget();
         self.instruction = Some(tokens);
         Ok(())
     }
@@ -274,6 +316,44 @@ impl VlaPolicy {
             .map_err(Into::into)
     }
 
+    /// [`Self::encode_with`] on the policy's own network, through the
+    /// keypoint filter when there is one (which this call updates).
+    fn encode_remembering(&self, inputs: &ModelInputs) -> Result<crate::model::Memory> {
+        let Some(filter) = &self.memory else {
+            return self.encode_with(&self.model, inputs);
+        };
+        let instr = self
+            .instruction
+            .as_ref()
+            .ok_or(VlaPolicyError::NoInstruction)?;
+        let hook = |xy: &Tensor| -> candle_core::Result<Tensor> {
+            let (b, k, two) = xy.dims3()?;
+            if b != 1 || two != 2 {
+                candle_core::bail!(
+                    "the keypoint filter steps one frame at a time, got {b}×{k}×{two}"
+                )
+            }
+            let flat: Vec<f32> = xy.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+            let mut rows: Vec<[f32; 2]> = flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+            filter
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .apply(&mut rows);
+            Tensor::from_vec(rows.concat(), (1, k, 2), xy.device())?.to_dtype(xy.dtype())
+        };
+        self.model
+            .encode_hooked(
+                &inputs.image,
+                inputs.crop.as_ref(),
+                &instr.tokens,
+                &instr.mask,
+                inputs.state.as_ref(),
+                None,
+                Some(&hook),
+            )
+            .map_err(Into::into)
+    }
+
     /// The network's inputs for one observation: the resized frame, the
     /// hand crop and the state vector (shared by every ensemble member).
     fn model_inputs(
@@ -345,7 +425,7 @@ impl VlaPolicy {
         joints: Option<&JointState>,
     ) -> Result<PolicyStep> {
         let inputs = self.model_inputs(frame, wrist, joints)?;
-        let memory = self.encode_with(&self.model, &inputs)?;
+        let memory = self.encode_remembering(&inputs)?;
         let bins = if self.members.is_empty() {
             match &self.fast {
                 Some(fast) => fast.generate(&memory)?,

@@ -10,6 +10,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::broadcast;
+use crate::model::XyHook;
 use crate::nn::{softmax_last, LayerNorm, Linear};
 
 /// Shape of one stem.
@@ -137,6 +138,19 @@ impl Stem {
     /// Images `(B, 3, S, S)` in [0, 1] and the mean instruction token
     /// `(B, text_hidden)` (required with FiLM) → feature map and keypoints.
     pub fn forward(&self, images: &Tensor, pooled_text: Option<&Tensor>) -> Result<StemOut> {
+        self.forward_hooked(images, pooled_text, None)
+    }
+
+    /// [`Self::forward`] with the keypoints' expected positions `(B, K, 2)`
+    /// passed through `xy_hook` before they become tokens (and
+    /// [`StemOut::keypoint_xy`]); the logits are left as they are. For
+    /// inference-time filters ([`crate::keypoint_memory`]).
+    pub fn forward_hooked(
+        &self,
+        images: &Tensor,
+        pooled_text: Option<&Tensor>,
+        xy_hook: Option<XyHook<'_>>,
+    ) -> Result<StemOut> {
         let (b, c, h, w) = images.dims4()?;
         let p = self.patch_px;
         // (B, 3, H, W) → (B, H/p, W/p, p·p·3), channels last.
@@ -177,7 +191,7 @@ impl Stem {
                 x = broadcast::add(&broadcast::mul(&x, &scale)?, &shift)?;
             }
             if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.keypoint_stage) {
-                let (tokens, logits, xy) = kp.tokens(&x, pooled_text)?;
+                let (tokens, logits, xy) = kp.tokens(&x, pooled_text, xy_hook)?;
                 out.keypoint_tokens = Some(tokens);
                 out.keypoint_logits = Some(logits);
                 out.keypoint_xy = Some(xy);
@@ -211,6 +225,7 @@ impl Keypoints {
         &self,
         map: &Tensor,
         pooled_text: Option<&Tensor>,
+        xy_hook: Option<XyHook<'_>>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, g, _, _) = map.dims4()?;
         let mut logits = self.logits.forward(map)?; // (B, g, g, K)
@@ -234,6 +249,10 @@ impl Keypoints {
             .reshape((b * k, g * g))?
             .matmul(&self.grid)?
             .reshape((b, k, 2))?;
+        let xy = match xy_hook {
+            Some(hook) => hook(&xy)?,
+            None => xy,
+        };
         let tokens = broadcast::add(&self.to_token.forward(&xy)?, &self.embed)?;
         Ok((tokens, logits, xy))
     }

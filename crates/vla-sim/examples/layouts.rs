@@ -1,5 +1,5 @@
 //! Prints the starting layout of `vla eval` episodes as JSON lines: seed,
-//! goal, instruction and every object with its table position. For
+//! goal, instruction and every object with its table position and yaw. For
 //! diagnostics (`scripts/colour-confounds.py` joins them with an evaluation's
 //! failures):
 //!
@@ -47,6 +47,7 @@ fn main() -> Result<()> {
                     "color": p.object.color,
                     "shape": p.object.shape,
                     "xy_m": p.xy_m,
+                    "yaw_rad": p.yaw_rad,
                 })
             })
             .collect();
