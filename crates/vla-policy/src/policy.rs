@@ -63,6 +63,9 @@ pub struct VlaPolicy {
     /// The target keypoint's filter (`config.json` `keypoint_memory`): a
     /// step updates it through `&self`, a new instruction empties it.
     memory: Option<Mutex<KeypointMemory>>,
+    /// Keypoints held at given positions (map units) on every step, for
+    /// diagnostics ([`Self::pin_keypoint_px`]).
+    pinned: Vec<(usize, [f32; 2])>,
     device: Device,
 }
 
@@ -132,8 +135,43 @@ impl VlaPolicy {
             instruction: None,
             tcp: None,
             memory,
+            pinned: Vec::new(),
             device: device.clone(),
         }
+    }
+
+    /// Diagnostics: holds camera keypoint `k` at pixel `(u, v)` of the
+    /// model's input frame (pixel centres at integers, as
+    /// [`Self::keypoints_px`] reports them) on every following step, in
+    /// place of the network's own estimate (after the keypoint filter, if
+    /// any); `None` releases it. E.g. the objects' true pixels, to measure
+    /// what perfect keypoints would be worth
+    /// (`vla-cli/examples/oracle_keypoints.rs`).
+    pub fn pin_keypoint_px(&mut self, k: usize, uv_px: Option<[f32; 2]>) -> Result<()> {
+        let keypoints = self.config.model.keypoints;
+        if k >= keypoints {
+            return Err(VlaPolicyError::Config(format!(
+                "keypoint {k} pinned, the model has {keypoints}"
+            )));
+        }
+        let xy = match uv_px {
+            None => None,
+            Some(uv) if uv.iter().all(|v| v.is_finite()) => {
+                let side = self.config.model.image_size_px as f32;
+                let to_map = |p: f32| 2.0 * (p + 0.5) / side - 1.0;
+                Some([to_map(uv[0]), to_map(uv[1])])
+            }
+            Some(uv) => {
+                return Err(VlaPolicyError::Data(format!(
+                    "keypoint {k} pinned at a non-finite pixel {uv:?}"
+                )))
+            }
+        };
+        self.pinned.retain(|&(pinned, _)| pinned != k);
+        if let Some(xy) = xy {
+            self.pinned.push((k, xy));
+        }
+        Ok(())
     }
 
     /// Turns the target keypoint's filter on or off from now on (overrides
@@ -317,11 +355,12 @@ impl VlaPolicy {
     }
 
     /// [`Self::encode_with`] on the policy's own network, through the
-    /// keypoint filter when there is one (which this call updates).
+    /// keypoint filter when there is one (which this call updates) and with
+    /// the pinned keypoints, if any.
     fn encode_remembering(&self, inputs: &ModelInputs) -> Result<crate::model::Memory> {
-        let Some(filter) = &self.memory else {
+        if self.memory.is_none() && self.pinned.is_empty() {
             return self.encode_with(&self.model, inputs);
-        };
+        }
         let instr = self
             .instruction
             .as_ref()
@@ -335,10 +374,17 @@ impl VlaPolicy {
             }
             let flat: Vec<f32> = xy.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
             let mut rows: Vec<[f32; 2]> = flat.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
-            filter
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .apply(&mut rows);
+            if let Some(filter) = &self.memory {
+                filter
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .apply(&mut rows);
+            }
+            for &(k, xy) in &self.pinned {
+                if let Some(row) = rows.get_mut(k) {
+                    *row = xy;
+                }
+            }
             Tensor::from_vec(rows.concat(), (1, k, 2), xy.device())?.to_dtype(xy.dtype())
         };
         self.model

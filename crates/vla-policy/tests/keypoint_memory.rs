@@ -1,7 +1,8 @@
 //! The target keypoint's inference-time filter (`config.json`
 //! `keypoint_memory`, `vla_policy::keypoint_memory`): it reaches the
 //! network's keypoint tokens, a new instruction forgets it, and a bad spec
-//! is refused when the folder loads.
+//! is refused when the folder loads. Also the diagnostic pin
+//! (`VlaPolicy::pin_keypoint_px`).
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -129,4 +130,29 @@ fn a_folder_with_a_bad_keypoint_memory_fails_to_load() {
     save_tiny(dir.path(), Some(spec(-1.0)));
     let err = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("min_hand_dist"), "{err}");
+}
+
+#[test]
+fn pinning_a_keypoint_at_its_own_estimate_changes_nothing_and_bad_pins_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    save_tiny(dir.path(), None);
+    let plain = load(dir.path());
+    let mut pinned = load(dir.path());
+    for s in 0..4 {
+        let f = frame(s);
+        let own = plain.keypoints_px(&f, None).unwrap().unwrap()[1];
+        pinned.pin_keypoint_px(1, Some(own)).unwrap();
+        // Pixels → map units is the inverse of keypoints_px: same tokens.
+        assert_eq!(
+            pinned.step_observation(&f, None).unwrap().tokens,
+            plain.step_observation(&f, None).unwrap().tokens
+        );
+    }
+    pinned.pin_keypoint_px(1, None).unwrap();
+    let err = pinned.pin_keypoint_px(4, Some([1.0, 1.0])).unwrap_err();
+    assert!(err.to_string().contains("keypoint 4"), "{err}");
+    let err = pinned
+        .pin_keypoint_px(1, Some([f32::NAN, 1.0]))
+        .unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
 }

@@ -1,0 +1,178 @@
+//! Diagnostics: what perfect keypoints would be worth. Runs `vla eval`'s
+//! episodes (same tasks, layouts and seeds, the policy's own actions) with
+//! some of the policy's trained camera keypoints — 0 the goal object, 1 the
+//! target object, 2 the TCP — pinned at their true pixels instead of the
+//! network's estimates: the simulator's positions, projected through its
+//! camera from the state each frame is rendered from (the world after the
+//! previous step), so the pin has no lag. The first frame of an episode
+//! keeps the network's own estimates. Without `--pin` nothing is pinned,
+//! which must reproduce `vla eval`'s figures. Prints successes per family.
+//!
+//! ```sh
+//! cargo build --release -p vla-cli --example oracle_keypoints
+//! $CARGO_TARGET_DIR/release/examples/oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{bail, Context, Result};
+use vla_core::{Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame};
+use vla_policy::VlaPolicy;
+use vla_sim::episode::{run_episode_observed, Driver, EpisodeOptions};
+use vla_sim::{EpisodeStart, ObjectRef, Split, StepObserver, StepView, TaskSuite};
+
+/// Keypoint `k`'s true pixel (model-image pixels), written by the observer,
+/// read by the policy.
+type Shared = Rc<RefCell<[Option<[f32; 2]>; 3]>>;
+
+/// The policy with its keypoints pinned where the observer says.
+struct Pinned {
+    inner: VlaPolicy,
+    pins: Shared,
+    which: Vec<usize>,
+}
+
+impl Policy for Pinned {
+    fn name(&self) -> &str {
+        "vla-policy, keypoints pinned"
+    }
+
+    fn reset(&mut self, instruction: &Instruction) -> Result<(), PolicyError> {
+        *self.pins.borrow_mut() = [None; 3];
+        self.inner.reset(instruction)
+    }
+
+    fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError> {
+        let pins = *self.pins.borrow();
+        for &k in &self.which {
+            self.inner
+                .pin_keypoint_px(k, pins[k])
+                .map_err(PolicyError::from_source)?;
+        }
+        self.inner.act(frame, joints)
+    }
+}
+
+/// Projects the goal object, the target object and the TCP after every step.
+struct TruePixels {
+    object: ObjectRef,
+    target: Option<ObjectRef>,
+    pins: Shared,
+    scale: f64,
+}
+
+impl StepObserver for TruePixels {
+    fn on_episode_start(&mut self, _start: &EpisodeStart<'_>) {
+        *self.pins.borrow_mut() = [None; 3];
+    }
+
+    fn on_step(&mut self, view: &StepView<'_>) {
+        let Some(camera) = view.camera else {
+            return;
+        };
+        let project = |p: nalgebra::Vector3<f64>| {
+            camera
+                .project(&nalgebra::Point3::from(p))
+                .map(|(u, v, _)| [(u * self.scale) as f32, (v * self.scale) as f32])
+        };
+        let centre = |o: &ObjectRef| {
+            view.world
+                .index_of(o)
+                .and_then(|i| project(view.world.pose(i).translation.vector))
+        };
+        let tcp = view
+            .world
+            .world_from_tcp()
+            .ok()
+            .and_then(|p| project(p.translation.vector));
+        *self.pins.borrow_mut() = [
+            centre(&self.object),
+            self.target.as_ref().and_then(centre),
+            tcp,
+        ];
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, split, first, count, rest @ ..] = args.as_slice() else {
+        bail!("usage: oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]");
+    };
+    let which: Vec<usize> = match rest {
+        [] => Vec::new(),
+        [flag, list] if flag == "--pin" => list
+            .split(',')
+            .map(|k| match k.parse::<usize>() {
+                Ok(k) if k < 3 => Ok(k),
+                _ => bail!("--pin takes keypoints among 0 (goal object), 1 (target), 2 (TCP)"),
+            })
+            .collect::<Result<_>>()?,
+        _ => bail!("usage: oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]"),
+    };
+    let split = match split.as_str() {
+        "train" => Split::Train,
+        "eval" => Split::Eval,
+        other => bail!("split {other:?}: use train or eval"),
+    };
+    let first: u64 = first.parse().context("FIRST_SEED")?;
+    let count: u64 = count.parse().context("COUNT")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let suite = TaskSuite::load("default", &root)?;
+    let inner = VlaPolicy::load(Path::new(dir))?;
+    let model_px = inner.config().model.image_size_px as f64;
+    // The camera renders at its own size; keypoint pixels are the model's.
+    let scale = model_px / f64::from(suite.scene.camera.width_px);
+    let pins: Shared = Rc::new(RefCell::new([None; 3]));
+    let mut policy = Pinned {
+        inner,
+        pins: pins.clone(),
+        which: which.clone(),
+    };
+    let mut per_family: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    for seed in first..first + count {
+        let task = suite.sample_task(split, seed)?;
+        let pool = suite.distractor_pool(task.distractor_split);
+        let mut options = EpisodeOptions::new(suite.config.max_steps);
+        options.render = false;
+        let mut observer = TruePixels {
+            object: task.goal.object().clone(),
+            target: task.goal.target().cloned(),
+            pins: pins.clone(),
+            scale,
+        };
+        let episode = run_episode_observed(
+            &suite.scene,
+            &task,
+            &pool,
+            Driver::Learned(&mut policy),
+            &options,
+            seed,
+            Some(&mut observer),
+        )
+        .with_context(|| format!("seed {seed}"))?;
+        let entry = per_family.entry(task.goal.family().as_str()).or_default();
+        entry.0 += usize::from(episode.outcome.success);
+        entry.1 += 1;
+    }
+    let (successes, episodes) = per_family
+        .values()
+        .fold((0, 0), |(s, n), (a, b)| (s + a, n + b));
+    println!(
+        "{} split, seeds {first}..{}, pinned {which:?}: {successes}/{episodes} succeeded; {}",
+        if split == Split::Train {
+            "train"
+        } else {
+            "eval"
+        },
+        first + count,
+        per_family
+            .iter()
+            .map(|(f, (s, n))| format!("{f} {s}/{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
