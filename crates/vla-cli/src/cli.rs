@@ -364,6 +364,13 @@ pub struct TrainArgs {
     /// before session 8).
     #[arg(long, default_value_t = vla_policy::ModelConfig::default().keypoint_hidden)]
     pub keypoint_hidden: usize,
+    /// Refine the camera keypoints onto the twice finer map of the stage
+    /// before --keypoint-stage (16×16 → 32×32 cells of 4 px) with a context
+    /// branch of this width; it starts at zero, so a warm start from a
+    /// policy without it begins with that policy's keypoints. 0: off.
+    /// Default: the --init-from policy's, else 0.
+    #[arg(long)]
+    pub keypoint_refine: Option<usize>,
     /// Train only the camera stem and its keypoint head on the keypoint
     /// loss (localisation pre-training; continue with --init-from).
     #[arg(long)]

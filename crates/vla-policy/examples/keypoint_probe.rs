@@ -35,7 +35,7 @@ fn main() {
     let ds = &probe.ds;
     let every = probe.every;
     let side = cfg.model.image_size_px;
-    let g = cfg.model.stage_side(cfg.model.keypoint_stage);
+    let g = cfg.model.keypoint_side();
     let cell_px = (side / g) as f32;
     let mut encoded: HashMap<String, Tensor> = HashMap::new();
     // Per keypoint (goal, target): one probe per frame.

@@ -33,6 +33,7 @@ pub mod image;
 pub mod init;
 pub mod keypoint_memory;
 pub mod model;
+pub mod neighbourhood;
 pub mod nn;
 pub mod optim;
 pub mod parallel;

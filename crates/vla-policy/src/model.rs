@@ -128,6 +128,13 @@ pub struct ModelConfig {
     /// instruction.
     #[serde(default)]
     pub keypoint_hidden: usize,
+    /// Keypoint refinement ([`crate::stem`]): 0 = the keypoints' logits
+    /// live on stage `keypoint_stage`'s cells (checkpoints before session
+    /// 32); `h > 0` = refined onto the twice finer map of the stage before
+    /// it by a context branch of width `h` (starting at zero, so a warm
+    /// start keeps its keypoints). Needs `keypoint_stage >= 1`.
+    #[serde(default)]
+    pub keypoint_refine: usize,
     /// Table-plane offsets ([`crate::table_plane`]): the goal and target
     /// objects' keypoints projected through the calibrated camera onto the
     /// table plane, minus the TCP's position, as 4 more inputs of the
@@ -253,6 +260,7 @@ impl Default for ModelConfig {
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
+            keypoint_refine: 0,
             table_plane: None,
         }
     }
@@ -308,7 +316,7 @@ impl ModelConfig {
         if self.keypoints == 0 {
             return None;
         }
-        let g = self.stage_side(self.keypoint_stage);
+        let g = self.keypoint_side();
         let cell_px = self.image_size_px as f32 / g as f32;
         let (cu, cv) = ((u_px + 0.5) / cell_px, (v_px + 0.5) / cell_px);
         if !(cu >= 0.0 && cv >= 0.0 && cu < g as f32 && cv < g as f32) {
@@ -326,13 +334,23 @@ impl ModelConfig {
         if self.keypoints == 0 {
             return None;
         }
-        let g = self.stage_side(self.keypoint_stage);
-        crate::stem::bilinear_cells(self.image_size_px, g, u_px, v_px)
+        crate::stem::bilinear_cells(self.image_size_px, self.keypoint_side(), u_px, v_px)
     }
 
     /// Side of stem stage `stage`'s feature map.
     pub fn stage_side(&self, stage: usize) -> usize {
         self.image_size_px / (self.stem_patch_px << stage)
+    }
+
+    /// Side of the map the camera keypoints' logits cover: stage
+    /// `keypoint_stage`'s, or twice that with the refinement.
+    pub fn keypoint_side(&self) -> usize {
+        let side = self.stage_side(self.keypoint_stage);
+        if self.keypoint_refine > 0 {
+            2 * side
+        } else {
+            side
+        }
     }
 
     /// Checks that the numbers fit together; the message names the field.
@@ -399,6 +417,13 @@ impl ModelConfig {
             return Err(format!(
                 "instruction_queries {} needs film (the pooled instruction conditions FiLM)",
                 self.instruction_queries
+            ));
+        }
+        if self.keypoint_refine > 0 && (self.keypoints == 0 || self.keypoint_stage == 0) {
+            return Err(format!(
+                "keypoint_refine {} needs keypoints > 0 on a keypoint_stage after the first \
+                 (keypoints {}, keypoint_stage {})",
+                self.keypoint_refine, self.keypoints, self.keypoint_stage
             ));
         }
         if self.keypoint_hidden > 0 && self.keypoints == 0 {
@@ -552,6 +577,7 @@ impl VlaModel {
                 keypoint_stage: cfg.keypoint_stage,
                 d_model: d,
                 keypoint_hidden: cfg.keypoint_hidden,
+                keypoint_refine: cfg.keypoint_refine,
             },
             vb.pp("stem"),
             vb.pp("keypoints"),
@@ -574,6 +600,7 @@ impl VlaModel {
                         keypoint_stage: c.keypoint_stage,
                         d_model: d,
                         keypoint_hidden: 0,
+                        keypoint_refine: 0,
                     },
                     vb_c.pp("stem"),
                     vb_c.pp("keypoints"),

@@ -34,6 +34,14 @@ impl Linear {
         let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
         Ok(Self { weight, bias })
     }
+
+    /// A `d_in → d_out` layer starting at zero (weights and bias): a branch
+    /// added to a warm-started network's output changes nothing at first.
+    pub fn zeros(d_in: usize, d_out: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((d_out, d_in), "weight", Init::Const(0.0))?;
+        let bias = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias })
+    }
 }
 
 impl Module for Linear {

@@ -299,10 +299,7 @@ impl VlaPolicy {
         let Some(logits) = memory.keypoint_logits.as_ref() else {
             return Ok(None);
         };
-        let side = self
-            .config
-            .model
-            .stage_side(self.config.model.keypoint_stage);
+        let side = self.config.model.keypoint_side();
         let cell_px = self.config.model.image_size_px as f32 / side as f32;
         let rows: Vec<Vec<f32>> = logits
             .get(0)?

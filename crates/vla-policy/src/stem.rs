@@ -11,6 +11,7 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::broadcast;
 use crate::model::XyHook;
+use crate::neighbourhood::neighbourhood_3x3;
 use crate::nn::{softmax_last, LayerNorm, Linear};
 
 /// Shape of one stem.
@@ -38,6 +39,13 @@ pub(crate) struct StemShape<'a> {
     /// context across cell borders and a conjunction of "this colour" and
     /// "this shape" the FiLM'd features alone lack.
     pub keypoint_hidden: usize,
+    /// 0: the keypoints' logits live on stage `keypoint_stage`'s cells.
+    /// `h > 0`: refined onto the twice finer map of the stage before it —
+    /// each coarse logit copied to its four sub-cells plus a context branch
+    /// of width `h` over the finer map's 3×3 neighbourhoods and the pooled
+    /// instruction. The branch's output layer starts at zero, so a warm
+    /// start from a policy without it begins with the same keypoints.
+    pub keypoint_refine: usize,
 }
 
 /// What a stem computes for a batch.
@@ -98,24 +106,36 @@ impl Stem {
                 stdev: 0.02,
             };
             let context = if shape.keypoint_hidden > 0 {
-                let h = shape.keypoint_hidden;
-                let from_text = match shape.film_text_hidden {
-                    Some(w) => Some(Linear::new(w, h, vb_keypoints.pp("hidden_text"))?),
-                    None => None,
-                };
-                Some(Context {
-                    reduce: Linear::new(stage_channels, CONTEXT_REDUCE, vb_keypoints.pp("reduce"))?,
-                    hidden: Linear::new(9 * CONTEXT_REDUCE, h, vb_keypoints.pp("hidden"))?,
-                    from_text,
-                    out: Linear::new(h, shape.keypoints, vb_keypoints.pp("out"))?,
-                })
+                Some(Context::new(
+                    stage_channels,
+                    shape.keypoint_hidden,
+                    shape,
+                    false,
+                    vb_keypoints.clone(),
+                )?)
             } else {
                 None
             };
+            let refine = if shape.keypoint_refine > 0 {
+                let Some(stage) = shape.keypoint_stage.checked_sub(1) else {
+                    candle_core::bail!("keypoint_refine needs a keypoint stage after the first");
+                };
+                Some(Context::new(
+                    shape.channels[stage],
+                    shape.keypoint_refine,
+                    shape,
+                    true,
+                    vb_keypoints.pp("refine"),
+                )?)
+            } else {
+                None
+            };
+            let map_side = if refine.is_some() { 2 * side } else { side };
             Some(Keypoints {
                 context,
+                refine,
                 logits: Linear::new(stage_channels, shape.keypoints, vb_keypoints.pp("logits"))?,
-                grid: position_grid(side, vb_keypoints.device())?,
+                grid: position_grid(map_side, vb_keypoints.device())?,
                 to_token: Linear::new(2, shape.d_model, vb_keypoints.pp("to_token"))?,
                 embed: vb_keypoints.get_with_hints(
                     (shape.keypoints, shape.d_model),
@@ -159,6 +179,8 @@ impl Stem {
             .permute((0, 2, 4, 3, 5, 1))?
             .contiguous()?
             .reshape((b, h / p, w / p, p * p * c))?;
+        // The stage before the keypoints' (for the refinement).
+        let mut finer: Option<Tensor> = None;
         let mut out = StemOut {
             map: x.clone(),
             keypoint_tokens: None,
@@ -190,8 +212,13 @@ impl Stem {
                 let shift = scale_shift.narrow(3, ch, ch)?;
                 x = broadcast::add(&broadcast::mul(&x, &scale)?, &shift)?;
             }
+            if let Some(kp) = self.keypoints.as_ref() {
+                if kp.refine.is_some() && i + 1 == self.keypoint_stage {
+                    finer = Some(x.clone());
+                }
+            }
             if let Some(kp) = self.keypoints.as_ref().filter(|_| i == self.keypoint_stage) {
-                let (tokens, logits, xy) = kp.tokens(&x, pooled_text, xy_hook)?;
+                let (tokens, logits, xy) = kp.tokens(&x, finer.as_ref(), pooled_text, xy_hook)?;
                 out.keypoint_tokens = Some(tokens);
                 out.keypoint_logits = Some(logits);
                 out.keypoint_xy = Some(xy);
@@ -208,9 +235,12 @@ impl Stem {
 struct Keypoints {
     /// Context branch added to the logits, if `keypoint_hidden > 0`.
     context: Option<Context>,
+    /// Branch on the finer map, if `keypoint_refine > 0`.
+    refine: Option<Context>,
     /// Per-cell logits from the cell's own features.
     logits: Linear,
-    /// `(positions, 2)`: (x, y) of each map cell centre in [−1, 1].
+    /// `(positions, 2)`: (x, y) of each cell centre of the map the logits
+    /// cover (the finer one with the refinement) in [−1, 1].
     grid: Tensor,
     to_token: Linear,
     /// `(keypoints, d_model)`.
@@ -218,26 +248,36 @@ struct Keypoints {
 }
 
 impl Keypoints {
-    /// Feature map `(B, g, g, C)` → keypoint tokens `(B, K, d_model)`, the
-    /// keypoints' logits over the map's cells `(B, K, g·g)` and their
+    /// Feature map `(B, g, g, C)` (and, with the refinement, the previous
+    /// stage's `(B, 2g, 2g, C')`) → keypoint tokens `(B, K, d_model)`, the
+    /// keypoints' logits over the map's cells `(B, K, cells)` and their
     /// expected positions `(B, K, 2)` in [−1, 1].
     fn tokens(
         &self,
         map: &Tensor,
+        finer: Option<&Tensor>,
         pooled_text: Option<&Tensor>,
         xy_hook: Option<XyHook<'_>>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, g, _, _) = map.dims4()?;
+        let (b, mut g, _, _) = map.dims4()?;
         let mut logits = self.logits.forward(map)?; // (B, g, g, K)
         if let Some(ctx) = &self.context {
-            let reduced = ctx.reduce.forward(map)?.relu()?;
-            let mut h = ctx.hidden.forward(&neighbourhood_3x3(&reduced)?)?;
-            if let (Some(proj), Some(text)) = (&ctx.from_text, pooled_text) {
-                let t = proj.forward(text)?;
-                let width = t.dim(1)?;
-                h = broadcast::add(&h, &t.reshape((b, 1, 1, width))?)?;
-            }
-            logits = (logits + ctx.out.forward(&h.relu()?)?)?;
+            logits = (logits + ctx.forward(map, pooled_text)?)?;
+        }
+        if let Some(refine) = &self.refine {
+            let Some(finer) = finer else {
+                candle_core::bail!("the keypoint refinement needs the previous stage's map");
+            };
+            let k = logits.dim(3)?;
+            // Row-major (B, 2g, 2g, K) is (B, g, 2, g, 2, K): each coarse
+            // logit is added to its 2×2 sub-cells.
+            let fine = refine.forward(finer, pooled_text)?;
+            logits = broadcast::add(
+                &fine.reshape((b, g, 2, g, 2, k))?,
+                &logits.reshape((b, g, 1, g, 1, k))?,
+            )?
+            .reshape((b, 2 * g, 2 * g, k))?;
+            g *= 2;
         }
         let k = logits.dim(3)?;
         let logits = logits
@@ -263,7 +303,8 @@ impl Keypoints {
 /// instead of 9 × 64 keeps the branch about as cheap as the stage itself).
 pub(crate) const CONTEXT_REDUCE: usize = 16;
 
-/// The keypoint head's context branch (`keypoint_hidden > 0`).
+/// The keypoint head's context branch (`keypoint_hidden > 0`) and the
+/// refinement's branch on the finer map (`keypoint_refine > 0`).
 #[derive(Debug, Clone)]
 struct Context {
     /// Cell features → [`CONTEXT_REDUCE`] channels (ReLU).
@@ -276,18 +317,49 @@ struct Context {
     out: Linear,
 }
 
-/// Map `(B, g, g, C)` → `(B, g, g, 9C)`: each cell's features followed by
-/// its 8 neighbours' (zeros beyond the border), row by row.
-fn neighbourhood_3x3(map: &Tensor) -> Result<Tensor> {
-    let (_, g, _, _) = map.dims4()?;
-    let padded = map.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-    let mut parts = Vec::with_capacity(9);
-    for dy in 0..3 {
-        for dx in 0..3 {
-            parts.push(padded.narrow(1, dy, g)?.narrow(2, dx, g)?);
-        }
+impl Context {
+    /// A branch of width `h` over a map of `channels`, its variables under
+    /// `vb` (`reduce`, `hidden`, `hidden_text`, `out`); `zero_out` starts
+    /// the output layer at zero (the branch adds nothing until trained).
+    fn new(
+        channels: usize,
+        h: usize,
+        shape: &StemShape<'_>,
+        zero_out: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let from_text = match shape.film_text_hidden {
+            Some(w) => Some(Linear::new(w, h, vb.pp("hidden_text"))?),
+            None => None,
+        };
+        // Created in this order (the seeded initialisation draws in it).
+        let reduce = Linear::new(channels, CONTEXT_REDUCE, vb.pp("reduce"))?;
+        let hidden = Linear::new(9 * CONTEXT_REDUCE, h, vb.pp("hidden"))?;
+        let out = if zero_out {
+            Linear::zeros(h, shape.keypoints, vb.pp("out"))?
+        } else {
+            Linear::new(h, shape.keypoints, vb.pp("out"))?
+        };
+        Ok(Self {
+            reduce,
+            hidden,
+            from_text,
+            out,
+        })
     }
-    Tensor::cat(&parts, 3)
+
+    /// Map `(B, g, g, C)` → logits `(B, g, g, K)`.
+    fn forward(&self, map: &Tensor, pooled_text: Option<&Tensor>) -> Result<Tensor> {
+        let b = map.dim(0)?;
+        let reduced = self.reduce.forward(map)?.relu()?;
+        let mut h = self.hidden.forward(&neighbourhood_3x3(&reduced)?)?;
+        if let (Some(proj), Some(text)) = (&self.from_text, pooled_text) {
+            let t = proj.forward(text)?;
+            let width = t.dim(1)?;
+            h = broadcast::add(&h, &t.reshape((b, 1, 1, width))?)?;
+        }
+        self.out.forward(&h.relu()?)
+    }
 }
 
 /// Cell centres of a `side × side` map as `(side², 2)` (x right, y down) in [−1, 1].

@@ -138,6 +138,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             mlp_ratio: args.mlp_ratio.map_or(stem_from.mlp_ratio, usize::from),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
+            keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
             crop: match &wrist_net {
                 Some(net) => Some(net.clone()),
                 None => (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
