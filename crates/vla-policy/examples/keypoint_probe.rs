@@ -9,12 +9,15 @@
 //! objects are 8–10 px wide) and beyond 12 px (on another object), the same
 //! by step within the episode, and, of the frames beyond 12 px, the share
 //! where the chosen cell is nearer the hand (the TCP's recorded pixel) than
-//! the object is. Run it on a `--same-colour-distractors` collection and an
+//! the object is. `expected_*` are the same for the keypoint the network
+//! actually reads: the softmax-weighted mean of the cell centres (median
+//! error, share within 3 px and 6 px), which is not bound to the cell grid. Run it on a `--same-colour-distractors` collection and an
 //! ordinary one — expert demonstrations, or the policy's own rollouts
 //! (`vla collect --dagger POLICY --expert-prob 0`) — to see whether colour
 //! confounds are a perception failure. With `KEYPOINT_PROBE_FRAMES=1` it
 //! also prints every probed frame's goal error first,
-//! `{"episode": i, "step": t, "goal_err_px": e}` (episode = line of the
+//! `{"episode": i, "step": t, "goal_err_px": e, "goal_expected_err_px": m}`
+//! (episode = line of the
 //! folder's `episodes.jsonl`), to join with `vla eval`'s failures by seed.
 //!
 //! ```sh
@@ -69,6 +72,22 @@ fn main() {
             .unwrap()
             .to_vec1()
             .unwrap();
+        // Softmax-weighted mean of the cell centres per keypoint, pixels.
+        let rows: Vec<Vec<f32>> = logits.get(0).unwrap().to_vec2().unwrap();
+        let expected: Vec<[f32; 2]> = rows
+            .iter()
+            .map(|row| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let w: Vec<f32> = row.iter().map(|&l| (l - max).exp()).collect();
+                let total: f32 = w.iter().sum();
+                let mut xy = [0f32; 2];
+                for (c, wc) in w.iter().enumerate() {
+                    xy[0] += wc * (((c % g) as f32 + 0.5) * cell_px - 0.5);
+                    xy[1] += wc * (((c / g) as f32 + 0.5) * cell_px - 0.5);
+                }
+                [xy[0] / total, xy[1] / total]
+            })
+            .collect();
         let tcp_px = s.keypoint_px[2];
         for (k, out) in probes.iter_mut().enumerate() {
             let (Some(truth), Some(&cell)) = (s.keypoint_px[k], best.get(k)) else {
@@ -82,13 +101,18 @@ fn main() {
             ];
             if per_frame && k == 0 {
                 let err_px = dist(found, truth);
-                let line =
-                    serde_json::json!({"episode": s.episode, "step": step, "goal_err_px": err_px});
+                let line = serde_json::json!({
+                    "episode": s.episode,
+                    "step": step,
+                    "goal_err_px": err_px,
+                    "goal_expected_err_px": dist(expected[k], truth),
+                });
                 println!("{line}");
             }
             out.push(Probe {
                 step,
                 err_px: dist(found, truth),
+                expected_err_px: dist(expected[k], truth),
                 nearer_hand: tcp_px.map(|h| dist(found, h) < dist(truth, h)),
             });
         }
@@ -100,6 +124,9 @@ fn main() {
         let mut errs: Vec<f32> = probes.iter().map(|p| p.err_px).collect();
         errs.sort_by(f32::total_cmp);
         let wrong: Vec<&Probe> = probes.iter().filter(|p| p.err_px > 12.0).collect();
+        let mut expected_errs: Vec<f32> = probes.iter().map(|p| p.expected_err_px).collect();
+        expected_errs.sort_by(f32::total_cmp);
+        let all: Vec<&Probe> = probes.iter().collect();
         let by_step: serde_json::Map<String, serde_json::Value> = [
             ("0", 0, 0),
             ("1-9", 1, 9),
@@ -121,7 +148,10 @@ fn main() {
                 "keypoint": name,
                 "frames": errs.len(),
                 "median_err_px": errs[errs.len() / 2],
-                "all": summary(&probes.iter().collect::<Vec<_>>()),
+                "all": summary(&all),
+                "expected_median_err_px": expected_errs[expected_errs.len() / 2],
+                "expected_within_3px": share(&all, |p| p.expected_err_px <= 3.0),
+                "expected_within_6px": share(&all, |p| p.expected_err_px <= 6.0),
                 "by_step": by_step,
                 // Of the frames where the keypoint is on something else:
                 // the share where that is nearer the hand than the object.
@@ -137,6 +167,9 @@ struct Probe {
     step: usize,
     /// Distance from the chosen cell's centre to the recorded pixel.
     err_px: f32,
+    /// Distance from the expected position (softmax-weighted mean of the
+    /// cell centres) to the recorded pixel.
+    expected_err_px: f32,
     /// Whether the chosen cell is nearer the TCP's pixel than the object is.
     nearer_hand: Option<bool>,
 }
