@@ -14,7 +14,9 @@
 //! (`--wrist-px 64`);
 //! `policy_step_grounded` the session-8 grounding (`--instruction-queries 4
 //! --keypoint-hidden 64`); `policy_step_stem2px` that with the 2 px stem of
-//! session 15's candidate policy; `policy_step_table_plane` the grounded
+//! session 15's candidate policy; `policy_step_refine` the grounded
+//! network with the keypoints refined onto the 32×32 map
+//! (`--keypoint-refine 32`); `policy_step_table_plane` the grounded
 //! network plus the table-plane offsets (`--table-plane`);
 //! `policy_step_grounded_ensemble2` two grounded networks decoding together
 //! (`config.json` `ensemble`).
@@ -187,6 +189,19 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("policy_step_stem2px", |b| {
         b.iter(|| stem2px.step_observation(&frame, Some(&joints)).unwrap())
+    });
+    // The grounded network with the keypoints refined onto the 32×32 map
+    // (`--keypoint-refine 32`, session 32).
+    let refine = variant(
+        ModelConfig {
+            keypoint_refine: 32,
+            ..grounded_cfg.clone()
+        },
+        None,
+        None,
+    );
+    c.bench_function("policy_step_refine", |b| {
+        b.iter(|| refine.step_observation(&frame, Some(&joints)).unwrap())
     });
     // The shipped (grounded) shape as a two-network ensemble (`config.json`
     // `ensemble`): a second grounded network of other weights.
