@@ -1,83 +1,67 @@
 #!/usr/bin/env python3
-"""Episode success by where the goal keypoint went, from keypoint_probe's
-per-frame output on a policy's own rollouts and `vla eval` of the same
-episodes.
+"""Goal-keypoint error against episode outcome.
 
-The rollouts are the first steps of the evaluated episodes: same policy,
-split, seeds and layout flags, no noise, `--expert-prob 0`, so the policy
-drives every step as in `vla eval` (the collection ignores the terminate
-token and stops at --max-steps). Each episode falls in one class:
+Joins keypoint_probe's per-frame lines (KEYPOINT_PROBE_FRAMES=1: episode,
+step, goal_err_px, goal_expected_err_px) with the episodes' outcomes in a
+`vla collect` folder's episodes.jsonl (e.g. the policy's own rollouts,
+`vla collect --dagger POLICY --expert-prob 0 --max-steps 150`) and prints
+the success rate of episodes whose goal keypoint (the expected position
+the network reads) never / sometimes strays beyond a threshold, and per
+task family the median per-episode error of successes and failures.
 
-  first wrong    keypoint 0 beyond 12 px of the goal object on the first frame
-  drifts         right on the first frame, beyond 12 px on > 25 % of the rest
-  right          neither
-
-    vla collect --split train --episodes 200 --seed 100000 --dagger POLICY \\
-        --expert-prob 0 --max-steps 40 [--same-colour-distractors] --out ROLLOUTS
-    KEYPOINT_PROBE_FRAMES=1 keypoint_probe POLICY ROLLOUTS 1 | grep goal_err > frames.jsonl
-    vla eval --policy POLICY --split train --episodes 200 --seed 100000 \\
-        [--same-colour-distractors] --json > eval.json
-    scripts/keypoint-outcomes.py frames.jsonl ROLLOUTS eval.json [SPLIT]
-
-SPLIT picks the split of a metrics.json (`splits` -> SPLIT). The script
-checks that the evaluation's failed seeds have the rollouts' instructions;
-the layout flags (--same-colour-distractors) are not recorded by
-`vla collect`, so matching them is up to the caller.
+    KEYPOINT_PROBE_FRAMES=1 keypoint_probe POLICY DIR 2 | grep '"episode"' > frames.jsonl
+    scripts/keypoint-outcomes.py frames.jsonl DIR/episodes.jsonl
 """
 import collections
 import json
-import os
+import statistics
 import sys
 
-WRONG_PX = 12.0
-DRIFT_SHARE = 0.25
 
-
-def main(argv):
-    if len(argv) not in (3, 4):
+def main():
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    frames_path, rollouts, eval_path = argv[:3]
-    with open(eval_path) as f:
-        report = json.load(f)
-    if "splits" in report:
-        if len(argv) != 4:
-            sys.exit("a metrics.json needs SPLIT")
-        report = report["splits"][argv[3]]
-    failed = {f["seed"]: f["instruction"] for f in report["failures"]}
-    seed_of, instruction_of = {}, {}
-    with open(os.path.join(rollouts, "episodes.jsonl")) as f:
-        for line in f:
-            e = json.loads(line)
-            seed_of[e["index"]] = e["seed"]
-            instruction_of[e["seed"]] = e["outcome"]["task"]["instruction"]
-    mismatched = [s for s, text in failed.items() if s in instruction_of and instruction_of[s] != text]
-    if mismatched:
-        sys.exit(f"the rollouts are not the evaluated episodes (seeds {mismatched[:5]} differ)")
-    errors = collections.defaultdict(list)
-    with open(frames_path) as f:
-        for line in f:
-            r = json.loads(line)
-            errors[r["episode"]].append((r["step"], r["goal_err_px"]))
-    episodes = collections.Counter()
-    successes = collections.Counter()
-    for episode, steps in errors.items():
-        steps.sort()
-        later = [e for _, e in steps[1:]]
-        if steps[0][1] > WRONG_PX:
-            kind = "first wrong"
-        elif later and sum(e > WRONG_PX for e in later) / len(later) > DRIFT_SHARE:
-            kind = "drifts"
-        else:
-            kind = "right"
-        episodes[kind] += 1
-        successes[kind] += seed_of[episode] not in failed
-    total = sum(episodes.values())
-    print(f"{'all':<14} {sum(successes.values()):>4} / {total:>4} succeeded")
-    for kind in ("first wrong", "drifts", "right"):
-        n = episodes[kind]
-        rate = f"{100 * successes[kind] / n:5.1f}%" if n else "    -"
-        print(f"{kind:<14} {successes[kind]:>4} / {n:>4} = {rate}")
+    frames = [json.loads(line) for line in open(sys.argv[1])]
+    episodes = [json.loads(line) for line in open(sys.argv[2])]
+    by_episode = collections.defaultdict(list)
+    for f in frames:
+        by_episode[f["episode"]].append(f["goal_expected_err_px"])
+    rows = []  # (success, max error, share beyond 6 px, median error, family)
+    for i, e in enumerate(episodes):
+        errs = by_episode.get(i)
+        if not errs:
+            continue
+        outcome = e["outcome"]
+        rows.append((
+            outcome["success"],
+            max(errs),
+            sum(x > 6 for x in errs) / len(errs),
+            statistics.median(errs),
+            outcome["task"]["goal"]["family"],
+        ))
+
+    def rate(sel):
+        sel = list(sel)
+        return f"{sum(r[0] for r in sel)}/{len(sel)}"
+
+    print("episodes", len(rows), "succeeded", rate(rows))
+    for t in (3, 6, 12):
+        print(f"goal keypoint never beyond {t} px: {rate(r for r in rows if r[1] <= t)} succeeded;"
+              f" beyond at least once: {rate(r for r in rows if r[1] > t)}")
+    for lo, hi in ((1e-9, 0.1), (0.1, 0.3), (0.3, 1.01)):
+        print(f"share of frames beyond 6 px in ({lo:g}, {hi:g}): {rate(r for r in rows if lo <= r[2] < hi)}")
+    families = collections.defaultdict(list)
+    for r in rows:
+        families[r[4]].append(r)
+
+    def med(values):
+        values = list(values)
+        return round(statistics.median(values), 2) if values else None
+
+    for name, fam in sorted(families.items()):
+        print(f"{name}: {rate(fam)} succeeded; median per-episode error (px)"
+              f" successes {med(r[3] for r in fam if r[0])}, failures {med(r[3] for r in fam if not r[0])}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
