@@ -1,7 +1,7 @@
 //! Latency of one policy step (frame + joint state → 8 tokens), batch 1, one
 //! thread. `policy_step_default` runs the shipped policy itself
 //! (policies/default as `VlaPolicy::load` assembles it, the instruction given
-//! as tokens); `policy_step` and the variants below it build networks
+//! as tokens), `policy_step_refine_eight` policies/refine-eight likewise; `policy_step` and the variants below it build networks
 //! with fresh weights from `ModelConfig`: `policy_step` the default
 //! `ModelConfig` shape, the Panda's 9 joints and the TCP
 //! position (forward kinematics through urdf/panda.urdf) as the shipped
@@ -89,22 +89,33 @@ fn bench(c: &mut Criterion) {
     // its decoding), assembled as `VlaPolicy::load` assembles it but with
     // the instruction given as tokens (the text encoder's one-off cost per
     // instruction is the text_encoder bench's).
-    let shipped_dir = urdf_dir.join("../policies/default");
-    let (shipped_cfg, shipped_model) =
-        checkpoint::load_for_inference(&shipped_dir, &Device::Cpu).unwrap();
-    let shipped_tcp = shipped_cfg
-        .tcp
-        .as_ref()
-        .map(|spec| tcp::TcpInput::load(&shipped_dir, spec).unwrap());
-    let mut shipped = VlaPolicy::from_parts(shipped_cfg, shipped_model, None, &Device::Cpu);
-    if let Some(input) = shipped_tcp {
-        shipped.set_tcp_input(input);
+    let shipped = |name: &str| {
+        let dir = urdf_dir.join("../policies").join(name);
+        let (cfg, model) = checkpoint::load_for_inference(&dir, &Device::Cpu).unwrap();
+        let tcp_input = cfg
+            .tcp
+            .as_ref()
+            .map(|spec| tcp::TcpInput::load(&dir, spec).unwrap());
+        let mut policy = VlaPolicy::from_parts(cfg, model, None, &Device::Cpu);
+        if let Some(input) = tcp_input {
+            policy.set_tcp_input(input);
+        }
+        let max_text = policy.config().model.max_text_tokens;
+        policy
+            .set_instruction_tokens(InstructionTokens::from_text_outputs(&text, max_text).unwrap());
+        policy
+    };
+    // policies/refine-eight: the lean shape with the keypoints refined
+    // onto the 32×32 map (session 32).
+    for (bench_name, dir) in [
+        ("policy_step_default", "default"),
+        ("policy_step_refine_eight", "refine-eight"),
+    ] {
+        let mut policy = shipped(dir);
+        c.bench_function(bench_name, |b| {
+            b.iter(|| policy.step_observation(&frame, Some(&joints)).unwrap())
+        });
     }
-    let max_text = shipped.config().model.max_text_tokens;
-    shipped.set_instruction_tokens(InstructionTokens::from_text_outputs(&text, max_text).unwrap());
-    c.bench_function("policy_step_default", |b| {
-        b.iter(|| shipped.step_observation(&frame, Some(&joints)).unwrap())
-    });
     // A policy of another shape, set up as `policy` (state, TCP input,
     // instruction, median decoding), with fresh weights.
     let variant = |shape: ModelConfig,
