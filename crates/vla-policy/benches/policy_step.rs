@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
         ("policy_step_default", "default"),
         ("policy_step_refine_eight", "refine-eight"),
     ] {
-        let mut policy = shipped(dir);
+        let policy = shipped(dir);
         c.bench_function(bench_name, |b| {
             b.iter(|| policy.step_observation(&frame, Some(&joints)).unwrap())
         });
