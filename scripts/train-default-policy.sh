@@ -162,8 +162,15 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 val_flags "$round1"
+# $VLA_REFINE_FLAGS (unset: none) goes to round 1 only; the later rounds
+# inherit it through --init-from. Session 33 ran the recipe with
+# VLA_REFINE_FLAGS="--keypoint-refine 32" (session 32's refinement of the
+# keypoints onto the 32x32 map, its output layer zero at the start, so
+# round 1 starts from exactly stage 4's actions). Split into words on purpose.
+# shellcheck disable=SC2086
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
-  "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --tcp-urdf urdf/panda.urdf "${vf[@]}"
+  "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --tcp-urdf urdf/panda.urdf "${vf[@]}" \
+  ${VLA_REFINE_FLAGS:-}
 
 round2="$out"
 [ "$rounds" -gt 2 ] && round2="$work/round2"
