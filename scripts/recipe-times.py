@@ -59,6 +59,10 @@ def main(paths):
     by_number = {}
     for path in paths:
         for st in read(path):
+            # A resumed run's "build and collections" finds the
+            # collections done: keep the first log's.
+            if st[0] == 1 and 1 in by_number:
+                continue
             by_number[st[0]] = st
     total_min = 0.0
     print(f"{'stage':<34} {'min':>6} {'samples/s':>10} {'total min':>10}")
