@@ -14,7 +14,8 @@ image), metres reported in cm:
            (what the object did after the fingers opened)
 
 and how much of the grasp offset the aim undoes (the slope of aim on grasp:
--1 is full compensation, 0 none). "Carried" means the executed gripper
+-1 is full compensation, 0 none), then the mean of each part (x / y) by the
+held object's shape: a bias that RMS figures hide. "Carried" means the executed gripper
 command closed (>= 0.5) with the object 2 cm above where it started.
 
     scripts/stack-placement.py work/ro-a work/ro-b
@@ -80,6 +81,7 @@ def main(folders):
                     "release": [final[k] - grasp[k] - aim[k] for k in (0, 1)],
                     "at_release": [grasp[k] + aim[k] for k in (0, 1)],
                     "on_top": on_top,
+                    "shape": episode["outcome"]["task"]["goal"]["object"]["shape"],
                 }
             )
     if not rows:
@@ -100,6 +102,20 @@ def main(folders):
             f"object - target at release {rms_cm(part['at_release']):.2f}, "
             f"release {rms_cm(part['release']):.2f}; slope of aim on grasp "
             f"{slope(part['grasp'], part['aim']):+.2f}"
+        )
+    print("on the target, by the held object's shape: mean (bias) per axis, cm:")
+    for shape in sorted({r["shape"] for r in on_top}):
+        group = [r for r in on_top if r["shape"] == shape]
+        means = {
+            k: [statistics.mean(r[k][axis] for r in group) * 100 for axis in (0, 1)]
+            for k in ("grasp", "aim", "release", "at_release")
+        }
+        print(
+            f"  {shape}: {len(group)} ({sum(r['success'] for r in group)} succeeded); "
+            + ", ".join(
+                f"{k.replace('_', ' ')} {means[k][0]:+.2f} / {means[k][1]:+.2f}"
+                for k in ("grasp", "aim", "release", "at_release")
+            )
         )
     within = [r for r in on_top if all(abs(v) < 0.01 for v in r["at_release"])]
     print(

@@ -8,7 +8,9 @@
 # grounded keypoint head on where the named objects are, a warm-started
 # behaviour-cloning run with the relation token, TCP-position input and the
 # grounded keypoints (stage 4), six DAgger rounds with rollouts cut at 40
-# steps (stages 5-10), then `vla eval` on both splits into metrics.json.
+# steps (stages 5-10) whose keypoints are refined onto the 32x32 map
+# (session 34; VLA_REFINE_FLAGS below), then `vla eval` on both splits
+# into metrics.json.
 # The transformer has 2 encoder layers with MLPs 2x its width (session 28:
 # `--encoder-layers 2 --mlp-ratio 2` on the base stage, which the later
 # stages inherit; ~1.33x the samples per second of 3 layers with 4x MLPs,
@@ -24,18 +26,25 @@
 # shipped in sessions 22-23, round 5 (session 22's r5: +10 / +16 of 600
 # episodes per split over round 4) the one shipped in sessions 24-28; each
 # was reproduced byte for byte by this script, all of them with
-# VLA_SHAPE_FLAGS= (the 3-layer shape). Rounds 6-8 of that shape (session
+# VLA_SHAPE_FLAGS= (the 3-layer shape) and, since session 34,
+# VLA_REFINE_FLAGS= (no refinement). Rounds 6-8 of that shape (session
 # 26) take the recipe past issue #5's 90 minutes; round 8 is
 # policies/eight-rounds:
-#   VLA_SHAPE_FLAGS= VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
-# The default since session 29 is the lean shape's round 6 (session 28's
-# policies/lean-six); its round 7 is policies/lean-seven:
-#   VLA_ROUNDS=7 scripts/train-default-policy.sh policies/lean-seven
+#   VLA_REFINE_FLAGS= VLA_SHAPE_FLAGS= VLA_ROUNDS=8 scripts/train-default-policy.sh policies/eight-rounds
+# The default of sessions 29-33 was the lean shape's round 6 without the
+# refinement (policies/lean-six); its round 7 is policies/lean-seven:
+#   VLA_REFINE_FLAGS= scripts/train-default-policy.sh policies/lean-six
+#   VLA_REFINE_FLAGS= VLA_ROUNDS=7 scripts/train-default-policy.sh policies/lean-seven
+# The default since session 34 is the same with --keypoint-refine 32 from
+# round 1 (no variable needed): 62.8 min end to end in session 34, on a
+# machine that trained the unrefined stages ~1.6x as fast as session 29's.
 #
 # Measure the machine first (scripts/speed-probe.sh): on a slow day the
 # same commands ran 2-3x slower (session 30).
-# Time on the 2-core machine with nothing else running (the lean six
-# rounds: 82.1 min in session 29; the 3-layer five rounds:
+# Time on the 2-core machine with nothing else running (the refined lean
+# six rounds: 62.8 min in session 34, ~98 min scaled to session 29's
+# machine; the unrefined lean six rounds: 82.1 min in session 29; the
+# 3-layer five rounds:
 # 83.8 min in session 24; four rounds: 77.7 min in session 22, 92.9 min in
 # session 21 before the faster backward pass; three rounds: 78.3 min in
 # session 20): see "Training" in
@@ -162,15 +171,16 @@ round1="$work/round1"
 stage 5: DAgger round 1
 collect_round 1 600000 "$bc"
 val_flags "$round1"
-# $VLA_REFINE_FLAGS (unset: none) goes to round 1 only; the later rounds
-# inherit it through --init-from. Session 33 ran the recipe with
-# VLA_REFINE_FLAGS="--keypoint-refine 32" (session 32's refinement of the
-# keypoints onto the 32x32 map, its output layer zero at the start, so
-# round 1 starts from exactly stage 4's actions). Split into words on purpose.
+# $VLA_REFINE_FLAGS (unset: --keypoint-refine 32, session 34's default;
+# set and empty: none, the recipe of sessions 29-33) goes to round 1 only;
+# the later rounds inherit it through --init-from. The refinement (session
+# 32) moves the keypoints onto the 32x32 map with a branch whose output
+# layer starts at zero, so round 1 starts from exactly stage 4's actions.
+# Split into words on purpose.
 # shellcheck disable=SC2086
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round1" --init-from "$bc" \
   "${round_flags[@]}" --shift-px 4 --steps "$round1_steps" --tcp-urdf urdf/panda.urdf "${vf[@]}" \
-  ${VLA_REFINE_FLAGS:-}
+  ${VLA_REFINE_FLAGS---keypoint-refine 32}
 
 round2="$out"
 [ "$rounds" -gt 2 ] && round2="$work/round2"
