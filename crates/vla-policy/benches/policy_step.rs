@@ -1,7 +1,8 @@
 //! Latency of one policy step (frame + joint state → 8 tokens), batch 1, one
 //! thread. `policy_step_default` runs the shipped policy itself
 //! (policies/default as `VlaPolicy::load` assembles it, the instruction given
-//! as tokens), `policy_step_refine_eight` policies/refine-eight likewise; `policy_step` and the variants below it build networks
+//! as tokens), `policy_step_refine_eight` policies/refine-eight and
+//! `policy_step_lean_six` policies/lean-six likewise; `policy_step` and the variants below it build networks
 //! with fresh weights from `ModelConfig`: `policy_step` the default
 //! `ModelConfig` shape, the Panda's 9 joints and the TCP
 //! position (forward kinematics through urdf/panda.urdf) as the shipped
@@ -105,11 +106,14 @@ fn bench(c: &mut Criterion) {
             .set_instruction_tokens(InstructionTokens::from_text_outputs(&text, max_text).unwrap());
         policy
     };
-    // policies/refine-eight: the lean shape with the keypoints refined
-    // onto the 32×32 map (session 32).
+    // policies/default (since session 34) and policies/refine-eight: the
+    // lean shape with the keypoints refined onto the 32×32 map (session
+    // 32); policies/lean-six: the same shape without the refinement (the
+    // default of sessions 29-33).
     for (bench_name, dir) in [
         ("policy_step_default", "default"),
         ("policy_step_refine_eight", "refine-eight"),
+        ("policy_step_lean_six", "lean-six"),
     ] {
         let policy = shipped(dir);
         c.bench_function(bench_name, |b| {
