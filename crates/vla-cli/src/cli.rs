@@ -371,6 +371,15 @@ pub struct TrainArgs {
     /// Default: the --init-from policy's, else 0.
     #[arg(long)]
     pub keypoint_refine: Option<usize>,
+    /// Channels the refinement's branch reduces each finer-map cell to
+    /// before reading its 3×3 neighbourhood (16 before session 35; its
+    /// hidden layer reads 9× this many inputs per cell). A policy that
+    /// already has the refinement keeps its own; another width on such a
+    /// policy re-initialises the branch's first two layers, so give it
+    /// where the refinement starts. Default: the --init-from policy's,
+    /// else 16.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub keypoint_refine_reduce: Option<u16>,
     /// Train only the camera stem and its keypoint head on the keypoint
     /// loss (localisation pre-training; continue with --init-from).
     #[arg(long)]

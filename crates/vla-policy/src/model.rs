@@ -135,6 +135,17 @@ pub struct ModelConfig {
     /// start keeps its keypoints). Needs `keypoint_stage >= 1`.
     #[serde(default)]
     pub keypoint_refine: usize,
+    /// Channels each finer-map cell is reduced to before the refinement's
+    /// branch reads its 3×3 neighbourhood (the branch's hidden layer has
+    /// `9 × keypoint_refine_reduce` inputs per cell, most of its cost).
+    /// Checkpoints before session 35 have 16 ([`crate::stem::CONTEXT_REDUCE`],
+    /// the coarse context branch's width), and that is what a missing field
+    /// means; it is written only when it differs.
+    #[serde(
+        default = "default_refine_reduce",
+        skip_serializing_if = "is_default_refine_reduce"
+    )]
+    pub keypoint_refine_reduce: usize,
     /// Table-plane offsets ([`crate::table_plane`]): the goal and target
     /// objects' keypoints projected through the calibrated camera onto the
     /// table plane, minus the TCP's position, as 4 more inputs of the
@@ -261,9 +272,18 @@ impl Default for ModelConfig {
             instruction_queries: 0,
             keypoint_hidden: 0,
             keypoint_refine: 0,
+            keypoint_refine_reduce: crate::stem::CONTEXT_REDUCE,
             table_plane: None,
         }
     }
+}
+
+fn default_refine_reduce() -> usize {
+    crate::stem::CONTEXT_REDUCE
+}
+
+fn is_default_refine_reduce(c: &usize) -> bool {
+    *c == crate::stem::CONTEXT_REDUCE
 }
 
 impl ModelConfig {
@@ -426,6 +446,9 @@ impl ModelConfig {
                 self.keypoint_refine, self.keypoints, self.keypoint_stage
             ));
         }
+        if self.keypoint_refine > 0 && self.keypoint_refine_reduce == 0 {
+            return Err("keypoint_refine_reduce must be at least 1 with keypoint_refine".into());
+        }
         if self.keypoint_hidden > 0 && self.keypoints == 0 {
             return Err(format!(
                 "keypoint_hidden {} needs keypoints > 0",
@@ -578,6 +601,7 @@ impl VlaModel {
                 d_model: d,
                 keypoint_hidden: cfg.keypoint_hidden,
                 keypoint_refine: cfg.keypoint_refine,
+                keypoint_refine_reduce: cfg.keypoint_refine_reduce,
             },
             vb.pp("stem"),
             vb.pp("keypoints"),
@@ -601,6 +625,7 @@ impl VlaModel {
                         d_model: d,
                         keypoint_hidden: 0,
                         keypoint_refine: 0,
+                        keypoint_refine_reduce: crate::stem::CONTEXT_REDUCE,
                     },
                     vb_c.pp("stem"),
                     vb_c.pp("keypoints"),

@@ -46,6 +46,9 @@ pub(crate) struct StemShape<'a> {
     /// instruction. The branch's output layer starts at zero, so a warm
     /// start from a policy without it begins with the same keypoints.
     pub keypoint_refine: usize,
+    /// Channels the refinement's branch reduces each finer-map cell to
+    /// (the coarse branch always uses [`CONTEXT_REDUCE`]).
+    pub keypoint_refine_reduce: usize,
 }
 
 /// What a stem computes for a batch.
@@ -108,6 +111,7 @@ impl Stem {
             let context = if shape.keypoint_hidden > 0 {
                 Some(Context::new(
                     stage_channels,
+                    CONTEXT_REDUCE,
                     shape.keypoint_hidden,
                     shape,
                     false,
@@ -122,6 +126,7 @@ impl Stem {
                 };
                 Some(Context::new(
                     shape.channels[stage],
+                    shape.keypoint_refine_reduce,
                     shape.keypoint_refine,
                     shape,
                     true,
@@ -307,7 +312,7 @@ pub(crate) const CONTEXT_REDUCE: usize = 16;
 /// refinement's branch on the finer map (`keypoint_refine > 0`).
 #[derive(Debug, Clone)]
 struct Context {
-    /// Cell features → [`CONTEXT_REDUCE`] channels (ReLU).
+    /// Cell features → `reduce_width` channels (ReLU).
     reduce: Linear,
     /// 3×3 neighbourhood of reduced features → hidden.
     hidden: Linear,
@@ -318,11 +323,13 @@ struct Context {
 }
 
 impl Context {
-    /// A branch of width `h` over a map of `channels`, its variables under
+    /// A branch of width `h` over a map of `channels`, each cell reduced to
+    /// `reduce_width` channels before the 3×3 gather, its variables under
     /// `vb` (`reduce`, `hidden`, `hidden_text`, `out`); `zero_out` starts
     /// the output layer at zero (the branch adds nothing until trained).
     fn new(
         channels: usize,
+        reduce_width: usize,
         h: usize,
         shape: &StemShape<'_>,
         zero_out: bool,
@@ -333,8 +340,8 @@ impl Context {
             None => None,
         };
         // Created in this order (the seeded initialisation draws in it).
-        let reduce = Linear::new(channels, CONTEXT_REDUCE, vb.pp("reduce"))?;
-        let hidden = Linear::new(9 * CONTEXT_REDUCE, h, vb.pp("hidden"))?;
+        let reduce = Linear::new(channels, reduce_width, vb.pp("reduce"))?;
+        let hidden = Linear::new(9 * reduce_width, h, vb.pp("hidden"))?;
         let out = if zero_out {
             Linear::zeros(h, shape.keypoints, vb.pp("out"))?
         } else {

@@ -227,3 +227,58 @@ fn the_refinement_resolves_sub_cells_the_coarse_map_cannot() {
     });
     assert!(coarse < 0.5 * 4f32.ln(), "coarse loss {coarse}");
 }
+
+/// The refinement's branch reduces each finer-map cell to
+/// `keypoint_refine_reduce` channels (session 35: 8 instead of 16 halves
+/// its hidden layer): the tensors have that width, a fresh branch still
+/// starts at zero, 0 is refused, and a config.json without the field (every
+/// policy before it) reads as 16 and is written back without it.
+#[test]
+fn the_branch_width_is_configurable_and_old_configs_mean_sixteen() {
+    let cfg = ModelConfig {
+        keypoint_refine_reduce: 4,
+        ..refined()
+    };
+    let (varmap, with) = checkpoint::fresh_model(&cfg, 7, &Device::Cpu).unwrap();
+    {
+        let vars = varmap.data().lock().unwrap();
+        let dims = |name: &str| vars[name].as_tensor().dims().to_vec();
+        assert_eq!(dims("keypoints.refine.reduce.weight")[0], 4);
+        assert_eq!(dims("keypoints.refine.hidden.weight"), vec![8, 9 * 4]);
+        // The coarse context branch keeps its 16.
+        assert_eq!(dims("keypoints.hidden.weight"), vec![8, 9 * 16]);
+    }
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let without = VlaModel::new(
+        &ModelConfig {
+            keypoint_refine: 0,
+            ..cfg.clone()
+        },
+        vb,
+    )
+    .unwrap();
+    let (images, text, mask, _) = inputs(&cfg, 2);
+    let xy = |m: &VlaModel| {
+        let fine = m.keypoint_logits(&images, &text, &mask).unwrap().unwrap();
+        fine.dims()[2]
+    };
+    assert_eq!((xy(&with), xy(&without)), (64, 16));
+
+    let err = ModelConfig {
+        keypoint_refine_reduce: 0,
+        ..refined()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.contains("keypoint_refine_reduce"), "{err}");
+
+    let mut json = serde_json::to_value(refined()).unwrap();
+    assert!(json.get("keypoint_refine_reduce").is_none(), "{json}");
+    json.as_object_mut()
+        .unwrap()
+        .remove("keypoint_refine_reduce");
+    let back: ModelConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back.keypoint_refine_reduce, 16);
+    let written = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(written["keypoint_refine_reduce"], 4);
+}

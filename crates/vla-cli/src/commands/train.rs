@@ -139,6 +139,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
             keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
+            keypoint_refine_reduce: args
+                .keypoint_refine_reduce
+                .map_or(stem_from.keypoint_refine_reduce, usize::from),
             crop: match &wrist_net {
                 Some(net) => Some(net.clone()),
                 None => (args.hand_crop_px > 0).then(|| vla_policy::model::CropNetConfig {
