@@ -175,6 +175,14 @@ pub struct CollectArgs {
     /// Tasks without a carry (pick up, push) are skipped.
     #[arg(long, requires = "dagger")]
     pub after_lift: bool,
+    /// With --dagger: the labelling expert, finding the object in the hand
+    /// below carry height and within this many metres (horizontally) of
+    /// where it goes (for move-next-to: or already at a free spot next to
+    /// the target), labels "lower it here" instead of "lift to carry height
+    /// first". Off by default, as in every bundled policy's recipe
+    /// (policies/default/README.md, session 36).
+    #[arg(long, value_name = "M", requires = "dagger")]
+    pub lower_near_spot_m: Option<f64>,
 }
 
 /// Arguments of `vla train`.

@@ -122,6 +122,9 @@ pub struct DaggerInfo {
     /// (`vla collect --after-lift`).
     #[serde(default)]
     pub after_lift: bool,
+    /// The labelling expert's `--lower-near-spot-m` (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_near_spot_m: Option<f64>,
 }
 
 /// One line of `episodes.jsonl`.

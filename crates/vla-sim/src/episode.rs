@@ -102,6 +102,11 @@ pub struct EpisodeOptions {
     /// Policy steps the world runs, arm holding still, after the driver
     /// terminates (or the limit) before success is judged.
     pub settle_steps: usize,
+    /// DAgger: the labelling expert lowers a held object from below carry
+    /// height when its place is within this many metres
+    /// ([`ScriptedExpert::with_lower_near_spot`]); `None`: it lifts to
+    /// carry height first, as in its demonstrations.
+    pub dagger_lower_near_spot_m: Option<f64>,
 }
 
 impl EpisodeOptions {
@@ -116,6 +121,7 @@ impl EpisodeOptions {
             record: false,
             randomization: DomainRandomization::default(),
             settle_steps: 5,
+            dagger_lower_near_spot_m: None,
         }
     }
 }
@@ -338,11 +344,11 @@ pub fn run_episode_observed(
         }
         Driver::Dagger { policy, .. } => {
             policy.reset(&instruction)?;
-            Some(ScriptedExpert::new(
-                task.goal.clone(),
-                NoiseConfig::none(),
-                seed,
-            ))
+            let expert = ScriptedExpert::new(task.goal.clone(), NoiseConfig::none(), seed);
+            Some(match options.dagger_lower_near_spot_m {
+                Some(radius_m) => expert.with_lower_near_spot(radius_m),
+                None => expert,
+            })
         }
         Driver::Decoy { .. } => Some(ScriptedExpert::new(
             task.goal.clone(),

@@ -20,6 +20,7 @@ use vla_core::Action;
 use crate::goal::Goal;
 use crate::layout::{next_to_spots, push_dir_world, Footprint};
 use crate::scene::Geometry;
+use crate::success::NEXT_TO_MAX_GAP_M;
 use crate::world::World;
 use crate::SimError;
 
@@ -31,6 +32,15 @@ const PUSH_STEP_M: f64 = 0.012;
 const MAX_ROT_STEP_RAD: f64 = 0.1;
 /// Carry height of the TCP above the table, metres.
 const CARRY_Z_M: f64 = 0.16;
+/// With [`ScriptedExpert::with_lower_near_spot`]: how far below carry
+/// height the TCP must be for the expert to lower from where it is, metres.
+const BELOW_CARRY_M: f64 = 0.02;
+/// Move next to, lowering from where it is: the most gap (between the
+/// footprints' circles, which is at least the checked gap) kept to the
+/// target, metres; 2 cm inside the check's [`NEXT_TO_MAX_GAP_M`].
+const HERE_MAX_GAP_M: f64 = NEXT_TO_MAX_GAP_M - 0.02;
+/// Move next to, lowering from where it is: the least gap kept to the target, metres.
+const HERE_MIN_GAP_M: f64 = 0.005;
 /// Hover height of the TCP above a grasp point, metres.
 const HOVER_M: f64 = 0.09;
 /// Distance from an object's side to the TCP before pushing (closed
@@ -199,6 +209,7 @@ pub struct ScriptedExpert {
     approach_xy_step_m: f64,
     world_from_tcp_home: Option<UnitQuaternion<f64>>,
     place_xy: Option<[f64; 2]>,
+    lower_near_spot_m: Option<f64>,
 }
 
 fn clamp_vec(v: Vector3<f64>, max: f64) -> Vector3<f64> {
@@ -233,7 +244,24 @@ impl ScriptedExpert {
             early_close_left: 0,
             world_from_tcp_home: None,
             place_xy: None,
+            lower_near_spot_m: None,
         }
+    }
+
+    /// An expert that, finding the goal's object in the hand below carry
+    /// height (at least [`BELOW_CARRY_M`] under it) and above its release
+    /// height, lowers it onto its place from there instead of lifting it to
+    /// carry height first: when the place is within `radius_m`
+    /// horizontally, and for move-next-to also wherever the object already
+    /// is a free spot next to the target (gap 0.5–4 cm, the open fingers
+    /// clear of everything). The scripted demonstrations never meet that
+    /// state (they lift to carry height before moving); a policy under
+    /// DAgger does, and without this rule it is told "rise" where its own
+    /// demonstrations lowered (`vla collect --lower-near-spot-m`,
+    /// policies/default/README.md, session 36).
+    pub fn with_lower_near_spot(mut self, radius_m: f64) -> Self {
+        self.lower_near_spot_m = Some(radius_m);
+        self
     }
 
     fn set_phase(&mut self, phase: Phase) {
@@ -388,6 +416,12 @@ impl ScriptedExpert {
             // reaching for where it now hangs with the gripper open.
             if held && matches!(self.phase, Phase::Approach | Phase::Descend) {
                 self.set_phase(Phase::Lift);
+            }
+            if held
+                && matches!(self.phase, Phase::Lift | Phase::Carry)
+                && self.lowers_from_here(world, oi, &p, &oc, half_h)?
+            {
+                self.set_phase(Phase::Lower);
             }
             match self.phase {
                 Phase::Approach => {
@@ -553,22 +587,7 @@ impl ScriptedExpert {
                 // The open fingers reach 6 cm along the finger axis: keep
                 // that side clear of the target and the others.
                 let y_axis = world.world_from_tcp()?.rotation * Vector3::y();
-                let mut all = others.clone();
-                all.push(Footprint {
-                    xy_m: [tc.x, tc.y],
-                    radius_m: world.objects()[ti].geometry.footprint_radius_m(),
-                });
-                let clear = |s: &[f64; 2]| {
-                    all.iter().all(|o| {
-                        let u = Vector3::new(o.xy_m[0] - s[0], o.xy_m[1] - s[1], 0.0);
-                        let d = u.norm();
-                        let u = u / d.max(1e-9);
-                        let along_y = u.dot(&y_axis).abs();
-                        let reach = OPEN_HAND_HALF_SPAN_M * along_y
-                            + FINGER_HALF_WIDTH_M * (1.0 - along_y * along_y).sqrt();
-                        d >= o.radius_m + reach + 0.008
-                    })
-                };
+                let clear = |s: &[f64; 2]| spot_is_clear(world, oi, *s, &y_axis);
                 let spots: Vec<[f64; 2]> =
                     match spots.iter().copied().filter(clear).collect::<Vec<_>>() {
                         v if v.is_empty() => spots,
@@ -583,6 +602,54 @@ impl ScriptedExpert {
             }
             _ => Ok([tc.x, tc.y]),
         }
+    }
+
+    /// The rule of [`Self::with_lower_near_spot`]: whether to lower the
+    /// held object `oi` (centre `oc`, half-height `half_h`, TCP at `p`)
+    /// from where it is. For move-next-to it may move the place to here.
+    fn lowers_from_here(
+        &mut self,
+        world: &World,
+        oi: usize,
+        p: &Vector3<f64>,
+        oc: &Vector3<f64>,
+        half_h: f64,
+    ) -> Result<bool, SimError> {
+        let Some(radius_m) = self.lower_near_spot_m else {
+            return Ok(false);
+        };
+        if !matches!(
+            self.goal,
+            Goal::PutIn { .. } | Goal::Stack { .. } | Goal::MoveNextTo { .. }
+        ) {
+            return Ok(false);
+        }
+        if p.z > world.table_z_m() + CARRY_Z_M - BELOW_CARRY_M
+            || oc.z < self.release_centre_z(world, half_h)? - 0.003
+        {
+            return Ok(false);
+        }
+        if let Goal::MoveNextTo { .. } = self.goal {
+            if let Some(ti) = self.goal.target().and_then(|t| world.index_of(t)) {
+                let tc = world.pose(ti).translation.vector;
+                let gap_m = (tc.x - oc.x).hypot(tc.y - oc.y)
+                    - world.objects()[oi].geometry.footprint_radius_m()
+                    - world.objects()[ti].geometry.footprint_radius_m();
+                if (HERE_MIN_GAP_M..=HERE_MAX_GAP_M).contains(&gap_m)
+                    && spot_is_clear(
+                        world,
+                        oi,
+                        [oc.x, oc.y],
+                        &(world.world_from_tcp()?.rotation * Vector3::y()),
+                    )
+                {
+                    self.place_xy = Some([oc.x, oc.y]);
+                    return Ok(true);
+                }
+            }
+        }
+        let place = self.place_xy(world, oi)?;
+        Ok((place[0] - oc.x).hypot(place[1] - oc.y) <= radius_m)
     }
 
     /// Height of the held object's centre at release, world z.
@@ -718,6 +785,27 @@ impl ScriptedExpert {
     pub fn done(&self) -> bool {
         self.phase == Phase::Done
     }
+}
+
+/// Whether an object `oi` set down at `xy` leaves the open fingers (6 cm
+/// along the finger axis `y_axis`, world) clear of every other object by
+/// 8 mm.
+fn spot_is_clear(world: &World, oi: usize, xy: [f64; 2], y_axis: &Vector3<f64>) -> bool {
+    world
+        .objects()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != oi)
+        .all(|(i, o)| {
+            let c = world.pose(i).translation.vector;
+            let u = Vector3::new(c.x - xy[0], c.y - xy[1], 0.0);
+            let d = u.norm();
+            let u = u / d.max(1e-9);
+            let along_y = u.dot(y_axis).abs();
+            let reach = OPEN_HAND_HALF_SPAN_M * along_y
+                + FINGER_HALF_WIDTH_M * (1.0 - along_y * along_y).sqrt();
+            d >= o.geometry.footprint_radius_m() + reach + 0.008
+        })
 }
 
 /// Roll, pitch, yaw (base frame, `Rz·Ry·Rx`) that turn the TCP's current

@@ -57,6 +57,12 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     });
     options.render = true;
     options.record = true;
+    if let Some(radius_m) = args.lower_near_spot_m {
+        if !(radius_m.is_finite() && radius_m >= 0.0) {
+            bail!("--lower-near-spot-m must be a distance ≥ 0 in metres, got {radius_m}");
+        }
+        options.dagger_lower_near_spot_m = Some(radius_m);
+    }
     options.keep_depth = args.depth;
     options.wrist = args.wrist_camera;
     if args.randomize {
@@ -129,6 +135,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
             expert_prob: args.expert_prob,
             decoding: policy.config().decoding.as_str().into(),
             after_lift: args.after_lift,
+            lower_near_spot_m: args.lower_near_spot_m,
         });
     }
     let mut writer = DatasetWriter::create(&args.out, meta)?;
