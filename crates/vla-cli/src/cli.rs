@@ -388,6 +388,14 @@ pub struct TrainArgs {
     /// else 16.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub keypoint_refine_reduce: Option<u16>,
+    /// Also read the previous step's executed action (7 values after the
+    /// TCP position, into the TCP token; needs the TCP input, --tcp-urdf or
+    /// a warm start that has it). On a warm start from a policy without it
+    /// the new inputs start with zero weights, so training begins from
+    /// exactly that policy's actions. A policy that has it keeps it.
+    /// (crates/vla-policy/src/prev_action.rs, session 36.)
+    #[arg(long)]
+    pub prev_action: bool,
     /// Train only the camera stem and its keypoint head on the keypoint
     /// loss (localisation pre-training; continue with --init-from).
     #[arg(long)]

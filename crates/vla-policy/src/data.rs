@@ -26,6 +26,9 @@ pub struct Sample {
     pub instruction: Instruction,
     /// The expert's action for this frame.
     pub action: Action,
+    /// The action executed on the step before this frame in the same
+    /// episode, where the source recorded it ([`crate::prev_action`]).
+    pub prev_action: Option<Action>,
     /// Measured joint positions when the frame was taken, in the order of
     /// [`Dataset::state_names`] (empty when the source has none).
     pub state: Vec<f32>,
@@ -249,6 +252,9 @@ pub mod demo_dir {
                         rec.height_px
                     )));
                 }
+                // Recorded demonstrations executed their actions: each
+                // step's is the next one's previous action.
+                let mut prev_action = None;
                 for (a, px) in rec.actions.iter().zip(bytes.chunks_exact(frame_bytes)) {
                     let frame = RgbFrame::new(
                         rec.width_px,
@@ -260,6 +266,7 @@ pub mod demo_dir {
                     let action = Action::from_continuous(v, a[7] >= 0.5);
                     action.check_finite()?;
                     samples.push(Sample {
+                        prev_action: prev_action.replace(action),
                         episode,
                         rgb: to_model_rgb8(&frame, size_px)?.into(),
                         instruction: instruction.clone(),
@@ -379,6 +386,8 @@ pub mod synthetic {
                 let instruction = Instruction::new(&phrase.replace("{}", COLOURS[target].0))?;
                 let mut pos = [rng.gen_range(0.15..0.85) * s, rng.gen_range(0.15..0.85) * s];
                 let mut distractor = [rng.gen_range(0.1..0.9) * s, rng.gen_range(0.1..0.9) * s];
+                // The toy expert's actions are executed as they are.
+                let mut prev_action = None;
                 for _ in 0..self.steps {
                     let mut rgb = vec![128u8; size_px * size_px * 3];
                     for (centre, colour) in
@@ -397,6 +406,7 @@ pub mod synthetic {
                         false,
                     );
                     samples.push(Sample {
+                        prev_action: prev_action.replace(action),
                         episode,
                         rgb: rgb.into(),
                         instruction: instruction.clone(),

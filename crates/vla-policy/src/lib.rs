@@ -39,6 +39,7 @@ pub mod optim;
 pub mod parallel;
 pub mod pixels;
 pub mod policy;
+pub mod prev_action;
 pub mod sampling;
 pub mod sim_data;
 pub(crate) mod stem;

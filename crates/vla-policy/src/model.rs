@@ -111,6 +111,12 @@ pub struct ModelConfig {
     /// the state vector. `false` in checkpoints from before it.
     #[serde(default)]
     pub tcp_input: bool,
+    /// The previous step's executed action ([`crate::prev_action`]): 7
+    /// more values after the TCP position in the state vector, read by the
+    /// TCP token's projection. Needs `tcp_input`. Not written when `false`
+    /// (every policy before session 36).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prev_action_input: bool,
     /// A second, hand-centred image ([`crate::crop`]): a square window of
     /// the frame around the tool centre point's projection, with its own
     /// stem, tokens and keypoints. `None` in checkpoints from before it.
@@ -268,6 +274,7 @@ impl Default for ModelConfig {
             aux_outputs: crate::data::AUX_DIM,
             relation_token: true,
             tcp_input: false,
+            prev_action_input: false,
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
@@ -288,11 +295,21 @@ fn is_default_refine_reduce(c: &usize) -> bool {
 
 impl ModelConfig {
     /// Length of the state vector the encoder reads: the joint values, then
-    /// the TCP position if `tcp_input`.
+    /// the TCP position if `tcp_input`, then the previous action if
+    /// `prev_action_input`.
     pub fn state_width(&self) -> usize {
-        self.state_dim
-            + if self.tcp_input {
-                crate::tcp::TCP_DIM
+        self.state_dim + self.tcp_token_width()
+    }
+
+    /// Values the TCP token's projection reads: the TCP position, and the
+    /// previous action after it.
+    pub fn tcp_token_width(&self) -> usize {
+        if !self.tcp_input {
+            return 0;
+        }
+        crate::tcp::TCP_DIM
+            + if self.prev_action_input {
+                crate::prev_action::PREV_ACTION_DIM
             } else {
                 0
             }
@@ -375,6 +392,13 @@ impl ModelConfig {
 
     /// Checks that the numbers fit together; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.prev_action_input && !self.tcp_input {
+            return Err(
+                "prev_action_input needs the TCP input (tcp_input): the previous action \
+                 feeds the TCP token"
+                    .into(),
+            );
+        }
         if let Some(plane) = &self.table_plane {
             if !(self.relation_token && self.tcp_input) {
                 return Err(
@@ -660,7 +684,7 @@ impl VlaModel {
                 None
             },
             tcp_proj: if cfg.tcp_input {
-                Some(Linear::new(crate::tcp::TCP_DIM, d, vb.pp("tcp_proj"))?)
+                Some(Linear::new(cfg.tcp_token_width(), d, vb.pp("tcp_proj"))?)
             } else {
                 None
             },
@@ -841,8 +865,12 @@ impl VlaModel {
                 };
                 let tcp = match &self.tcp_proj {
                     Some(proj) => Some(
-                        proj.forward(&state.narrow(1, self.cfg.state_dim, crate::tcp::TCP_DIM)?)?
-                            .unsqueeze(1)?,
+                        proj.forward(&state.narrow(
+                            1,
+                            self.cfg.state_dim,
+                            self.cfg.tcp_token_width(),
+                        )?)?
+                        .unsqueeze(1)?,
                     ),
                     None => None,
                 };

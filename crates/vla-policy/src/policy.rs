@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_core::{
-    ActionTokens, Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame,
+    Action, ActionTokens, Instruction, JointState, Policy, PolicyError, PolicyStep, RgbFrame,
     TOKENS_PER_STEP,
 };
 
@@ -63,6 +63,10 @@ pub struct VlaPolicy {
     /// The target keypoint's filter (`config.json` `keypoint_memory`): a
     /// step updates it through `&self`, a new instruction empties it.
     memory: Option<Mutex<KeypointMemory>>,
+    /// The action decoded on the last step, for policies that read it
+    /// (`prev_action_input`, [`crate::prev_action`]): a step updates it
+    /// through `&self`, a new instruction empties it.
+    previous: Mutex<Option<Action>>,
     /// Keypoints held at given positions (map units) on every step, for
     /// diagnostics ([`Self::pin_keypoint_px`]).
     pinned: Vec<(usize, [f32; 2])>,
@@ -135,6 +139,7 @@ impl VlaPolicy {
             instruction: None,
             tcp: None,
             memory,
+            previous: Mutex::new(None),
             pinned: Vec::new(),
             device: device.clone(),
         }
@@ -198,12 +203,26 @@ impl VlaPolicy {
 
     /// Empties the keypoint filter (a new episode).
     fn forget(&mut self) {
+        *self
+            .previous
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         if let Some(memory) = &mut self.memory {
             memory
                 .get_mut()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .reset();
         }
+    }
+
+    /// The action this policy decoded last, which its next step reads
+    /// (`prev_action_input`); `None` before the first step after an
+    /// instruction, and always for policies without the input.
+    pub fn previous_action(&self) -> Option<Action> {
+        *self
+            .previous
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sets the forward kinematics of the TCP input (loaded from the policy
@@ -503,6 +522,12 @@ impl VlaPolicy {
         }
         let tokens = ActionTokens(ids);
         let action = self.config.tokenizer.detokenize(&tokens)?;
+        if self.config.model.prev_action_input {
+            *self
+                .previous
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(action);
+        }
         Ok(PolicyStep { tokens, action })
     }
 }
@@ -589,6 +614,13 @@ impl VlaPolicy {
         };
         if let (Some(tcp), Some(raw)) = (&self.tcp, tcp_m) {
             v.extend(tcp.normalise(&raw));
+            if self.config.model.prev_action_input {
+                let previous = *self
+                    .previous
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                v.extend(crate::prev_action::features(previous.as_ref()));
+            }
         }
         Ok(Some(v))
     }

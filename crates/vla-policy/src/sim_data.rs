@@ -76,6 +76,9 @@ struct JointsLine {
 #[derive(Deserialize)]
 struct StepLine {
     action: Action,
+    /// What was sent to the arm (absent in files from before it).
+    #[serde(default)]
+    executed: Option<Action>,
     joints: JointsLine,
     tcp_xyz_m: [f64; 3],
     #[serde(default)]
@@ -289,6 +292,12 @@ impl SimDataset {
                 rgb,
                 instruction: instruction.clone(),
                 action: step.action,
+                // The episode's previous step as it was executed (the first
+                // recorded step of an --after-lift rollout has none recorded).
+                prev_action: k
+                    .checked_sub(1)
+                    .and_then(|j| steps[j].executed)
+                    .filter(|a| a.check_finite().is_ok()),
                 state: step
                     .joints
                     .positions_rad
@@ -404,8 +413,15 @@ mod tests {
             let mut frames = Vec::new();
             for k in 0..steps {
                 let v = (e * 10 + k) as f64 * 1e-3;
+                // Odd episodes record what was executed (z = v, closed), even
+                // ones are in the format from before it.
+                let executed = if e % 2 == 1 {
+                    format!(",\"executed\":{{\"translation_m\":[0,0,{v}],\"rotation_rad\":[0,0,0],\"gripper\":1,\"terminate\":false}}")
+                } else {
+                    String::new()
+                };
                 lines.push_str(&format!(
-                    "{{\"action\":{{\"translation_m\":[{v},0,0],\"rotation_rad\":[0,0,0],\"gripper\":0,\"terminate\":false}},\"joints\":{{\"names\":[\"a\",\"b\"],\"positions_rad\":[{v},1]}},\"tcp_xyz_m\":[0,0,{v}],\"object_px\":[1,{v}]}}\n"
+                    "{{\"action\":{{\"translation_m\":[{v},0,0],\"rotation_rad\":[0,0,0],\"gripper\":0,\"terminate\":false}}{executed},\"joints\":{{\"names\":[\"a\",\"b\"],\"positions_rad\":[{v},1]}},\"tcp_xyz_m\":[0,0,{v}],\"object_px\":[1,{v}]}}\n"
                 ));
                 frames.extend(std::iter::repeat_n((e * 10 + k) as u8, 4 * 4 * 3));
             }
@@ -500,6 +516,30 @@ mod tests {
         fs::write(dir.path().join("episodes/000001/wrist.rgb"), [0u8; 5]).unwrap();
         let err = folder.load_with_threads(4, 1).unwrap_err().to_string();
         assert!(err.contains("000001") && err.contains("wrist.rgb"), "{err}");
+    }
+
+    #[test]
+    fn each_sample_carries_the_action_executed_on_the_step_before() {
+        let dir = tempfile::tempdir().unwrap();
+        write_folder(dir.path(), 6);
+        let data = SimDataset(dir.path().to_path_buf()).load(4).unwrap();
+        let prev_z = |episode: usize| -> Vec<Option<f64>> {
+            data.samples
+                .iter()
+                .filter(|s| s.episode == episode)
+                .map(|s| s.prev_action.map(|a| a.translation_m[2]))
+                .collect()
+        };
+        // Episode 5 (3 steps, executed recorded): nothing before the first step.
+        assert_eq!(prev_z(5), [None, Some(0.050), Some(0.051)]);
+        assert!(data
+            .samples
+            .iter()
+            .filter(|s| s.episode == 5)
+            .skip(1)
+            .all(|s| s.prev_action.unwrap().gripper == 1.0));
+        // Episode 4 (2 steps, an older file without `executed`): none.
+        assert_eq!(prev_z(4), [None, None]);
     }
 
     #[test]

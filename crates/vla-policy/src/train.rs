@@ -811,6 +811,8 @@ pub fn train(
                 (None, None) => None,
             };
             model_cfg.tcp_input = tcp.is_some();
+            // A policy that reads its previous action keeps reading it.
+            model_cfg.prev_action_input |= init_cfg.model.prev_action_input;
             model_cfg.table_plane = table_plane_config(
                 opts,
                 init_cfg.model.table_plane,
@@ -906,6 +908,12 @@ pub fn train(
         let all = states.get_or_insert_with(|| vec![Vec::new(); data.samples.len()]);
         for (row, raw) in all.iter_mut().zip(rows) {
             row.extend(input.normalise(&raw));
+        }
+        // The previous action follows the TCP position (validated: it needs the TCP input).
+        if cfg.model.prev_action_input {
+            for (row, s) in all.iter_mut().zip(&data.samples) {
+                row.extend(crate::prev_action::features(s.prev_action.as_ref()));
+            }
         }
     }
     let states = states.as_deref();

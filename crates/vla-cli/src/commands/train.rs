@@ -138,6 +138,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             mlp_ratio: args.mlp_ratio.map_or(stem_from.mlp_ratio, usize::from),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
+            prev_action_input: args.prev_action || stem_from.prev_action_input,
             keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
             keypoint_refine_reduce: args
                 .keypoint_refine_reduce
