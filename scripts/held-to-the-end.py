@@ -63,9 +63,9 @@ def episode(path):
 
 
 def main(argv):
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
-        return 2
+        return 0 if argv else 2
     if argv[0] == "--episode":
         for p in argv[1:]:
             episode(p)
