@@ -136,10 +136,14 @@ stage 4: behaviour cloning
 #    bilinear keypoint targets for object, target and TCP; 1 800 steps.
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
+# $VLA_BC_FLAGS, if set, is appended to this stage's `vla train` (split
+# into words on purpose; the rounds inherit what it adds through
+# --init-from): session 36's prev-six was VLA_BC_FLAGS=--prev-action.
 bc="$work/bc"
+# shellcheck disable=SC2086
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val ${VLA_BC_FLAGS:-}
 
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
