@@ -396,6 +396,18 @@ pub struct TrainArgs {
     /// (crates/vla-policy/src/prev_action.rs, session 36.)
     #[arg(long)]
     pub prev_action: bool,
+    /// With --prev-action: feed the previous action's gripper value as 0,
+    /// so the policy cannot copy its last gripper command (implies
+    /// --prev-action; a policy that leaves it out keeps leaving it out).
+    /// (Session 37.)
+    #[arg(long)]
+    pub prev_action_without_gripper: bool,
+    /// Previous-action dropout (augmentation, needs a model with the
+    /// previous-action input): each training sample's previous action is
+    /// zeroed, as on an episode's first step, with this probability, so
+    /// the policy also learns to act from the frame alone. (Session 37.)
+    #[arg(long, default_value_t = 0.0)]
+    pub prev_action_dropout: f32,
     /// Train only the camera stem and its keypoint head on the keypoint
     /// loss (localisation pre-training; continue with --init-from).
     #[arg(long)]

@@ -117,6 +117,14 @@ pub struct ModelConfig {
     /// (every policy before session 36).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prev_action_input: bool,
+    /// Whether the previous action's gripper value is read (session 37):
+    /// `false` feeds it as 0 whatever the gripper did, so the policy cannot
+    /// copy its last gripper command and must see whether it holds
+    /// something. The column stays, so warm starts in either direction
+    /// keep their shapes. `true` in every checkpoint from before it; not
+    /// written when `true`.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub prev_action_gripper: bool,
     /// A second, hand-centred image ([`crate::crop`]): a square window of
     /// the frame around the tool centre point's projection, with its own
     /// stem, tokens and keypoints. `None` in checkpoints from before it.
@@ -275,6 +283,7 @@ impl Default for ModelConfig {
             relation_token: true,
             tcp_input: false,
             prev_action_input: false,
+            prev_action_gripper: true,
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
@@ -287,6 +296,14 @@ impl Default for ModelConfig {
 
 fn default_refine_reduce() -> usize {
     crate::stem::CONTEXT_REDUCE
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_default_refine_reduce(c: &usize) -> bool {
@@ -396,6 +413,13 @@ impl ModelConfig {
             return Err(
                 "prev_action_input needs the TCP input (tcp_input): the previous action \
                  feeds the TCP token"
+                    .into(),
+            );
+        }
+        if !self.prev_action_gripper && !self.prev_action_input {
+            return Err(
+                "prev_action_gripper = false without prev_action_input: there is no previous \
+                 action to leave the gripper out of"
                     .into(),
             );
         }

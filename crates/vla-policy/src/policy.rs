@@ -619,7 +619,10 @@ impl VlaPolicy {
                     .previous
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                v.extend(crate::prev_action::features(previous.as_ref()));
+                v.extend(crate::prev_action::features(
+                    previous.as_ref(),
+                    self.config.model.prev_action_gripper,
+                ));
             }
         }
         Ok(Some(v))

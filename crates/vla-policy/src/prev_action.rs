@@ -15,6 +15,14 @@
 //! was actually sent, the policy's or the expert's); a policy remembers the
 //! action it decoded last and forgets it with a new instruction. The first
 //! step of an episode, and sources without executed actions, read zeros.
+//!
+//! Two guards against the copycat problem (a policy that learns to repeat
+//! its last command because demonstrations are smooth), session 37:
+//! `ModelConfig::prev_action_gripper = false` (`vla train
+//! --prev-action-without-gripper`) feeds the gripper value as 0, and
+//! `TrainOptions::prev_action_dropout` (`--prev-action-dropout P`) zeroes
+//! a training sample's whole previous action with probability P, so the
+//! network must also act from the frame alone ([`drop_rows`]).
 
 use vla_core::Action;
 
@@ -27,8 +35,9 @@ pub const ROTATION_SCALE_RAD: f64 = 0.15;
 
 /// The input values for the previous action, zeros when there is none.
 /// Non-finite components read 0 and the rest are clamped to ±2, so a
-/// corrupt record cannot blow up the token.
-pub fn features(previous: Option<&Action>) -> [f32; PREV_ACTION_DIM] {
+/// corrupt record cannot blow up the token. `gripper = false` leaves the
+/// gripper value at 0 (`ModelConfig::prev_action_gripper`).
+pub fn features(previous: Option<&Action>, gripper: bool) -> [f32; PREV_ACTION_DIM] {
     let Some(a) = previous else {
         return [0.0; PREV_ACTION_DIM];
     };
@@ -44,8 +53,31 @@ pub fn features(previous: Option<&Action>) -> [f32; PREV_ACTION_DIM] {
         out[i] = clean(a.translation_m[i] / TRANSLATION_SCALE_M);
         out[3 + i] = clean(a.rotation_rad[i] / ROTATION_SCALE_RAD);
     }
-    out[6] = clean(2.0 * a.gripper - 1.0);
+    if gripper {
+        out[6] = clean(2.0 * a.gripper - 1.0);
+    }
     out
+}
+
+/// Previous-action dropout (training augmentation): in `state` (`b` rows
+/// of equal width, the previous action in each row's last
+/// [`PREV_ACTION_DIM`] values) each row's previous action is zeroed — read
+/// as "no previous action", like an episode's first step — with
+/// probability `p`. Draws nothing when `p` is 0, so the caller's random
+/// stream is untouched; draws one number per row otherwise.
+pub fn drop_rows(state: &mut [f32], b: usize, p: f32, rng: &mut impl rand::Rng) {
+    if p <= 0.0 || b == 0 {
+        return;
+    }
+    let width = state.len() / b;
+    if width < PREV_ACTION_DIM {
+        return;
+    }
+    for row in state.chunks_exact_mut(width) {
+        if rng.gen::<f32>() < p {
+            row[width - PREV_ACTION_DIM..].fill(0.0);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -54,10 +86,47 @@ mod tests {
 
     #[test]
     fn scales_and_guards() {
-        assert_eq!(features(None), [0.0; PREV_ACTION_DIM]);
+        assert_eq!(features(None, true), [0.0; PREV_ACTION_DIM]);
         let a = Action::new([0.03, -0.015, 0.0], [0.15, 0.0, -0.075], 1.0, false);
-        assert_eq!(features(Some(&a)), [1.0, -0.5, 0.0, 1.0, 0.0, -0.5, 1.0]);
+        assert_eq!(
+            features(Some(&a), true),
+            [1.0, -0.5, 0.0, 1.0, 0.0, -0.5, 1.0]
+        );
+        assert_eq!(
+            features(Some(&a), false),
+            [1.0, -0.5, 0.0, 1.0, 0.0, -0.5, 0.0]
+        );
         let bad = Action::new([f64::NAN, 10.0, 0.0], [0.0; 3], 0.0, false);
-        assert_eq!(features(Some(&bad)), [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, -1.0]);
+        assert_eq!(
+            features(Some(&bad), true),
+            [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+        );
+    }
+
+    #[test]
+    fn dropout_zeroes_whole_previous_actions_only() {
+        use rand::{Rng, SeedableRng};
+        let (b, width) = (400, 3 + PREV_ACTION_DIM);
+        let original: Vec<f32> = (0..b * width).map(|i| 1.0 + i as f32).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut state = original.clone();
+        drop_rows(&mut state, b, 0.0, &mut rng);
+        assert_eq!(state, original);
+        // p = 0 drew nothing.
+        let mut fresh = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        assert_eq!(rng.gen::<u64>(), fresh.gen::<u64>());
+        drop_rows(&mut state, b, 0.5, &mut rng);
+        let mut dropped = 0;
+        for (row, orig) in state.chunks_exact(width).zip(original.chunks_exact(width)) {
+            // The TCP part is never touched; the previous action is all or nothing.
+            assert_eq!(row[..3], orig[..3]);
+            let tail = &row[3..];
+            if tail.iter().all(|v| *v == 0.0) {
+                dropped += 1;
+            } else {
+                assert_eq!(tail, &orig[3..]);
+            }
+        }
+        assert!((140..=260).contains(&dropped), "{dropped} of {b} dropped");
     }
 }

@@ -160,6 +160,11 @@ pub struct TrainOptions {
     /// piece of such a word is kept), e.g. the scene's colours and shapes,
     /// so that dropout never hides which object is meant.
     pub text_dropout_keep: Vec<String>,
+    /// Previous-action dropout of the augmentation (models with
+    /// `prev_action_input`): each training sample's previous action is
+    /// zeroed with this probability ([`crate::prev_action::drop_rows`]).
+    /// 0 = off; validation batches and runs without augmentation never drop.
+    pub prev_action_dropout: f32,
 }
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
@@ -204,6 +209,7 @@ impl Default for TrainOptions {
             sample_weights: None,
             text_dropout: 0.0,
             text_dropout_keep: Vec::new(),
+            prev_action_dropout: 0.0,
         }
     }
 }
@@ -410,6 +416,8 @@ struct Prepared<'a> {
     wrist: bool,
     /// [`TrainOptions::text_dropout`].
     text_dropout: f32,
+    /// [`TrainOptions::prev_action_dropout`] (0 unless the model reads it).
+    prev_action_dropout: f32,
 }
 
 /// Masks out instruction tokens at random: in `mask` (1 = real token),
@@ -579,10 +587,15 @@ fn make_batch(
     let state = match states {
         Some(states) => {
             let dim = states.first().map_or(0, Vec::len);
-            let v: Vec<f32> = idx
+            let mut v: Vec<f32> = idx
                 .iter()
                 .flat_map(|&i| states[i].iter().copied())
                 .collect();
+            // After the text dropout's draws, so that without it the
+            // batches are exactly those of runs before the option existed.
+            if let Some((_, rng)) = aug.as_mut().filter(|_| p.prev_action_dropout > 0.0) {
+                crate::prev_action::drop_rows(&mut v, b, p.prev_action_dropout, rng);
+            }
             Some(Tensor::from_vec(v, (b, dim), device)?)
         }
         None => None,
@@ -759,6 +772,12 @@ pub fn train(
             opts.text_dropout
         )));
     }
+    if !(0.0..1.0).contains(&opts.prev_action_dropout) {
+        return Err(VlaPolicyError::Config(format!(
+            "previous-action dropout must be in [0, 1), got {}",
+            opts.prev_action_dropout
+        )));
+    }
     let device = Device::Cpu;
     let (train_idx, val_idx) = split(data, opts.val_fraction, opts.seed);
     let val_scored = evenly_spaced(&val_idx, opts.val_max_frames);
@@ -813,6 +832,8 @@ pub fn train(
             model_cfg.tcp_input = tcp.is_some();
             // A policy that reads its previous action keeps reading it.
             model_cfg.prev_action_input |= init_cfg.model.prev_action_input;
+            // ... and one that leaves the gripper out keeps leaving it out.
+            model_cfg.prev_action_gripper &= init_cfg.model.prev_action_gripper;
             model_cfg.table_plane = table_plane_config(
                 opts,
                 init_cfg.model.table_plane,
@@ -912,7 +933,10 @@ pub fn train(
         // The previous action follows the TCP position (validated: it needs the TCP input).
         if cfg.model.prev_action_input {
             for (row, s) in all.iter_mut().zip(&data.samples) {
-                row.extend(crate::prev_action::features(s.prev_action.as_ref()));
+                row.extend(crate::prev_action::features(
+                    s.prev_action.as_ref(),
+                    cfg.model.prev_action_gripper,
+                ));
             }
         }
     }
@@ -937,6 +961,13 @@ pub fn train(
         &opts.text_dropout_keep,
         opts.workers.max(1),
     )?;
+    if opts.prev_action_dropout > 0.0 && !cfg.model.prev_action_input {
+        return Err(VlaPolicyError::Config(
+            "previous-action dropout on a model without the previous-action input \
+             (prev_action_input)"
+                .into(),
+        ));
+    }
     let model_cfg = cfg.model.clone();
     let prepared = Prepared {
         data,
@@ -950,6 +981,7 @@ pub fn train(
         crop_jitter_px: opts.crop_jitter_px,
         wrist: cfg.wrist.is_some(),
         text_dropout: opts.text_dropout,
+        prev_action_dropout: opts.prev_action_dropout,
     };
     cfg.decoding = opts.decoding;
     let soft_table = (opts.label_sigma_bins > 0.0)

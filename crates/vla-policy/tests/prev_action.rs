@@ -2,6 +2,8 @@
 //! session 36): a warm start into it keeps the function, training then
 //! uses it, the policy feeds back the action it decoded and forgets it
 //! with a new instruction, and it is refused without the TCP input.
+//! Session 37's guards: the gripper value left out (its column never
+//! moves, inherited by warm starts) and previous-action dropout.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -211,4 +213,94 @@ fn the_network_reads_the_previous_action_and_the_policy_forgets_it_with_a_new_in
         let err = bad.validate().unwrap_err();
         assert!(err.contains("prev_action_input"), "{err}");
     }
+}
+
+#[test]
+fn without_the_gripper_its_column_never_moves_and_dropout_changes_training() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = panda_toy_data();
+    let first = tempfile::tempdir().unwrap();
+    vla_policy::train(&data, &text, first.path(), &options()).unwrap();
+
+    // Grown into the input without the gripper value, then trained hard:
+    // the six motion columns move, the gripper's stays at its zero start.
+    let no_grip = |dropout: f32, out: &Path| {
+        let opts = TrainOptions {
+            init_from: Some(first.path().to_path_buf()),
+            tcp: None,
+            model: ModelConfig {
+                prev_action_input: true,
+                prev_action_gripper: false,
+                ..ModelConfig::tiny()
+            },
+            lr: 1e-2,
+            prev_action_dropout: dropout,
+            ..options()
+        };
+        vla_policy::train(&data, &text, out, &opts).unwrap();
+    };
+    let second = tempfile::tempdir().unwrap();
+    no_grip(0.0, second.path());
+    let cfg = PolicyConfig::read(second.path()).unwrap();
+    assert!(cfg.model.prev_action_input && !cfg.model.prev_action_gripper);
+    let json = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(json["model"]["prev_action_gripper"], false);
+    let w = tcp_weight(second.path());
+    assert!(w.iter().all(|row| row[TCP_DIM + 6] == 0.0));
+    assert!(w
+        .iter()
+        .any(|row| row[TCP_DIM..TCP_DIM + 6].iter().any(|v| v.abs() > 1e-6)));
+    // Its policy loads and runs; a warm start from it keeps leaving it out
+    // without being asked.
+    assert_eq!(rollout(&mut load(second.path())).len(), 4);
+    let third = tempfile::tempdir().unwrap();
+    let more = TrainOptions {
+        init_from: Some(second.path().to_path_buf()),
+        tcp: None,
+        ..options()
+    };
+    vla_policy::train(&data, &text, third.path(), &more).unwrap();
+    assert!(
+        !PolicyConfig::read(third.path())
+            .unwrap()
+            .model
+            .prev_action_gripper
+    );
+    assert!(tcp_weight(third.path())
+        .iter()
+        .all(|row| row[TCP_DIM + 6] == 0.0));
+
+    // Dropout draws and so trains differently from the same run without it.
+    let dropped = tempfile::tempdir().unwrap();
+    no_grip(0.5, dropped.path());
+    assert_ne!(tcp_weight(second.path()), tcp_weight(dropped.path()));
+
+    // Refused: dropout out of range, or on a model that has no previous action.
+    for (dropout, model) in [
+        (
+            1.0,
+            ModelConfig {
+                prev_action_input: true,
+                ..ModelConfig::tiny()
+            },
+        ),
+        (0.5, ModelConfig::tiny()),
+    ] {
+        let opts = TrainOptions {
+            model,
+            prev_action_dropout: dropout,
+            ..options()
+        };
+        let err = vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("previous-action dropout"), "{err}");
+    }
+    let err = ModelConfig {
+        prev_action_gripper: false,
+        ..ModelConfig::tiny()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.contains("prev_action_gripper"), "{err}");
 }

@@ -102,6 +102,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut opts = TrainOptions {
         workers: args.workers,
         text_dropout: args.text_dropout,
+        prev_action_dropout: args.prev_action_dropout,
         text_dropout_keep: args
             .text_dropout_keep
             .iter()
@@ -138,7 +139,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             mlp_ratio: args.mlp_ratio.map_or(stem_from.mlp_ratio, usize::from),
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
-            prev_action_input: args.prev_action || stem_from.prev_action_input,
+            prev_action_input: args.prev_action
+                || args.prev_action_without_gripper
+                || stem_from.prev_action_input,
+            prev_action_gripper: !args.prev_action_without_gripper && stem_from.prev_action_gripper,
             keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
             keypoint_refine_reduce: args
                 .keypoint_refine_reduce
