@@ -396,12 +396,13 @@ pub struct TrainArgs {
     /// (crates/vla-policy/src/prev_action.rs, session 36.)
     #[arg(long)]
     pub prev_action: bool,
-    /// With --prev-action: feed the previous action's gripper value as 0,
-    /// so the policy cannot copy its last gripper command (implies
-    /// --prev-action; a policy that leaves it out keeps leaving it out).
+    /// Which of the previous action's values are read (implies
+    /// --prev-action; the others are fed as 0 so they cannot be copied):
+    /// `all`, `motion` (not the gripper) or `vertical` (only Δz, what tells
+    /// lifting from lowering). Default: the --init-from policy's, else all.
     /// (Session 37.)
     #[arg(long)]
-    pub prev_action_without_gripper: bool,
+    pub prev_action_parts: Option<vla_policy::prev_action::PrevActionParts>,
     /// Previous-action dropout (augmentation, needs a model with the
     /// previous-action input): each training sample's previous action is
     /// zeroed, as on an episode's first step, with this probability, so

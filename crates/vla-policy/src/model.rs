@@ -117,14 +117,16 @@ pub struct ModelConfig {
     /// (every policy before session 36).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prev_action_input: bool,
-    /// Whether the previous action's gripper value is read (session 37):
-    /// `false` feeds it as 0 whatever the gripper did, so the policy cannot
-    /// copy its last gripper command and must see whether it holds
-    /// something. The column stays, so warm starts in either direction
-    /// keep their shapes. `true` in every checkpoint from before it; not
-    /// written when `true`.
-    #[serde(default = "default_true", skip_serializing_if = "is_true")]
-    pub prev_action_gripper: bool,
+    /// Which of the previous action's values are read (session 37,
+    /// [`crate::prev_action::PrevActionParts`]): the others are fed as 0,
+    /// so the policy cannot copy them from its last command. The columns
+    /// stay, so warm starts in either direction keep their shapes. `all`
+    /// in every checkpoint from before it; not written when `all`.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::prev_action::PrevActionParts::is_all"
+    )]
+    pub prev_action_parts: crate::prev_action::PrevActionParts,
     /// A second, hand-centred image ([`crate::crop`]): a square window of
     /// the frame around the tool centre point's projection, with its own
     /// stem, tokens and keypoints. `None` in checkpoints from before it.
@@ -283,7 +285,7 @@ impl Default for ModelConfig {
             relation_token: true,
             tcp_input: false,
             prev_action_input: false,
-            prev_action_gripper: true,
+            prev_action_parts: crate::prev_action::PrevActionParts::All,
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
@@ -296,14 +298,6 @@ impl Default for ModelConfig {
 
 fn default_refine_reduce() -> usize {
     crate::stem::CONTEXT_REDUCE
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 fn is_default_refine_reduce(c: &usize) -> bool {
@@ -416,10 +410,10 @@ impl ModelConfig {
                     .into(),
             );
         }
-        if !self.prev_action_gripper && !self.prev_action_input {
+        if !self.prev_action_parts.is_all() && !self.prev_action_input {
             return Err(
-                "prev_action_gripper = false without prev_action_input: there is no previous \
-                 action to leave the gripper out of"
+                "prev_action_parts without prev_action_input: there is no previous action \
+                 to read parts of"
                     .into(),
             );
         }

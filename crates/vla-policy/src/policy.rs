@@ -621,7 +621,7 @@ impl VlaPolicy {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 v.extend(crate::prev_action::features(
                     previous.as_ref(),
-                    self.config.model.prev_action_gripper,
+                    self.config.model.prev_action_parts,
                 ));
             }
         }

@@ -17,13 +17,17 @@
 //! step of an episode, and sources without executed actions, read zeros.
 //!
 //! Two guards against the copycat problem (a policy that learns to repeat
-//! its last command because demonstrations are smooth), session 37:
-//! `ModelConfig::prev_action_gripper = false` (`vla train
-//! --prev-action-without-gripper`) feeds the gripper value as 0, and
+//! its last command because demonstrations are smooth; session 36's
+//! policy trained with all seven values descended with no sideways
+//! correction and kept its gripper closed), session 37:
+//! `ModelConfig::prev_action_parts` (`vla train --prev-action-parts`)
+//! reads only some of the values ([`PrevActionParts`]: without the
+//! gripper, or only the vertical move the limit cycle needs), and
 //! `TrainOptions::prev_action_dropout` (`--prev-action-dropout P`) zeroes
 //! a training sample's whole previous action with probability P, so the
 //! network must also act from the frame alone ([`drop_rows`]).
 
+use serde::{Deserialize, Serialize};
 use vla_core::Action;
 
 /// Values the previous action adds to the state vector.
@@ -33,11 +37,66 @@ pub const TRANSLATION_SCALE_M: f64 = 0.03;
 /// Rotation that maps to ±1, radians (the tokenizer's bounds are ±0.15 rad).
 pub const ROTATION_SCALE_RAD: f64 = 0.15;
 
+/// Which of the previous action's values a policy reads; the others are
+/// fed as 0 (`ModelConfig::prev_action_parts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrevActionParts {
+    /// All seven: translation, rotation, gripper (session 36).
+    #[default]
+    All,
+    /// The six motion values; the gripper's reads 0.
+    Motion,
+    /// Only the vertical translation Δz, what tells lifting from lowering.
+    Vertical,
+}
+
+impl PrevActionParts {
+    /// Every choice, for help texts and parsers.
+    pub const ALL: [PrevActionParts; 3] = [Self::All, Self::Motion, Self::Vertical];
+
+    /// The name in `config.json` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Motion => "motion",
+            Self::Vertical => "vertical",
+        }
+    }
+
+    /// Whether every value is read (the default, not written to config.json).
+    pub fn is_all(&self) -> bool {
+        *self == Self::All
+    }
+
+    /// Whether value `i` of [`features`] is read.
+    pub fn reads(self, i: usize) -> bool {
+        match self {
+            Self::All => i < PREV_ACTION_DIM,
+            Self::Motion => i < 6,
+            Self::Vertical => i == 2,
+        }
+    }
+}
+
+impl std::str::FromStr for PrevActionParts {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown previous-action parts {s:?}: use all, motion or vertical")
+            })
+    }
+}
+
 /// The input values for the previous action, zeros when there is none.
 /// Non-finite components read 0 and the rest are clamped to ±2, so a
-/// corrupt record cannot blow up the token. `gripper = false` leaves the
-/// gripper value at 0 (`ModelConfig::prev_action_gripper`).
-pub fn features(previous: Option<&Action>, gripper: bool) -> [f32; PREV_ACTION_DIM] {
+/// corrupt record cannot blow up the token. Values `parts` does not read
+/// are 0.
+pub fn features(previous: Option<&Action>, parts: PrevActionParts) -> [f32; PREV_ACTION_DIM] {
     let Some(a) = previous else {
         return [0.0; PREV_ACTION_DIM];
     };
@@ -53,8 +112,11 @@ pub fn features(previous: Option<&Action>, gripper: bool) -> [f32; PREV_ACTION_D
         out[i] = clean(a.translation_m[i] / TRANSLATION_SCALE_M);
         out[3 + i] = clean(a.rotation_rad[i] / ROTATION_SCALE_RAD);
     }
-    if gripper {
-        out[6] = clean(2.0 * a.gripper - 1.0);
+    out[6] = clean(2.0 * a.gripper - 1.0);
+    for (i, v) in out.iter_mut().enumerate() {
+        if !parts.reads(i) {
+            *v = 0.0;
+        }
     }
     out
 }
@@ -86,21 +148,30 @@ mod tests {
 
     #[test]
     fn scales_and_guards() {
-        assert_eq!(features(None, true), [0.0; PREV_ACTION_DIM]);
-        let a = Action::new([0.03, -0.015, 0.0], [0.15, 0.0, -0.075], 1.0, false);
+        use PrevActionParts::{All, Motion, Vertical};
+        assert_eq!(features(None, All), [0.0; PREV_ACTION_DIM]);
+        let a = Action::new([0.03, -0.015, 0.015], [0.15, 0.0, -0.075], 1.0, false);
+        let all = [1.0, -0.5, 0.5, 1.0, 0.0, -0.5, 1.0];
+        assert_eq!(features(Some(&a), All), all);
         assert_eq!(
-            features(Some(&a), true),
-            [1.0, -0.5, 0.0, 1.0, 0.0, -0.5, 1.0]
+            features(Some(&a), Motion),
+            [1.0, -0.5, 0.5, 1.0, 0.0, -0.5, 0.0]
         );
         assert_eq!(
-            features(Some(&a), false),
-            [1.0, -0.5, 0.0, 1.0, 0.0, -0.5, 0.0]
+            features(Some(&a), Vertical),
+            [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
         );
         let bad = Action::new([f64::NAN, 10.0, 0.0], [0.0; 3], 0.0, false);
         assert_eq!(
-            features(Some(&bad), true),
+            features(Some(&bad), All),
             [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, -1.0]
         );
+        for p in PrevActionParts::ALL {
+            assert_eq!(p.as_str().parse::<PrevActionParts>(), Ok(p));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+        }
+        assert!("gripper".parse::<PrevActionParts>().is_err());
     }
 
     #[test]

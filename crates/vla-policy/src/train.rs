@@ -832,8 +832,10 @@ pub fn train(
             model_cfg.tcp_input = tcp.is_some();
             // A policy that reads its previous action keeps reading it.
             model_cfg.prev_action_input |= init_cfg.model.prev_action_input;
-            // ... and one that leaves the gripper out keeps leaving it out.
-            model_cfg.prev_action_gripper &= init_cfg.model.prev_action_gripper;
+            // ... and the parts it reads, unless this run names others.
+            if model_cfg.prev_action_parts.is_all() {
+                model_cfg.prev_action_parts = init_cfg.model.prev_action_parts;
+            }
             model_cfg.table_plane = table_plane_config(
                 opts,
                 init_cfg.model.table_plane,
@@ -935,7 +937,7 @@ pub fn train(
             for (row, s) in all.iter_mut().zip(&data.samples) {
                 row.extend(crate::prev_action::features(
                     s.prev_action.as_ref(),
-                    cfg.model.prev_action_gripper,
+                    cfg.model.prev_action_parts,
                 ));
             }
         }

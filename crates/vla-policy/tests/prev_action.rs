@@ -2,8 +2,8 @@
 //! session 36): a warm start into it keeps the function, training then
 //! uses it, the policy feeds back the action it decoded and forgets it
 //! with a new instruction, and it is refused without the TCP input.
-//! Session 37's guards: the gripper value left out (its column never
-//! moves, inherited by warm starts) and previous-action dropout.
+//! Session 37's guards: only some values read (the others' columns never
+//! move, inherited by warm starts) and previous-action dropout.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -16,7 +16,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use vla_core::{PixelEncoding, RgbFrame, TOKENS_PER_STEP};
 use vla_policy::checkpoint::{self, PolicyConfig};
-use vla_policy::prev_action::PREV_ACTION_DIM;
+use vla_policy::prev_action::{PrevActionParts, PREV_ACTION_DIM};
 use vla_policy::tcp::{TcpSource, TCP_DIM};
 use vla_policy::{ModelConfig, TextEncoder, TrainOptions, VlaPolicy, TEXT_HIDDEN};
 
@@ -216,7 +216,7 @@ fn the_network_reads_the_previous_action_and_the_policy_forgets_it_with_a_new_in
 }
 
 #[test]
-fn without_the_gripper_its_column_never_moves_and_dropout_changes_training() {
+fn values_not_read_never_move_their_columns_and_dropout_changes_training() {
     let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
     let data = panda_toy_data();
     let first = tempfile::tempdir().unwrap();
@@ -224,27 +224,30 @@ fn without_the_gripper_its_column_never_moves_and_dropout_changes_training() {
 
     // Grown into the input without the gripper value, then trained hard:
     // the six motion columns move, the gripper's stays at its zero start.
-    let no_grip = |dropout: f32, out: &Path| {
-        let opts = TrainOptions {
-            init_from: Some(first.path().to_path_buf()),
-            tcp: None,
-            model: ModelConfig {
-                prev_action_input: true,
-                prev_action_gripper: false,
-                ..ModelConfig::tiny()
-            },
-            lr: 1e-2,
-            prev_action_dropout: dropout,
-            ..options()
+    let grow =
+        |data: &vla_policy::data::Dataset, parts: PrevActionParts, dropout: f32, out: &Path| {
+            let opts = TrainOptions {
+                init_from: Some(first.path().to_path_buf()),
+                tcp: None,
+                model: ModelConfig {
+                    prev_action_input: true,
+                    prev_action_parts: parts,
+                    ..ModelConfig::tiny()
+                },
+                lr: 1e-2,
+                prev_action_dropout: dropout,
+                ..options()
+            };
+            vla_policy::train(data, &text, out, &opts).unwrap();
         };
-        vla_policy::train(&data, &text, out, &opts).unwrap();
-    };
+    let no_grip = |dropout: f32, out: &Path| grow(&data, PrevActionParts::Motion, dropout, out);
     let second = tempfile::tempdir().unwrap();
     no_grip(0.0, second.path());
     let cfg = PolicyConfig::read(second.path()).unwrap();
-    assert!(cfg.model.prev_action_input && !cfg.model.prev_action_gripper);
+    assert!(cfg.model.prev_action_input);
+    assert_eq!(cfg.model.prev_action_parts, PrevActionParts::Motion);
     let json = serde_json::to_value(&cfg).unwrap();
-    assert_eq!(json["model"]["prev_action_gripper"], false);
+    assert_eq!(json["model"]["prev_action_parts"], "motion");
     let w = tcp_weight(second.path());
     assert!(w.iter().all(|row| row[TCP_DIM + 6] == 0.0));
     assert!(w
@@ -260,15 +263,32 @@ fn without_the_gripper_its_column_never_moves_and_dropout_changes_training() {
         ..options()
     };
     vla_policy::train(&data, &text, third.path(), &more).unwrap();
-    assert!(
-        !PolicyConfig::read(third.path())
+    assert_eq!(
+        PolicyConfig::read(third.path())
             .unwrap()
             .model
-            .prev_action_gripper
+            .prev_action_parts,
+        PrevActionParts::Motion
     );
     assert!(tcp_weight(third.path())
         .iter()
         .all(|row| row[TCP_DIM + 6] == 0.0));
+
+    // Only Δz (the toy expert never moves vertically: give its previous
+    // actions some): its column moves, the six others stay at zero.
+    let mut data_z = data.clone();
+    for (i, s) in data_z.samples.iter_mut().enumerate() {
+        if let Some(a) = s.prev_action.as_mut() {
+            a.translation_m[2] = 0.01 * (i % 3) as f64 - 0.01;
+        }
+    }
+    let vertical = tempfile::tempdir().unwrap();
+    grow(&data_z, PrevActionParts::Vertical, 0.0, vertical.path());
+    let w = tcp_weight(vertical.path());
+    for (i, col) in (TCP_DIM..TCP_DIM + PREV_ACTION_DIM).enumerate() {
+        let moved = w.iter().any(|row| row[col].abs() > 1e-6);
+        assert_eq!(moved, i == 2, "column {i}");
+    }
 
     // Dropout draws and so trains differently from the same run without it.
     let dropped = tempfile::tempdir().unwrap();
@@ -297,10 +317,10 @@ fn without_the_gripper_its_column_never_moves_and_dropout_changes_training() {
         assert!(err.contains("previous-action dropout"), "{err}");
     }
     let err = ModelConfig {
-        prev_action_gripper: false,
+        prev_action_parts: PrevActionParts::Vertical,
         ..ModelConfig::tiny()
     }
     .validate()
     .unwrap_err();
-    assert!(err.contains("prev_action_gripper"), "{err}");
+    assert!(err.contains("prev_action_parts"), "{err}");
 }

@@ -140,9 +140,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             instruction_queries: args.instruction_queries,
             keypoint_hidden: args.keypoint_hidden,
             prev_action_input: args.prev_action
-                || args.prev_action_without_gripper
+                || args.prev_action_parts.is_some()
                 || stem_from.prev_action_input,
-            prev_action_gripper: !args.prev_action_without_gripper && stem_from.prev_action_gripper,
+            prev_action_parts: args
+                .prev_action_parts
+                .unwrap_or(stem_from.prev_action_parts),
             keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
             keypoint_refine_reduce: args
                 .keypoint_refine_reduce
