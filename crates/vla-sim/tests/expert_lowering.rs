@@ -14,7 +14,12 @@ use vla_sim::success::check;
 use vla_sim::{Goal, NoiseConfig, ObjectRef, ScriptedExpert, TaskSuite, World};
 
 fn suite() -> TaskSuite {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The run-time variable first: a test binary reused from a clone at
+    // another path (one shared target directory) must read this tree.
+    let root = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..");
     TaskSuite::load("default", &root).unwrap()
 }
 
