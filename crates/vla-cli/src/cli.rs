@@ -398,8 +398,9 @@ pub struct TrainArgs {
     pub prev_action: bool,
     /// Which of the previous action's values are read (implies
     /// --prev-action; the others are fed as 0 so they cannot be copied):
-    /// `all`, `motion` (not the gripper) or `vertical` (only Δz, what tells
-    /// lifting from lowering). Default: the --init-from policy's, else all.
+    /// `all`, `motion` (not the gripper), `vertical` (only Δz, what tells
+    /// lifting from lowering) or `vertical_closed` (Δz only while the
+    /// gripper was closed: the approach stays memoryless). Default: the --init-from policy's, else all.
     /// (Session 37.)
     #[arg(long)]
     pub prev_action_parts: Option<vla_policy::prev_action::PrevActionParts>,

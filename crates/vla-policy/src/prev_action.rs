@@ -22,7 +22,8 @@
 //! correction and kept its gripper closed), session 37:
 //! `ModelConfig::prev_action_parts` (`vla train --prev-action-parts`)
 //! reads only some of the values ([`PrevActionParts`]: without the
-//! gripper, or only the vertical move the limit cycle needs), and
+//! gripper, only the vertical move the limit cycle needs, or that only
+//! while the gripper was closed, so the approach stays memoryless), and
 //! `TrainOptions::prev_action_dropout` (`--prev-action-dropout P`) zeroes
 //! a training sample's whole previous action with probability P, so the
 //! network must also act from the frame alone ([`drop_rows`]).
@@ -49,11 +50,22 @@ pub enum PrevActionParts {
     Motion,
     /// Only the vertical translation Δz, what tells lifting from lowering.
     Vertical,
+    /// Δz only while the previous gripper command was closed (the limit
+    /// cycle happens holding the object); with the gripper open, nothing,
+    /// so the approach and the grasp decide from the frame alone (session
+    /// 36's policy, reading everything, closed wherever a descent ended,
+    /// as the demonstrations always do).
+    VerticalClosed,
 }
 
 impl PrevActionParts {
     /// Every choice, for help texts and parsers.
-    pub const ALL: [PrevActionParts; 3] = [Self::All, Self::Motion, Self::Vertical];
+    pub const ALL: [PrevActionParts; 4] = [
+        Self::All,
+        Self::Motion,
+        Self::Vertical,
+        Self::VerticalClosed,
+    ];
 
     /// The name in `config.json` and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -61,6 +73,7 @@ impl PrevActionParts {
             Self::All => "all",
             Self::Motion => "motion",
             Self::Vertical => "vertical",
+            Self::VerticalClosed => "vertical_closed",
         }
     }
 
@@ -69,12 +82,14 @@ impl PrevActionParts {
         *self == Self::All
     }
 
-    /// Whether value `i` of [`features`] is read.
-    pub fn reads(self, i: usize) -> bool {
+    /// Whether value `i` of [`features`] is read after an action whose
+    /// gripper command was `closed`.
+    pub fn reads(self, i: usize, closed: bool) -> bool {
         match self {
             Self::All => i < PREV_ACTION_DIM,
             Self::Motion => i < 6,
             Self::Vertical => i == 2,
+            Self::VerticalClosed => i == 2 && closed,
         }
     }
 }
@@ -87,7 +102,7 @@ impl std::str::FromStr for PrevActionParts {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown previous-action parts {s:?}: use all, motion or vertical")
+                format!("unknown previous-action parts {s:?}: use all, motion, vertical or vertical_closed")
             })
     }
 }
@@ -113,8 +128,9 @@ pub fn features(previous: Option<&Action>, parts: PrevActionParts) -> [f32; PREV
         out[3 + i] = clean(a.rotation_rad[i] / ROTATION_SCALE_RAD);
     }
     out[6] = clean(2.0 * a.gripper - 1.0);
+    let closed = a.gripper >= 0.5;
     for (i, v) in out.iter_mut().enumerate() {
-        if !parts.reads(i) {
+        if !parts.reads(i, closed) {
             *v = 0.0;
         }
     }
@@ -148,7 +164,7 @@ mod tests {
 
     #[test]
     fn scales_and_guards() {
-        use PrevActionParts::{All, Motion, Vertical};
+        use PrevActionParts::{All, Motion, Vertical, VerticalClosed};
         assert_eq!(features(None, All), [0.0; PREV_ACTION_DIM]);
         let a = Action::new([0.03, -0.015, 0.015], [0.15, 0.0, -0.075], 1.0, false);
         let all = [1.0, -0.5, 0.5, 1.0, 0.0, -0.5, 1.0];
@@ -161,6 +177,16 @@ mod tests {
             features(Some(&a), Vertical),
             [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
         );
+        assert_eq!(
+            features(Some(&a), VerticalClosed),
+            [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
+        );
+        let open = Action::new([0.03, -0.015, 0.015], [0.15, 0.0, -0.075], 0.0, false);
+        assert_eq!(
+            features(Some(&open), VerticalClosed),
+            [0.0; PREV_ACTION_DIM]
+        );
+        assert_eq!(features(Some(&open), Vertical)[2], 0.5);
         let bad = Action::new([f64::NAN, 10.0, 0.0], [0.0; 3], 0.0, false);
         assert_eq!(
             features(Some(&bad), All),
