@@ -35,9 +35,14 @@
 # refinement (policies/lean-six); its round 7 is policies/lean-seven:
 #   VLA_REFINE_FLAGS= scripts/train-default-policy.sh policies/lean-six
 #   VLA_REFINE_FLAGS= VLA_ROUNDS=7 scripts/train-default-policy.sh policies/lean-seven
-# The default since session 34 is the same with --keypoint-refine 32 from
-# round 1 (no variable needed): 62.8 min end to end in session 34, on a
-# machine that trained the unrefined stages ~1.6x as fast as session 29's.
+# The default of sessions 34-37 was the same with --keypoint-refine 32 from
+# round 1: 62.8 min end to end in session 34, on a machine that trained
+# the unrefined stages ~1.6x as fast as session 29's; it is
+# policies/refined-six now:
+#   VLA_PREV_ACTION_FLAGS= scripts/train-default-policy.sh policies/refined-six
+# The default since session 38 adds the previous vertical move after a
+# closed gripper command (stage 4 below; no variable needed): 88.9 min
+# end to end in session 38, on a machine ~0.65x session 34's.
 #
 # Measure the machine first (scripts/speed-probe.sh): on a slow day the
 # same commands ran 2-3x slower (session 30).
@@ -136,14 +141,20 @@ stage 4: behaviour cloning
 #    bilinear keypoint targets for object, target and TCP; 1 800 steps.
 #    (Adding --table-plane here, session 9, gave 82/60 instead of 78/62:
 #    not kept.) This is the recipe of the policy shipped in sessions 8-9.
+#    Since session 38 the network also reads the previous step's executed
+#    vertical move once the gripper has been commanded closed
+#    ($VLA_PREV_ACTION_FLAGS, unset: --prev-action-parts vertical_closed;
+#    set and empty: no previous action, the recipe of sessions 34-37,
+#    policies/refined-six). The rounds inherit it through --init-from.
 # $VLA_BC_FLAGS, if set, is appended to this stage's `vla train` (split
 # into words on purpose; the rounds inherit what it adds through
-# --init-from): session 36's prev-six was VLA_BC_FLAGS=--prev-action.
+# --init-from): session 36's prev-six was VLA_PREV_ACTION_FLAGS=--prev-action.
 bc="$work/bc"
 # shellcheck disable=SC2086
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --batch 64 \
-  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val ${VLA_BC_FLAGS:-}
+  --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val \
+  ${VLA_PREV_ACTION_FLAGS---prev-action-parts vertical_closed} ${VLA_BC_FLAGS:-}
 
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
