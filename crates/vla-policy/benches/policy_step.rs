@@ -106,12 +106,15 @@ fn bench(c: &mut Criterion) {
             .set_instruction_tokens(InstructionTokens::from_text_outputs(&text, max_text).unwrap());
         policy
     };
-    // policies/default (since session 34) and policies/refine-eight: the
-    // lean shape with the keypoints refined onto the 32×32 map (session
-    // 32); policies/lean-six: the same shape without the refinement (the
+    // policies/refined-six (the default of sessions 34-37) and
+    // policies/refine-eight: the lean shape with the keypoints refined onto
+    // the 32×32 map (session 32); policies/default (since session 38): the
+    // same with the previous action's vertical move as an input;
+    // policies/lean-six: the lean shape without the refinement (the
     // default of sessions 29-33).
     for (bench_name, dir) in [
         ("policy_step_default", "default"),
+        ("policy_step_refined_six", "refined-six"),
         ("policy_step_refine_eight", "refine-eight"),
         ("policy_step_lean_six", "lean-six"),
     ] {
