@@ -410,6 +410,23 @@ pub struct TrainArgs {
     /// the policy also learns to act from the frame alone. (Session 37.)
     #[arg(long, default_value_t = 0.0)]
     pub prev_action_dropout: f32,
+    /// Also read where the goal and target objects were on the episode's
+    /// first frame (4 values at the end of the state vector, read by the
+    /// relation token beside the current keypoints; needs the relation
+    /// token and the TCP input). Training takes them from the recorded
+    /// pixels of each episode's first frame (plus
+    /// --first-keypoint-noise-px), inference from the policy's own
+    /// keypoints on the first frame after an instruction. On a warm start
+    /// from a policy without them the new inputs start with zero weights; a
+    /// policy that has them keeps them.
+    /// (crates/vla-policy/src/first_keypoints.rs, session 39.)
+    #[arg(long)]
+    pub first_keypoints: bool,
+    /// Standard deviation of the Gaussian noise, pixels, added to the
+    /// first-frame keypoints in training (what the policy's own estimate
+    /// adds at run time).
+    #[arg(long, default_value_t = 1.0)]
+    pub first_keypoint_noise_px: f32,
     /// Train only the camera stem and its keypoint head on the keypoint
     /// loss (localisation pre-training; continue with --init-from).
     #[arg(long)]

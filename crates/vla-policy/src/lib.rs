@@ -18,7 +18,10 @@
 //!   [`crop`] the optional hand-centred window of the frame around it
 //!   (a second image stem, the `stem` module; the instruction reaches the
 //!   stems through the `grounding` module); [`table_plane`] turns the
-//!   objects' keypoints into offsets from the hand in metres.
+//!   objects' keypoints into offsets from the hand in metres;
+//!   [`prev_action`] and [`first_keypoints`] are the optional inputs that
+//!   remember something of the episode (the last action, the first
+//!   frame's keypoints).
 
 pub mod broadcast;
 pub mod checkpoint;
@@ -28,6 +31,7 @@ pub mod decoding;
 pub mod ensemble;
 pub mod error;
 pub mod fast_decode;
+pub mod first_keypoints;
 pub(crate) mod grounding;
 pub mod image;
 pub mod init;

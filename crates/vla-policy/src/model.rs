@@ -127,6 +127,13 @@ pub struct ModelConfig {
         skip_serializing_if = "crate::prev_action::PrevActionParts::is_all"
     )]
     pub prev_action_parts: crate::prev_action::PrevActionParts,
+    /// The goal and target objects' keypoints on the episode's first
+    /// frame ([`crate::first_keypoints`], session 39): 4 more values at the
+    /// end of the state vector, read by the relation token beside the
+    /// current keypoints. Needs the relation token and the TCP input. Not
+    /// written when `false` (every policy before session 39).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_keypoints: bool,
     /// A second, hand-centred image ([`crate::crop`]): a square window of
     /// the frame around the tool centre point's projection, with its own
     /// stem, tokens and keypoints. `None` in checkpoints from before it.
@@ -286,6 +293,7 @@ impl Default for ModelConfig {
             tcp_input: false,
             prev_action_input: false,
             prev_action_parts: crate::prev_action::PrevActionParts::All,
+            first_keypoints: false,
             crop: None,
             instruction_queries: 0,
             keypoint_hidden: 0,
@@ -307,9 +315,19 @@ fn is_default_refine_reduce(c: &usize) -> bool {
 impl ModelConfig {
     /// Length of the state vector the encoder reads: the joint values, then
     /// the TCP position if `tcp_input`, then the previous action if
-    /// `prev_action_input`.
+    /// `prev_action_input`, then the first frame's keypoints if
+    /// `first_keypoints`.
     pub fn state_width(&self) -> usize {
-        self.state_dim + self.tcp_token_width()
+        self.state_dim + self.tcp_token_width() + self.first_keypoint_width()
+    }
+
+    /// Values of the first frame's keypoints at the end of the state vector.
+    pub fn first_keypoint_width(&self) -> usize {
+        if self.first_keypoints {
+            crate::first_keypoints::FIRST_KEYPOINT_DIM
+        } else {
+            0
+        }
     }
 
     /// Values the TCP token's projection reads: the TCP position, and the
@@ -414,6 +432,13 @@ impl ModelConfig {
             return Err(
                 "prev_action_parts without prev_action_input: there is no previous action \
                  to read parts of"
+                    .into(),
+            );
+        }
+        if self.first_keypoints && !(self.relation_token && self.tcp_input) {
+            return Err(
+                "first_keypoints needs the relation token and the TCP input (relation_token, \
+                 tcp_input)"
                     .into(),
             );
         }
@@ -570,6 +595,9 @@ pub struct Memory {
     pub(crate) keypoint_logits: Option<Tensor>,
     /// `(B, K, cells)`: the hand-crop keypoints' logits, if any.
     pub(crate) crop_keypoint_logits: Option<Tensor>,
+    /// `(B, K, 2)`: the camera keypoints' positions (map units) as the
+    /// tokens read them (after any hook), if any.
+    pub(crate) keypoint_xy: Option<Tensor>,
 }
 
 impl Memory {
@@ -721,7 +749,7 @@ impl VlaModel {
                             crate::table_plane::TABLE_PLANE_DIM
                         } else {
                             0
-                        },
+                        } + cfg.first_keypoint_width(),
                         d,
                         vb.pp("relation.proj"),
                     )?,
@@ -903,7 +931,7 @@ impl VlaModel {
                 let mut parts = vec![
                     ((p(0)? - &grip)? * RELATION_SCALE)?,
                     ((p(1)? - &grip)? * RELATION_SCALE)?,
-                    grip,
+                    grip.clone(),
                 ];
                 if let Some(plane) = &self.table_plane {
                     // Validated: the TCP input follows the joints in `state`.
@@ -918,6 +946,20 @@ impl VlaModel {
                     };
                     parts.push(plane.offsets(&unshift(p(0)?)?, &tcp)?);
                     parts.push(plane.offsets(&unshift(p(1)?)?, &tcp)?);
+                }
+                if self.cfg.first_keypoints {
+                    // Validated: they end the state vector, after the TCP token's values.
+                    let Some(state) = state else {
+                        candle_core::bail!("the first frame's keypoints need the state vector")
+                    };
+                    let first = state.narrow(
+                        1,
+                        self.cfg.state_dim + self.cfg.tcp_token_width(),
+                        crate::first_keypoints::FIRST_KEYPOINT_DIM,
+                    )?;
+                    // [f0 − p2, f1 − p2] · scale, as the current offsets.
+                    parts.push(((first.narrow(1, 0, 2)? - &grip)? * RELATION_SCALE)?);
+                    parts.push(((first.narrow(1, 2, 2)? - &grip)? * RELATION_SCALE)?);
                 }
                 let input = Tensor::cat(&parts, 1)?;
                 Some(broadcast::add(&proj.forward(&input)?, embed)?.unsqueeze(1)?)
@@ -991,6 +1033,7 @@ impl VlaModel {
             aux,
             keypoint_logits,
             crop_keypoint_logits,
+            keypoint_xy,
         })
     }
 

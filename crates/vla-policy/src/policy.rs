@@ -67,6 +67,11 @@ pub struct VlaPolicy {
     /// (`prev_action_input`, [`crate::prev_action`]): a step updates it
     /// through `&self`, a new instruction empties it.
     previous: Mutex<Option<Action>>,
+    /// The goal and target keypoints (map units) of the first frame after
+    /// the instruction, for policies that read them (`first_keypoints`,
+    /// [`crate::first_keypoints`]): the first step sets them, a new
+    /// instruction empties them.
+    first_xy: Mutex<Option<[f32; crate::first_keypoints::FIRST_KEYPOINT_DIM]>>,
     /// Keypoints held at given positions (map units) on every step, for
     /// diagnostics ([`Self::pin_keypoint_px`]).
     pinned: Vec<(usize, [f32; 2])>,
@@ -140,6 +145,7 @@ impl VlaPolicy {
             tcp: None,
             memory,
             previous: Mutex::new(None),
+            first_xy: Mutex::new(None),
             pinned: Vec::new(),
             device: device.clone(),
         }
@@ -207,6 +213,10 @@ impl VlaPolicy {
             .previous
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        *self
+            .first_xy
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         if let Some(memory) = &mut self.memory {
             memory
                 .get_mut()
@@ -221,6 +231,17 @@ impl VlaPolicy {
     pub fn previous_action(&self) -> Option<Action> {
         *self
             .previous
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The goal and target keypoints (map units, goal `x y` then target
+    /// `x y`) this policy measured on the first frame after the
+    /// instruction, which every later step reads (`first_keypoints`);
+    /// `None` before that step, and always for policies without the input.
+    pub fn first_keypoints(&self) -> Option<[f32; crate::first_keypoints::FIRST_KEYPOINT_DIM]> {
+        *self
+            .first_xy
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -486,8 +507,32 @@ impl VlaPolicy {
         wrist: Option<&RgbFrame>,
         joints: Option<&JointState>,
     ) -> Result<PolicyStep> {
-        let inputs = self.model_inputs(frame, wrist, joints)?;
-        let memory = self.encode_remembering(&inputs)?;
+        let mut inputs = self.model_inputs(frame, wrist, joints)?;
+        let mut memory = self.encode_remembering(&inputs)?;
+        if self.config.model.first_keypoints && self.first_keypoints().is_none() {
+            // The first frame: measure its keypoints, then encode it again
+            // with them in the state (twice the encoder on this step only).
+            let xy = memory.keypoint_xy.as_ref().ok_or_else(|| {
+                VlaPolicyError::Config("first_keypoints on a model without keypoints".into())
+            })?;
+            let rows: Vec<Vec<f32>> = xy
+                .get(0)?
+                .narrow(0, 0, 2)?
+                .to_dtype(DType::F32)?
+                .to_vec2()?;
+            let first = [rows[0][0], rows[0][1], rows[1][0], rows[1][1]];
+            if first.iter().any(|v| !v.is_finite()) {
+                return Err(VlaPolicyError::Data(format!(
+                    "the first frame's keypoints are not finite: {first:?}"
+                )));
+            }
+            *self
+                .first_xy
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(first);
+            inputs = self.model_inputs(frame, wrist, joints)?;
+            memory = self.encode_remembering(&inputs)?;
+        }
         let bins = if self.members.is_empty() {
             match &self.fast {
                 Some(fast) => fast.generate(&memory)?,
@@ -623,6 +668,14 @@ impl VlaPolicy {
                     previous.as_ref(),
                     self.config.model.prev_action_parts,
                 ));
+            }
+            if self.config.model.first_keypoints {
+                // Zeros until the first step has measured them (step_views).
+                let first = *self
+                    .first_xy
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                v.extend(first.unwrap_or_default());
             }
         }
         Ok(Some(v))

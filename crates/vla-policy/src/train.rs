@@ -165,7 +165,16 @@ pub struct TrainOptions {
     /// zeroed with this probability ([`crate::prev_action::drop_rows`]).
     /// 0 = off; validation batches and runs without augmentation never drop.
     pub prev_action_dropout: f32,
+    /// Standard deviation, pixels, of the noise added to each training
+    /// sample's first-frame keypoints (models with `first_keypoints`,
+    /// [`crate::first_keypoints`]), drawn once per sample when the state
+    /// rows are built, from the run's seed.
+    pub first_keypoint_noise_px: f32,
 }
+
+/// Mixed into the run's seed for the first-frame keypoints' noise, so that
+/// its draws are a stream of their own.
+const FIRST_KEYPOINT_SEED: u64 = 0x6b70_6669_7273_7430;
 
 /// Smallest width of the action bounds per dimension (Δx Δy Δz in m, Δroll
 /// Δpitch Δyaw in rad, gripper): see [`ActionBounds::with_min_width`].
@@ -210,6 +219,7 @@ impl Default for TrainOptions {
             text_dropout: 0.0,
             text_dropout_keep: Vec::new(),
             prev_action_dropout: 0.0,
+            first_keypoint_noise_px: 1.0,
         }
     }
 }
@@ -778,6 +788,12 @@ pub fn train(
             opts.prev_action_dropout
         )));
     }
+    if !(opts.first_keypoint_noise_px.is_finite() && opts.first_keypoint_noise_px >= 0.0) {
+        return Err(VlaPolicyError::Config(format!(
+            "first-frame keypoint noise must be a finite number of pixels ≥ 0, got {}",
+            opts.first_keypoint_noise_px
+        )));
+    }
     let device = Device::Cpu;
     let (train_idx, val_idx) = split(data, opts.val_fraction, opts.seed);
     let val_scored = evenly_spaced(&val_idx, opts.val_max_frames);
@@ -836,6 +852,8 @@ pub fn train(
             if model_cfg.prev_action_parts.is_all() {
                 model_cfg.prev_action_parts = init_cfg.model.prev_action_parts;
             }
+            // ... and so does one that reads the first frame's keypoints.
+            model_cfg.first_keypoints |= init_cfg.model.first_keypoints;
             model_cfg.table_plane = table_plane_config(
                 opts,
                 init_cfg.model.table_plane,
@@ -938,6 +956,24 @@ pub fn train(
                 row.extend(crate::prev_action::features(
                     s.prev_action.as_ref(),
                     cfg.model.prev_action_parts,
+                ));
+            }
+        }
+        // The first frame's keypoints end the row (validated: they need the TCP input).
+        if cfg.model.first_keypoints {
+            use rand::SeedableRng;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed ^ FIRST_KEYPOINT_SEED);
+            let mut first_of: std::collections::HashMap<usize, usize> = Default::default();
+            for (i, s) in data.samples.iter().enumerate() {
+                first_of.entry(s.episode).or_insert(i);
+            }
+            for (row, s) in all.iter_mut().zip(&data.samples) {
+                let first = &data.samples[first_of[&s.episode]];
+                row.extend(crate::first_keypoints::training_features(
+                    [first.keypoint_px[0], first.keypoint_px[1]],
+                    cfg.model.image_size_px,
+                    opts.first_keypoint_noise_px,
+                    &mut rng,
                 ));
             }
         }

@@ -103,6 +103,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         workers: args.workers,
         text_dropout: args.text_dropout,
         prev_action_dropout: args.prev_action_dropout,
+        first_keypoint_noise_px: args.first_keypoint_noise_px,
         text_dropout_keep: args
             .text_dropout_keep
             .iter()
@@ -145,6 +146,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             prev_action_parts: args
                 .prev_action_parts
                 .unwrap_or(stem_from.prev_action_parts),
+            first_keypoints: args.first_keypoints || stem_from.first_keypoints,
             keypoint_refine: args.keypoint_refine.unwrap_or(stem_from.keypoint_refine),
             keypoint_refine_reduce: args
                 .keypoint_refine_reduce
