@@ -6,7 +6,8 @@
 //! camera from the state each frame is rendered from (the world after the
 //! previous step), so the pin has no lag. The first frame of an episode
 //! keeps the network's own estimates. Without `--pin` nothing is pinned,
-//! which must reproduce `vla eval`'s figures. Prints successes per family.
+//! which must reproduce `vla eval`'s figures. Prints successes per family
+//! (stdout) and one line per failed episode with its reason (stderr).
 //!
 //! ```sh
 //! cargo build --release -p vla-cli --example oracle_keypoints
@@ -62,6 +63,8 @@ struct TruePixels {
     target: Option<ObjectRef>,
     pins: Shared,
     scale: f64,
+    /// Print the object's offset from the target and the action every step.
+    trace: bool,
 }
 
 impl StepObserver for TruePixels {
@@ -88,6 +91,28 @@ impl StepObserver for TruePixels {
             .world_from_tcp()
             .ok()
             .and_then(|p| project(p.translation.vector));
+        if self.trace {
+            let pos = |o: &ObjectRef| {
+                view.world
+                    .index_of(o)
+                    .map(|i| view.world.pose(i).translation.vector)
+            };
+            if let (Some(o), Some(t)) = (pos(&self.object), self.target.as_ref().and_then(pos)) {
+                let a = &view.action;
+                eprintln!(
+                    "  step {:3} obj-target ({:+.1}, {:+.1}, {:+.1}) cm  action ({:+.2}, {:+.2}, {:+.2}) cm grip {:.1} term {}",
+                    view.step,
+                    (o.x - t.x) * 100.0,
+                    (o.y - t.y) * 100.0,
+                    (o.z - t.z) * 100.0,
+                    a.translation_m[0] * 100.0,
+                    a.translation_m[1] * 100.0,
+                    a.translation_m[2] * 100.0,
+                    a.gripper,
+                    a.terminate
+                );
+            }
+        }
         *self.pins.borrow_mut() = [
             centre(&self.object),
             self.target.as_ref().and_then(centre),
@@ -118,6 +143,10 @@ fn main() -> Result<()> {
         other => bail!("split {other:?}: use train or eval"),
     };
     let first: u64 = first.parse().context("FIRST_SEED")?;
+    // ORACLE_TRACE=SEED prints that episode step by step on stderr.
+    let trace_seed: Option<u64> = std::env::var("ORACLE_TRACE")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let count: u64 = count.parse().context("COUNT")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let suite = TaskSuite::load("default", &root)?;
@@ -142,6 +171,7 @@ fn main() -> Result<()> {
             target: task.goal.target().cloned(),
             pins: pins.clone(),
             scale,
+            trace: trace_seed == Some(seed),
         };
         let episode = run_episode_observed(
             &suite.scene,
@@ -153,6 +183,17 @@ fn main() -> Result<()> {
             Some(&mut observer),
         )
         .with_context(|| format!("seed {seed}"))?;
+        if !episode.outcome.success {
+            // One line per failure on stderr, to tell aim from grasp.
+            eprintln!(
+                "seed {seed} {}: held {} steps, {} steps, terminated {}: {}",
+                task.goal.family().as_str(),
+                episode.outcome.held_steps,
+                episode.outcome.steps,
+                episode.outcome.terminated,
+                episode.outcome.reason
+            );
+        }
         let entry = per_family.entry(task.goal.family().as_str()).or_default();
         entry.0 += usize::from(episode.outcome.success);
         entry.1 += 1;

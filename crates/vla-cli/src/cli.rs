@@ -346,6 +346,13 @@ pub struct TrainArgs {
     /// start from a policy with them keeps them without this.
     #[arg(long)]
     pub table_plane: bool,
+    /// Also feed the table-plane offsets as tanh(offset / M), M in metres
+    /// (e.g. 0.01), so that the last centimetre spans most of an input's
+    /// range (session 40). Needs --table-plane or a warm start from a
+    /// policy with the offsets; a warm start keeps the initial policy's
+    /// scale without this.
+    #[arg(long, value_name = "M")]
+    pub table_plane_fine_m: Option<f64>,
     /// Decoding rule written into the policy's config.json (`greedy` or
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]

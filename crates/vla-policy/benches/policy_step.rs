@@ -239,6 +239,8 @@ fn bench(c: &mut Criterion) {
                 plane_z_m: 0.023,
                 tcp_mean_m: spec.mean_m,
                 tcp_std_m: spec.std_m,
+                fine_scale_m: None,
+                fine_plane_z_m: None,
             }),
             ..grounded_cfg
         },

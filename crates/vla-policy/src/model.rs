@@ -749,7 +749,8 @@ impl VlaModel {
                             crate::table_plane::TABLE_PLANE_DIM
                         } else {
                             0
-                        } + cfg.first_keypoint_width(),
+                        } + cfg.first_keypoint_width()
+                            + cfg.table_plane.as_ref().map_or(0, |p| p.fine_width()),
                         d,
                         vb.pp("relation.proj"),
                     )?,
@@ -928,6 +929,7 @@ impl VlaModel {
                 // (B, K, 2) → [p0 − p2, p1 − p2] · scale, p2: (B, 6).
                 let p = |k: usize| xy.narrow(1, k, 1).and_then(|t| t.squeeze(1));
                 let grip = p(2)?;
+                let mut fine: Option<[Tensor; 2]> = None;
                 let mut parts = vec![
                     ((p(0)? - &grip)? * RELATION_SCALE)?,
                     ((p(1)? - &grip)? * RELATION_SCALE)?,
@@ -944,8 +946,16 @@ impl VlaModel {
                         Some(d) => xy - (d * (2.0 / self.cfg.image_size_px as f64))?,
                         None => Ok(xy),
                     };
-                    parts.push(plane.offsets(&unshift(p(0)?)?, &tcp)?);
-                    parts.push(plane.offsets(&unshift(p(1)?)?, &tcp)?);
+                    let (goal, target) = (unshift(p(0)?)?, unshift(p(1)?)?);
+                    parts.push(plane.offsets(&goal, &tcp)?);
+                    parts.push(plane.offsets(&target, &tcp)?);
+                    // The fine offsets go last (below), so that a warm start
+                    // grows the relation weights by zero columns at the end.
+                    if let (Some(g), Some(t)) =
+                        (plane.fine(&goal, &tcp)?, plane.fine(&target, &tcp)?)
+                    {
+                        fine = Some([g, t]);
+                    }
                 }
                 if self.cfg.first_keypoints {
                     // Validated: they end the state vector, after the TCP token's values.
@@ -960,6 +970,10 @@ impl VlaModel {
                     // [f0 − p2, f1 − p2] · scale, as the current offsets.
                     parts.push(((first.narrow(1, 0, 2)? - &grip)? * RELATION_SCALE)?);
                     parts.push(((first.narrow(1, 2, 2)? - &grip)? * RELATION_SCALE)?);
+                }
+                if let Some([g, t]) = fine {
+                    parts.push(g);
+                    parts.push(t);
                 }
                 let input = Tensor::cat(&parts, 1)?;
                 Some(broadcast::add(&proj.forward(&input)?, embed)?.unsqueeze(1)?)

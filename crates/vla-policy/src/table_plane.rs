@@ -25,6 +25,16 @@
 //! without them (its relation weights grown with zero columns) computes
 //! exactly what it did. Everything is made of tensor ops: the action and
 //! auxiliary losses also train the keypoints through it.
+//!
+//! Fine offsets (`fine_scale_m`, `vla train --table-plane-fine-m`, session
+//! 40): the same 4 offsets again as `tanh(offset_m / fine_scale_m)`, at the
+//! very end of the relation token's input. Why: in units of 10 cm a 1 cm
+//! offset moves its input by 0.1, and the network (a linear projection into
+//! the relation token) does not tell "1 cm off" from "aligned": with its
+//! keypoints pinned at their true pixels the shipped policy still lowers
+//! stacked objects 1.0–1.5 cm off the target's centre and never makes the
+//! sub-centimetre move the expert makes there. With a 1 cm scale the last
+//! centimetre spans most of the input's range.
 
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -34,6 +44,10 @@ use crate::crop::CropCamera;
 /// Values the offsets add to the relation token's input: goal object x y,
 /// target object x y.
 pub const TABLE_PLANE_DIM: usize = 4;
+
+/// Values the fine offsets add after everything else in the relation
+/// token's input: `tanh` of the same 4 offsets at `fine_scale_m`.
+pub const FINE_DIM: usize = 4;
 
 /// Least downward slope of a ray (its base-frame z component, for a camera
 /// direction of unit depth): flatter rays, towards or above the horizon,
@@ -58,6 +72,17 @@ pub struct TablePlaneConfig {
     pub tcp_mean_m: [f64; 3],
     /// Its standard deviations (`tcp.std_m`).
     pub tcp_std_m: [f64; 3],
+    /// Scale of the fine offsets, metres (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_scale_m: Option<f64>,
+    /// Height of the plane the fine offsets project onto, base frame,
+    /// metres: where objects resting on the table have their centres (the
+    /// 10th percentile of the goal objects' centre heights in the training
+    /// data; `plane_z_m`, their mean, is pulled up by lifted objects, and a
+    /// plane 3 cm too high puts a resting object ~3 cm off along the
+    /// camera's depth axis). Set exactly when `fine_scale_m` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine_plane_z_m: Option<f64>,
 }
 
 impl TablePlaneConfig {
@@ -74,6 +99,27 @@ impl TablePlaneConfig {
                 "table_plane: values must be finite and TCP standard deviations positive: {self:?}"
             ));
         }
+        match (self.fine_scale_m, self.fine_plane_z_m) {
+            (None, None) => {}
+            (Some(scale), Some(z)) => {
+                if !(scale.is_finite() && scale > 0.0) {
+                    return Err(format!(
+                        "table_plane: fine_scale_m must be a positive number of metres, not {scale}"
+                    ));
+                }
+                if !(z.is_finite() && z < self.camera.base_from_camera_xyz_m[2]) {
+                    return Err(format!(
+                        "table_plane: fine_plane_z_m = {z} m is not a height below the camera"
+                    ));
+                }
+            }
+            _ => {
+                return Err(
+                    "table_plane: fine_scale_m and fine_plane_z_m come together (both or neither)"
+                        .into(),
+                )
+            }
+        }
         if self.plane_z_m >= self.camera.base_from_camera_xyz_m[2] {
             return Err(format!(
                 "table_plane: plane at z = {} m is not below the camera (z = {} m)",
@@ -81,6 +127,16 @@ impl TablePlaneConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Values the fine offsets add to the relation token's input (0 or
+    /// [`FINE_DIM`]).
+    pub fn fine_width(&self) -> usize {
+        if self.fine_scale_m.is_some() {
+            FINE_DIM
+        } else {
+            0
+        }
     }
 }
 
@@ -96,6 +152,8 @@ pub(crate) struct TablePlane {
     /// `(1, 2)` each: TCP x y mean and standard deviation.
     tcp_mean_xy: Tensor,
     tcp_std_xy: Tensor,
+    /// Fine offsets: (scale, plane height), metres.
+    fine: Option<(f64, f64)>,
 }
 
 impl TablePlane {
@@ -129,6 +187,7 @@ impl TablePlane {
             plane_z_m: cfg.plane_z_m,
             tcp_mean_xy: Tensor::from_vec(f(&cfg.tcp_mean_m[..2]), (1, 2), dev)?,
             tcp_std_xy: Tensor::from_vec(f(&cfg.tcp_std_m[..2]), (1, 2), dev)?,
+            fine: cfg.fine_scale_m.zip(cfg.fine_plane_z_m),
         })
     }
 
@@ -136,12 +195,31 @@ impl TablePlane {
     /// from the normalised TCP input `tcp_norm` `(B, 3)`: `(B, 2)` in units
     /// of [`crate::data::AUX_UNIT_M`].
     pub(crate) fn offsets(&self, xy: &Tensor, tcp_norm: &Tensor) -> Result<Tensor> {
+        (self.minus_tcp_m(xy, tcp_norm, self.plane_z_m)? / crate::data::AUX_UNIT_M)?
+            .clamp(-MAX_OFFSET, MAX_OFFSET)
+    }
+
+    /// The fine offsets of map point `xy`: where it meets the plane at
+    /// `fine_plane_z_m`, minus the TCP's x y, as `tanh(offset_m /
+    /// fine_scale_m)`, `(B, 2)`; `None` without them.
+    pub(crate) fn fine(&self, xy: &Tensor, tcp_norm: &Tensor) -> Result<Option<Tensor>> {
+        match self.fine {
+            Some((scale_m, plane_z_m)) => Ok(Some(
+                (self.minus_tcp_m(xy, tcp_norm, plane_z_m)? / scale_m)?.tanh()?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Where map point `xy` `(B, 2)` meets the plane `z = plane_z_m`, minus
+    /// the TCP's x y from the normalised TCP input: `(B, 2)`, metres.
+    fn minus_tcp_m(&self, xy: &Tensor, tcp_norm: &Tensor, plane_z_m: f64) -> Result<Tensor> {
         let ray = xy
             .matmul(&self.ray_from_xy)?
             .broadcast_add(&self.ray_at_origin)?;
         let down = ray.narrow(1, 2, 1)?.clamp(-1e9, -MIN_RAY_DOWN)?;
         // Distance along the ray (per unit of `ray`) to the plane.
-        let s = (down.recip()? * (self.plane_z_m - self.origin_m[2]))?;
+        let s = (down.recip()? * (plane_z_m - self.origin_m[2]))?;
         let origin_xy = Tensor::from_vec(
             vec![self.origin_m[0] as f32, self.origin_m[1] as f32],
             (1, 2),
@@ -155,7 +233,7 @@ impl TablePlane {
             .narrow(1, 0, 2)?
             .broadcast_mul(&self.tcp_std_xy)?
             .broadcast_add(&self.tcp_mean_xy)?;
-        ((on_plane - tcp_xy)? / crate::data::AUX_UNIT_M)?.clamp(-MAX_OFFSET, MAX_OFFSET)
+        on_plane - tcp_xy
     }
 }
 
@@ -184,6 +262,8 @@ mod tests {
             plane_z_m: 0.03,
             tcp_mean_m: [0.5, 0.0, 0.15],
             tcp_std_m: [0.08, 0.12, 0.1],
+            fine_scale_m: None,
+            fine_plane_z_m: None,
         }
     }
 
@@ -234,6 +314,70 @@ mod tests {
             .iter()
             .flatten()
             .all(|v| v.is_finite() && v.abs() <= MAX_OFFSET as f32));
+    }
+
+    #[test]
+    fn the_fine_offsets_are_tanh_of_the_offsets_on_their_own_plane_over_the_scale() {
+        let cfg = TablePlaneConfig {
+            fine_scale_m: Some(0.01),
+            fine_plane_z_m: Some(0.02),
+            ..config()
+        };
+        cfg.validate().unwrap();
+        assert_eq!(cfg.fine_width(), FINE_DIM);
+        assert_eq!(config().fine_width(), 0);
+        let plane = TablePlane::new(&cfg, &Device::Cpu).unwrap();
+        // The same points through the coarse offsets of a plane at 0.02 m.
+        let at_fine_height = TablePlane::new(
+            &TablePlaneConfig {
+                plane_z_m: 0.02,
+                ..config()
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
+        let xy = Tensor::from_vec(vec![0.1f32, 0.3, -0.4, 0.2], (2, 2), &Device::Cpu).unwrap();
+        let tcp = Tensor::from_vec(
+            vec![0.2f32, -0.5, 0.1, 1.0, 0.3, -0.2],
+            (2, 3),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        let fine = flat(plane.fine(&xy, &tcp).unwrap().unwrap());
+        let coarse = flat(at_fine_height.offsets(&xy, &tcp).unwrap());
+        for (f, c) in fine.iter().zip(&coarse) {
+            // Coarse: units of 10 cm; fine: tanh of centimetres.
+            let expected = (f64::from(*c) * 10.0).tanh();
+            assert!(
+                (f64::from(*f) - expected).abs() < 1e-4,
+                "{fine:?} {coarse:?}"
+            );
+        }
+        assert!(TablePlane::new(&config(), &Device::Cpu)
+            .unwrap()
+            .fine(&xy, &tcp)
+            .unwrap()
+            .is_none());
+        for bad in [0.0, -0.01, f64::NAN, f64::INFINITY] {
+            let cfg = TablePlaneConfig {
+                fine_scale_m: Some(bad),
+                fine_plane_z_m: Some(0.02),
+                ..config()
+            };
+            assert!(cfg.validate().unwrap_err().contains("fine_scale_m"));
+        }
+        let half = TablePlaneConfig {
+            fine_scale_m: Some(0.01),
+            ..config()
+        };
+        assert!(half.validate().unwrap_err().contains("both or neither"));
+        let above = TablePlaneConfig {
+            fine_scale_m: Some(0.01),
+            fine_plane_z_m: Some(0.9),
+            ..config()
+        };
+        assert!(above.validate().unwrap_err().contains("below the camera"));
     }
 
     #[test]

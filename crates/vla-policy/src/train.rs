@@ -134,6 +134,10 @@ pub struct TrainOptions {
     /// them when this is `None`; `model.table_plane` is filled in by
     /// training.
     pub table_plane_camera: Option<crate::crop::CropCamera>,
+    /// Add the fine table-plane offsets at this scale, metres
+    /// ([`crate::table_plane`]; needs the table-plane offsets). A warm
+    /// start keeps the initial policy's scale when this is `None`.
+    pub table_plane_fine_m: Option<f64>,
     /// Train only the camera stem and its keypoint head, on the keypoint
     /// loss (no transformer, no action tokens, no validation): a
     /// localisation pre-training stage that a later run continues with
@@ -213,6 +217,7 @@ impl Default for TrainOptions {
             crop_jitter_px: 2,
             wrist: false,
             table_plane_camera: None,
+            table_plane_fine_m: None,
             perception_only: false,
             workers: 1,
             sample_weights: None,
@@ -1475,6 +1480,13 @@ fn table_plane_config(
     let (camera, kept_z) = match (opts.table_plane_camera, init) {
         (Some(camera), _) => (camera, None),
         (None, Some(init)) => (init.camera, Some(init.plane_z_m)),
+        (None, None) if opts.table_plane_fine_m.is_some() => {
+            return Err(VlaPolicyError::Config(
+                "fine table-plane offsets need the table-plane offsets (--table-plane, or a \
+                 warm start from a policy with them)"
+                    .into(),
+            ))
+        }
         (None, None) => return Ok(None),
     };
     let Some(spec) = tcp else {
@@ -1484,36 +1496,55 @@ fn table_plane_config(
                 .into(),
         ));
     };
+    // This run's fine scale, else the initial policy's (a warm start keeps
+    // them, with their plane).
+    let kept_fine = init.and_then(|i| i.fine_scale_m.zip(i.fine_plane_z_m));
+    let fine_scale_m = opts.table_plane_fine_m.or(kept_fine.map(|f| f.0));
+    // Heights of the goal objects' centres in the training samples (base
+    // frame), only when something must be measured.
+    let need_heights = kept_z.is_none() || (fine_scale_m.is_some() && kept_fine.is_none());
+    let heights = if need_heights {
+        let input = crate::tcp::TcpInput::load(out, spec)?;
+        let known: Vec<usize> = train_idx
+            .iter()
+            .copied()
+            .filter(|&i| data.samples[i].aux_mask[2] > 0.0)
+            .collect();
+        let rows = crate::tcp::rows_from_states(
+            input.chain(),
+            &data.state_names,
+            known.iter().map(|&i| data.samples[i].state.as_slice()),
+        )?;
+        if rows.is_empty() {
+            return Err(VlaPolicyError::Data(
+                "table-plane offsets: no training sample records where its object is \
+                 (aux), so the plane's height is unknown"
+                    .into(),
+            ));
+        }
+        // The recorded offsets are in world axes; the base frame differs
+        // from the world by a translation and a yaw, so heights agree.
+        rows.iter()
+            .zip(&known)
+            .map(|(tcp_m, &i)| {
+                tcp_m[2] + f64::from(data.samples[i].aux[2]) * crate::data::AUX_UNIT_M
+            })
+            .collect::<Vec<f64>>()
+    } else {
+        Vec::new()
+    };
     let plane_z_m = match kept_z {
         Some(z) => z,
-        None => {
-            let input = crate::tcp::TcpInput::load(out, spec)?;
-            let known: Vec<usize> = train_idx
-                .iter()
-                .copied()
-                .filter(|&i| data.samples[i].aux_mask[2] > 0.0)
-                .collect();
-            let rows = crate::tcp::rows_from_states(
-                input.chain(),
-                &data.state_names,
-                known.iter().map(|&i| data.samples[i].state.as_slice()),
-            )?;
-            if rows.is_empty() {
-                return Err(VlaPolicyError::Data(
-                    "table-plane offsets: no training sample records where its object is \
-                     (aux), so the plane's height is unknown"
-                        .into(),
-                ));
-            }
-            // The recorded offsets are in world axes; the base frame differs
-            // from the world by a translation and a yaw, so heights agree.
-            rows.iter()
-                .zip(&known)
-                .map(|(tcp_m, &i)| {
-                    tcp_m[2] + f64::from(data.samples[i].aux[2]) * crate::data::AUX_UNIT_M
-                })
-                .sum::<f64>()
-                / rows.len() as f64
+        None => heights.iter().sum::<f64>() / heights.len() as f64,
+    };
+    let fine_plane_z_m = match (fine_scale_m, kept_fine) {
+        (None, _) => None,
+        (Some(_), Some((_, z))) => Some(z),
+        (Some(_), None) => {
+            // Resting objects: the 10th percentile (lifted ones pull the mean up).
+            let mut sorted = heights.clone();
+            sorted.sort_by(f64::total_cmp);
+            Some(sorted[(sorted.len() - 1) / 10])
         }
     };
     let cfg = crate::table_plane::TablePlaneConfig {
@@ -1521,6 +1552,8 @@ fn table_plane_config(
         plane_z_m,
         tcp_mean_m: spec.mean_m,
         tcp_std_m: spec.std_m,
+        fine_scale_m,
+        fine_plane_z_m,
     };
     cfg.validate().map_err(VlaPolicyError::Config)?;
     Ok(Some(cfg))

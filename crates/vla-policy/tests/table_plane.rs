@@ -182,6 +182,8 @@ fn the_augmentation_shift_reaches_the_offsets_and_nothing_else() {
         plane_z_m: 0.03,
         tcp_mean_m: [0.5, 0.0, 0.15],
         tcp_std_m: [0.08, 0.12, 0.1],
+        fine_scale_m: None,
+        fine_plane_z_m: None,
     };
     let with = ModelConfig {
         state_dim: 9,
@@ -219,4 +221,95 @@ fn the_augmentation_shift_reaches_the_offsets_and_nothing_else() {
     assert!(close(&aux(&with, None), &aux(&with, Some(&zero))));
     assert!(!close(&aux(&with, None), &aux(&with, Some(&shift))));
     assert!(close(&aux(&without, None), &aux(&without, Some(&shift))));
+}
+
+#[test]
+fn a_warm_start_into_fine_offsets_keeps_the_function_and_later_runs_keep_them() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let coarse = tempfile::tempdir().unwrap();
+    let with_plane = TrainOptions {
+        table_plane_camera: Some(tabletop_camera()),
+        ..options()
+    };
+    vla_policy::train(&data, &text, coarse.path(), &with_plane).unwrap();
+
+    // Grown by 4 zero columns at the end of the relation input (6 + 4 + 4):
+    // the same actions, the same plane.
+    let fine = tempfile::tempdir().unwrap();
+    let grow = TrainOptions {
+        init_from: Some(coarse.path().to_path_buf()),
+        tcp: None,
+        table_plane_fine_m: Some(0.01),
+        stop_at: Some(1),
+        lr: 1e-12,
+        ..options()
+    };
+    vla_policy::train(&data, &text, fine.path(), &grow).unwrap();
+    let before_plane = PolicyConfig::read(coarse.path())
+        .unwrap()
+        .model
+        .table_plane
+        .unwrap();
+    let plane = PolicyConfig::read(fine.path())
+        .unwrap()
+        .model
+        .table_plane
+        .unwrap();
+    assert_eq!(plane.fine_scale_m, Some(0.01));
+    assert_eq!(plane.plane_z_m, before_plane.plane_z_m);
+    let grown = relation_weight(fine.path());
+    assert!(grown.iter().all(|row| row.len() == 14));
+    assert!(grown
+        .iter()
+        .all(|row| row[10..].iter().all(|w| w.abs() < 1e-9)));
+    let (before, after) = (actions(coarse.path()), actions(fine.path()));
+    for (a, b) in before.iter().zip(&after) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{before:?} vs {after:?}");
+        }
+    }
+
+    // Training moves the new columns; a warm start without the flag keeps
+    // the scale.
+    let more_dir = tempfile::tempdir().unwrap();
+    let more = TrainOptions {
+        init_from: Some(fine.path().to_path_buf()),
+        tcp: None,
+        lr: 1e-2,
+        ..options()
+    };
+    vla_policy::train(&data, &text, more_dir.path(), &more).unwrap();
+    assert!(relation_weight(more_dir.path())
+        .iter()
+        .any(|row| row[10..].iter().any(|w| w.abs() > 1e-6)));
+    let kept = PolicyConfig::read(more_dir.path())
+        .unwrap()
+        .model
+        .table_plane
+        .unwrap();
+    assert_eq!(kept.fine_scale_m, Some(0.01));
+}
+
+#[test]
+fn fine_offsets_without_the_table_plane_or_with_a_bad_scale_are_refused() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let alone = TrainOptions {
+        table_plane_fine_m: Some(0.01),
+        ..options()
+    };
+    let err =
+        vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &alone).unwrap_err();
+    assert!(err.to_string().contains("--table-plane"), "{err}");
+    for bad in [0.0, -0.01, f64::NAN] {
+        let opts = TrainOptions {
+            table_plane_camera: Some(tabletop_camera()),
+            table_plane_fine_m: Some(bad),
+            ..options()
+        };
+        let err = vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &opts)
+            .unwrap_err();
+        assert!(err.to_string().contains("fine_scale_m"), "{err}");
+    }
 }

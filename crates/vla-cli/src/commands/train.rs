@@ -171,6 +171,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } else {
             None
         },
+        table_plane_fine_m: args.table_plane_fine_m,
         lr: args.lr,
         init_from,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
