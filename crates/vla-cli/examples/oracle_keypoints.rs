@@ -5,13 +5,18 @@
 //! network's estimates: the simulator's positions, projected through its
 //! camera from the state each frame is rendered from (the world after the
 //! previous step), so the pin has no lag. The first frame of an episode
-//! keeps the network's own estimates. Without `--pin` nothing is pinned,
-//! which must reproduce `vla eval`'s figures. Prints successes per family
-//! (stdout) and one line per failed episode with its reason (stderr).
+//! keeps the network's own estimates. `--pin-first` instead pins the
+//! listed keypoints on the first frame only (projected from the initial
+//! world through the scene's nominal camera) and leaves every later frame
+//! to the network: for policies that read the first frame's keypoints
+//! (`first_keypoints`), what a perfect first look would be worth. Without
+//! either nothing is pinned, which must reproduce `vla eval`'s figures.
+//! Prints successes per family (stdout) and one line per failed episode
+//! with its reason (stderr).
 //!
 //! ```sh
 //! cargo build --release -p vla-cli --example oracle_keypoints
-//! $CARGO_TARGET_DIR/release/examples/oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]
+//! $CARGO_TARGET_DIR/release/examples/oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2 | --pin-first 0,1]
 //! ```
 
 use std::cell::RefCell;
@@ -63,13 +68,40 @@ struct TruePixels {
     target: Option<ObjectRef>,
     pins: Shared,
     scale: f64,
+    /// Pin on the first frame only (`--pin-first`).
+    first_only: bool,
     /// Print the object's offset from the target and the action every step.
     trace: bool,
 }
 
 impl StepObserver for TruePixels {
-    fn on_episode_start(&mut self, _start: &EpisodeStart<'_>) {
-        *self.pins.borrow_mut() = [None; 3];
+    fn on_episode_start(&mut self, start: &EpisodeStart<'_>) {
+        let mut pins = [None; 3];
+        if self.first_only {
+            let camera = vla_sim::render::scene_camera(start.scene);
+            let project = |p: nalgebra::Vector3<f64>| {
+                camera
+                    .project(&nalgebra::Point3::from(p))
+                    .map(|(u, v, _)| [(u * self.scale) as f32, (v * self.scale) as f32])
+            };
+            let centre = |o: &ObjectRef| {
+                start
+                    .world
+                    .index_of(o)
+                    .and_then(|i| project(start.world.pose(i).translation.vector))
+            };
+            let tcp = start
+                .world
+                .world_from_tcp()
+                .ok()
+                .and_then(|p| project(p.translation.vector));
+            pins = [
+                centre(&self.object),
+                self.target.as_ref().and_then(centre),
+                tcp,
+            ];
+        }
+        *self.pins.borrow_mut() = pins;
     }
 
     fn on_step(&mut self, view: &StepView<'_>) {
@@ -113,29 +145,36 @@ impl StepObserver for TruePixels {
                 );
             }
         }
-        *self.pins.borrow_mut() = [
-            centre(&self.object),
-            self.target.as_ref().and_then(centre),
-            tcp,
-        ];
+        *self.pins.borrow_mut() = if self.first_only {
+            [None; 3]
+        } else {
+            [
+                centre(&self.object),
+                self.target.as_ref().and_then(centre),
+                tcp,
+            ]
+        };
     }
 }
 
 fn main() -> Result<()> {
+    const USAGE: &str =
+        "usage: oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2 | --pin-first 0,1]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, split, first, count, rest @ ..] = args.as_slice() else {
-        bail!("usage: oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]");
+        bail!("{USAGE}");
     };
+    let first_only = matches!(rest, [flag, _] if flag == "--pin-first");
     let which: Vec<usize> = match rest {
         [] => Vec::new(),
-        [flag, list] if flag == "--pin" => list
+        [flag, list] if flag == "--pin" || flag == "--pin-first" => list
             .split(',')
             .map(|k| match k.parse::<usize>() {
                 Ok(k) if k < 3 => Ok(k),
-                _ => bail!("--pin takes keypoints among 0 (goal object), 1 (target), 2 (TCP)"),
+                _ => bail!("{flag} takes keypoints among 0 (goal object), 1 (target), 2 (TCP)"),
             })
             .collect::<Result<_>>()?,
-        _ => bail!("usage: oracle_keypoints POLICY_DIR SPLIT FIRST_SEED COUNT [--pin 0,1,2]"),
+        _ => bail!("{USAGE}"),
     };
     let split = match split.as_str() {
         "train" => Split::Train,
@@ -171,6 +210,7 @@ fn main() -> Result<()> {
             target: task.goal.target().cloned(),
             pins: pins.clone(),
             scale,
+            first_only,
             trace: trace_seed == Some(seed),
         };
         let episode = run_episode_observed(
@@ -202,13 +242,18 @@ fn main() -> Result<()> {
         .values()
         .fold((0, 0), |(s, n), (a, b)| (s + a, n + b));
     println!(
-        "{} split, seeds {first}..{}, pinned {which:?}: {successes}/{episodes} succeeded; {}",
+        "{} split, seeds {first}..{}, pinned {which:?}{}: {successes}/{episodes} succeeded; {}",
         if split == Split::Train {
             "train"
         } else {
             "eval"
         },
         first + count,
+        if first_only {
+            " on the first frame"
+        } else {
+            ""
+        },
         per_family
             .iter()
             .map(|(f, (s, n))| format!("{f} {s}/{n}"))
