@@ -353,6 +353,13 @@ pub struct TrainArgs {
     /// scale without this.
     #[arg(long, value_name = "M")]
     pub table_plane_fine_m: Option<f64>,
+    /// Also feed the goal object's keypoint projected onto the horizontal
+    /// plane through the TCP (where a held object's centre is), minus the
+    /// TCP's x y, as tanh(offset / M) at the fine scale: the grasp offset
+    /// that the placement must undo (session 41). Needs the fine offsets;
+    /// a warm start keeps them without this.
+    #[arg(long)]
+    pub table_plane_held: bool,
     /// Decoding rule written into the policy's config.json (`greedy` or
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]

@@ -241,6 +241,7 @@ fn bench(c: &mut Criterion) {
                 tcp_std_m: spec.std_m,
                 fine_scale_m: None,
                 fine_plane_z_m: None,
+                held_fine: false,
             }),
             ..grounded_cfg
         },

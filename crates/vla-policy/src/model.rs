@@ -750,7 +750,8 @@ impl VlaModel {
                         } else {
                             0
                         } + cfg.first_keypoint_width()
-                            + cfg.table_plane.as_ref().map_or(0, |p| p.fine_width()),
+                            + cfg.table_plane.as_ref().map_or(0, |p| p.fine_width())
+                            + cfg.table_plane.as_ref().map_or(0, |p| p.held_width()),
                         d,
                         vb.pp("relation.proj"),
                     )?,
@@ -930,6 +931,7 @@ impl VlaModel {
                 let p = |k: usize| xy.narrow(1, k, 1).and_then(|t| t.squeeze(1));
                 let grip = p(2)?;
                 let mut fine: Option<[Tensor; 2]> = None;
+                let mut held: Option<Tensor> = None;
                 let mut parts = vec![
                     ((p(0)? - &grip)? * RELATION_SCALE)?,
                     ((p(1)? - &grip)? * RELATION_SCALE)?,
@@ -956,6 +958,7 @@ impl VlaModel {
                     {
                         fine = Some([g, t]);
                     }
+                    held = plane.held(&goal, &tcp)?;
                 }
                 if self.cfg.first_keypoints {
                     // Validated: they end the state vector, after the TCP token's values.
@@ -974,6 +977,10 @@ impl VlaModel {
                 if let Some([g, t]) = fine {
                     parts.push(g);
                     parts.push(t);
+                }
+                // The held offsets after them (same reason).
+                if let Some(h) = held {
+                    parts.push(h);
                 }
                 let input = Tensor::cat(&parts, 1)?;
                 Some(broadcast::add(&proj.forward(&input)?, embed)?.unsqueeze(1)?)

@@ -35,6 +35,21 @@
 //! stacked objects 1.0–1.5 cm off the target's centre and never makes the
 //! sub-centimetre move the expert makes there. With a 1 cm scale the last
 //! centimetre spans most of the input's range.
+//!
+//! Held offsets (`held_fine`, `vla train --table-plane-held`, session 41):
+//! the goal object's keypoint once more, projected onto the horizontal
+//! plane *at the TCP's own height* instead of the resting plane, as
+//! `tanh(offset_m / fine_scale_m)`, 2 values after the fine ones. Why: a
+//! held object's centre sits about at the TCP's height, 5–15 cm above the
+//! resting plane, and on this camera (~41° down) a point 1 cm above the
+//! plane it is projected onto lands ~1.2 cm further along the camera's
+//! depth axis, so the goal's fine offsets saturate from the lift to the
+//! release. The placement's error is *target − held object*, and the
+//! object sits 0.5–0.8 cm (RMS) off the fingers' centre after a grasp
+//! (session 31): on the TCP's plane the goal keypoint measures that grasp
+//! offset. When the object is not in the hand the values are wrong by the
+//! parallax of its height under the TCP; the network reads the gripper
+//! state beside them.
 
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -48,6 +63,10 @@ pub const TABLE_PLANE_DIM: usize = 4;
 /// Values the fine offsets add after everything else in the relation
 /// token's input: `tanh` of the same 4 offsets at `fine_scale_m`.
 pub const FINE_DIM: usize = 4;
+
+/// Values the held offsets add after the fine ones: goal object x y on
+/// the TCP's plane.
+pub const HELD_DIM: usize = 2;
 
 /// Least downward slope of a ray (its base-frame z component, for a camera
 /// direction of unit depth): flatter rays, towards or above the horizon,
@@ -83,6 +102,10 @@ pub struct TablePlaneConfig {
     /// camera's depth axis). Set exactly when `fine_scale_m` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fine_plane_z_m: Option<f64>,
+    /// The held offsets (module docs): the goal keypoint on the TCP's own
+    /// plane, at `fine_scale_m`. Needs the fine offsets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_fine: bool,
 }
 
 impl TablePlaneConfig {
@@ -120,6 +143,12 @@ impl TablePlaneConfig {
                 )
             }
         }
+        if self.held_fine && self.fine_scale_m.is_none() {
+            return Err(
+                "table_plane: held_fine needs the fine offsets (fine_scale_m, fine_plane_z_m)"
+                    .into(),
+            );
+        }
         if self.plane_z_m >= self.camera.base_from_camera_xyz_m[2] {
             return Err(format!(
                 "table_plane: plane at z = {} m is not below the camera (z = {} m)",
@@ -138,6 +167,15 @@ impl TablePlaneConfig {
             0
         }
     }
+
+    /// Values the held offsets add after the fine ones (0 or [`HELD_DIM`]).
+    pub fn held_width(&self) -> usize {
+        if self.held_fine {
+            HELD_DIM
+        } else {
+            0
+        }
+    }
 }
 
 /// [`TablePlaneConfig`] as constant tensors.
@@ -152,8 +190,12 @@ pub(crate) struct TablePlane {
     /// `(1, 2)` each: TCP x y mean and standard deviation.
     tcp_mean_xy: Tensor,
     tcp_std_xy: Tensor,
+    /// TCP z mean and standard deviation, metres.
+    tcp_z_mean_std_m: (f64, f64),
     /// Fine offsets: (scale, plane height), metres.
     fine: Option<(f64, f64)>,
+    /// Held offsets on (with the fine scale).
+    held: bool,
 }
 
 impl TablePlane {
@@ -187,7 +229,9 @@ impl TablePlane {
             plane_z_m: cfg.plane_z_m,
             tcp_mean_xy: Tensor::from_vec(f(&cfg.tcp_mean_m[..2]), (1, 2), dev)?,
             tcp_std_xy: Tensor::from_vec(f(&cfg.tcp_std_m[..2]), (1, 2), dev)?,
+            tcp_z_mean_std_m: (cfg.tcp_mean_m[2], cfg.tcp_std_m[2]),
             fine: cfg.fine_scale_m.zip(cfg.fine_plane_z_m),
+            held: cfg.held_fine,
         })
     }
 
@@ -209,6 +253,39 @@ impl TablePlane {
             )),
             None => Ok(None),
         }
+    }
+
+    /// The held offsets of map point `xy` (the goal's): where it meets the
+    /// horizontal plane through the TCP, minus the TCP's x y, as
+    /// `tanh(offset_m / fine_scale_m)`, `(B, 2)`; `None` without them.
+    pub(crate) fn held(&self, xy: &Tensor, tcp_norm: &Tensor) -> Result<Option<Tensor>> {
+        let (Some((scale_m, _)), true) = (self.fine, self.held) else {
+            return Ok(None);
+        };
+        let ray = xy
+            .matmul(&self.ray_from_xy)?
+            .broadcast_add(&self.ray_at_origin)?;
+        let down = ray.narrow(1, 2, 1)?.clamp(-1e9, -MIN_RAY_DOWN)?;
+        // The TCP's height, base frame, metres, (B, 1); the plane through it
+        // must lie below the camera for the ray to meet it in front.
+        let (mean_z, std_z) = self.tcp_z_mean_std_m;
+        let tcp_z = tcp_norm.narrow(1, 2, 1)?.affine(std_z, mean_z)?;
+        let below = (tcp_z - self.origin_m[2])?.clamp(-1e9, -1e-3)?;
+        let s = (down.recip()? * below)?;
+        let origin_xy = Tensor::from_vec(
+            vec![self.origin_m[0] as f32, self.origin_m[1] as f32],
+            (1, 2),
+            xy.device(),
+        )?;
+        let on_plane = ray
+            .narrow(1, 0, 2)?
+            .broadcast_mul(&s)?
+            .broadcast_add(&origin_xy)?;
+        let tcp_xy = tcp_norm
+            .narrow(1, 0, 2)?
+            .broadcast_mul(&self.tcp_std_xy)?
+            .broadcast_add(&self.tcp_mean_xy)?;
+        Ok(Some(((on_plane - tcp_xy)? / scale_m)?.tanh()?))
     }
 
     /// Where map point `xy` `(B, 2)` meets the plane `z = plane_z_m`, minus
@@ -264,6 +341,7 @@ mod tests {
             tcp_std_m: [0.08, 0.12, 0.1],
             fine_scale_m: None,
             fine_plane_z_m: None,
+            held_fine: false,
         }
     }
 
@@ -300,6 +378,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_held_offsets_measure_a_point_at_the_tcps_height() {
+        let cfg = TablePlaneConfig {
+            fine_scale_m: Some(0.02),
+            fine_plane_z_m: Some(0.02),
+            held_fine: true,
+            ..config()
+        };
+        cfg.validate().unwrap();
+        assert_eq!(cfg.held_width(), HELD_DIM);
+        let plane = TablePlane::new(&cfg, &Device::Cpu).unwrap();
+        let size_px = 128usize;
+        // A held object's centre 0.3–1.5 cm off the TCP at carry and release
+        // heights; the resting plane's fine offsets would be ~10 cm off here.
+        for (p, tcp) in [
+            ([0.505, 0.012, 0.20], [0.50, 0.005, 0.20]),
+            ([0.40, -0.10, 0.08], [0.41, -0.095, 0.08]),
+            ([0.58, 0.15, 0.12], [0.583, 0.14, 0.12]),
+        ] {
+            let [u, v] = cfg.camera.project_to_model(p, size_px).unwrap();
+            let to_map = |px: f32| (2.0 * px + 1.0) / size_px as f32 - 1.0;
+            let xy = Tensor::new(&[[to_map(u), to_map(v)]], &Device::Cpu).unwrap();
+            let tcp_norm: Vec<f32> = (0..3)
+                .map(|i| ((tcp[i] - cfg.tcp_mean_m[i]) / cfg.tcp_std_m[i]) as f32)
+                .collect();
+            let tcp_norm = Tensor::from_vec(tcp_norm, (1, 3), &Device::Cpu).unwrap();
+            let held = plane
+                .held(&xy, &tcp_norm)
+                .unwrap()
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let fine = plane
+                .fine(&xy, &tcp_norm)
+                .unwrap()
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for axis in 0..2 {
+                let want = ((p[axis] - tcp[axis]) / 0.02).tanh();
+                assert!(
+                    (f64::from(held[0][axis]) - want).abs() < 2e-3,
+                    "{p:?} − {tcp:?}: got {held:?}, want {want}"
+                );
+            }
+            // On the resting plane the lifted point is far off along x.
+            assert!(fine[0][0].abs() > 0.99, "{fine:?}");
+        }
+        // Off without the flag; the flag without the fine offsets is refused.
+        let fine_only = TablePlaneConfig {
+            held_fine: false,
+            ..cfg
+        };
+        assert_eq!(fine_only.held_width(), 0);
+        let xy = Tensor::zeros((1, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let tcp = Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let plane = TablePlane::new(&fine_only, &Device::Cpu).unwrap();
+        assert!(plane.held(&xy, &tcp).unwrap().is_none());
+        let alone = TablePlaneConfig {
+            held_fine: true,
+            ..config()
+        };
+        assert!(alone.validate().unwrap_err().contains("held_fine"));
     }
 
     #[test]

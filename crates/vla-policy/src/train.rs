@@ -138,6 +138,9 @@ pub struct TrainOptions {
     /// ([`crate::table_plane`]; needs the table-plane offsets). A warm
     /// start keeps the initial policy's scale when this is `None`.
     pub table_plane_fine_m: Option<f64>,
+    /// Add the held offsets ([`crate::table_plane`]: the goal keypoint on
+    /// the TCP's plane; needs the fine offsets). A warm start keeps them.
+    pub table_plane_held: bool,
     /// Train only the camera stem and its keypoint head, on the keypoint
     /// loss (no transformer, no action tokens, no validation): a
     /// localisation pre-training stage that a later run continues with
@@ -218,6 +221,7 @@ impl Default for TrainOptions {
             wrist: false,
             table_plane_camera: None,
             table_plane_fine_m: None,
+            table_plane_held: false,
             perception_only: false,
             workers: 1,
             sample_weights: None,
@@ -1480,10 +1484,10 @@ fn table_plane_config(
     let (camera, kept_z) = match (opts.table_plane_camera, init) {
         (Some(camera), _) => (camera, None),
         (None, Some(init)) => (init.camera, Some(init.plane_z_m)),
-        (None, None) if opts.table_plane_fine_m.is_some() => {
+        (None, None) if opts.table_plane_fine_m.is_some() || opts.table_plane_held => {
             return Err(VlaPolicyError::Config(
-                "fine table-plane offsets need the table-plane offsets (--table-plane, or a \
-                 warm start from a policy with them)"
+                "fine or held table-plane offsets need the table-plane offsets (--table-plane, \
+                 or a warm start from a policy with them)"
                     .into(),
             ))
         }
@@ -1554,6 +1558,7 @@ fn table_plane_config(
         tcp_std_m: spec.std_m,
         fine_scale_m,
         fine_plane_z_m,
+        held_fine: opts.table_plane_held || init.is_some_and(|i| i.held_fine),
     };
     cfg.validate().map_err(VlaPolicyError::Config)?;
     Ok(Some(cfg))

@@ -184,6 +184,7 @@ fn the_augmentation_shift_reaches_the_offsets_and_nothing_else() {
         tcp_std_m: [0.08, 0.12, 0.1],
         fine_scale_m: None,
         fine_plane_z_m: None,
+        held_fine: false,
     };
     let with = ModelConfig {
         state_dim: 9,
@@ -312,4 +313,89 @@ fn fine_offsets_without_the_table_plane_or_with_a_bad_scale_are_refused() {
             .unwrap_err();
         assert!(err.to_string().contains("fine_scale_m"), "{err}");
     }
+}
+
+#[test]
+fn a_warm_start_into_held_offsets_keeps_the_function_and_later_runs_keep_them() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let fine = tempfile::tempdir().unwrap();
+    let with_fine = TrainOptions {
+        table_plane_camera: Some(tabletop_camera()),
+        table_plane_fine_m: Some(0.01),
+        ..options()
+    };
+    vla_policy::train(&data, &text, fine.path(), &with_fine).unwrap();
+
+    // Grown by 2 zero columns at the very end (6 + 4 + 4 + 2): the same
+    // actions, the same planes.
+    let held = tempfile::tempdir().unwrap();
+    let grow = TrainOptions {
+        init_from: Some(fine.path().to_path_buf()),
+        tcp: None,
+        table_plane_held: true,
+        stop_at: Some(1),
+        lr: 1e-12,
+        ..options()
+    };
+    vla_policy::train(&data, &text, held.path(), &grow).unwrap();
+    let read = |dir: &Path| PolicyConfig::read(dir).unwrap().model.table_plane.unwrap();
+    let (before_plane, plane) = (read(fine.path()), read(held.path()));
+    assert!(plane.held_fine && !before_plane.held_fine);
+    assert_eq!(plane.fine_plane_z_m, before_plane.fine_plane_z_m);
+    assert_eq!(plane.fine_scale_m, Some(0.01));
+    let grown = relation_weight(held.path());
+    assert!(grown.iter().all(|row| row.len() == 16));
+    assert!(grown
+        .iter()
+        .all(|row| row[14..].iter().all(|w| w.abs() < 1e-9)));
+    let (before, after) = (actions(fine.path()), actions(held.path()));
+    for (a, b) in before.iter().zip(&after) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{before:?} vs {after:?}");
+        }
+    }
+
+    // Training moves the new columns; a warm start without the flag keeps them.
+    let more_dir = tempfile::tempdir().unwrap();
+    let more = TrainOptions {
+        init_from: Some(held.path().to_path_buf()),
+        tcp: None,
+        lr: 1e-2,
+        ..options()
+    };
+    vla_policy::train(&data, &text, more_dir.path(), &more).unwrap();
+    assert!(relation_weight(more_dir.path())
+        .iter()
+        .any(|row| row[14..].iter().any(|w| w.abs() > 1e-6)));
+    assert!(read(more_dir.path()).held_fine);
+}
+
+#[test]
+fn held_offsets_without_the_fine_offsets_are_refused() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = data();
+    let alone = TrainOptions {
+        table_plane_held: true,
+        ..options()
+    };
+    let err =
+        vla_policy::train(&data, &text, tempfile::tempdir().unwrap().path(), &alone).unwrap_err();
+    assert!(err.to_string().contains("--table-plane"), "{err}");
+    let coarse_only = TrainOptions {
+        table_plane_camera: Some(tabletop_camera()),
+        table_plane_held: true,
+        ..options()
+    };
+    let err = vla_policy::train(
+        &data,
+        &text,
+        tempfile::tempdir().unwrap().path(),
+        &coarse_only,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("held_fine needs the fine"),
+        "{err}"
+    );
 }

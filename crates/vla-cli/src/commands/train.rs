@@ -172,6 +172,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             None
         },
         table_plane_fine_m: args.table_plane_fine_m,
+        table_plane_held: args.table_plane_held,
         lr: args.lr,
         init_from,
         label_sigma_bins: args.label_sigma_bins.max(0.0),
