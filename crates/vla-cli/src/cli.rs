@@ -183,6 +183,12 @@ pub struct CollectArgs {
     /// (policies/default/README.md, session 36).
     #[arg(long, value_name = "M", requires = "dagger")]
     pub lower_near_spot_m: Option<f64>,
+    /// How far the expert pushes objects, metres (the demonstrator, and with
+    /// --dagger the labeller; default 0.14, success needs 0.10): a policy
+    /// stops a push at about its demonstrations' distance, as it cannot
+    /// see in one frame how far the object has gone (session 41).
+    #[arg(long, value_name = "M")]
+    pub push_distance_m: Option<f64>,
 }
 
 /// Arguments of `vla train`.

@@ -76,6 +76,10 @@ pub struct DatasetMeta {
     /// has `wrist.rgb`; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrist_camera: Option<WristCameraMeta>,
+    /// How far the experts pushed (`vla collect --push-distance-m`),
+    /// metres; absent: [`crate::expert::DEFAULT_PUSH_DISTANCE_M`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_distance_m: Option<f64>,
 }
 
 /// The wrist camera of a dataset (`dataset.json` → `wrist_camera`).

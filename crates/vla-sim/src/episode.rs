@@ -107,6 +107,10 @@ pub struct EpisodeOptions {
     /// ([`ScriptedExpert::with_lower_near_spot`]); `None`: it lifts to
     /// carry height first, as in its demonstrations.
     pub dagger_lower_near_spot_m: Option<f64>,
+    /// How far every expert of the episode (the demonstrator, the DAgger
+    /// labeller) pushes ([`ScriptedExpert::with_push_distance`]); `None`:
+    /// [`crate::expert::DEFAULT_PUSH_DISTANCE_M`].
+    pub expert_push_distance_m: Option<f64>,
 }
 
 impl EpisodeOptions {
@@ -122,6 +126,7 @@ impl EpisodeOptions {
             randomization: DomainRandomization::default(),
             settle_steps: 5,
             dagger_lower_near_spot_m: None,
+            expert_push_distance_m: None,
         }
     }
 }
@@ -336,25 +341,37 @@ pub fn run_episode_observed(
         .as_ref()
         .map(|c| c.camera().intrinsics_k())
         .unwrap_or_else(|| crate::render::scene_camera(scene).intrinsics_k());
+    let push_distance = |expert: ScriptedExpert| match options.expert_push_distance_m {
+        Some(distance_m) => expert.with_push_distance(distance_m),
+        None => expert,
+    };
     let mut expert = match &mut driver {
-        Driver::Expert(noise) => Some(ScriptedExpert::new(task.goal.clone(), *noise, seed)),
+        Driver::Expert(noise) => Some(push_distance(ScriptedExpert::new(
+            task.goal.clone(),
+            *noise,
+            seed,
+        ))),
         Driver::Learned(policy) => {
             policy.reset(&instruction)?;
             None
         }
         Driver::Dagger { policy, .. } => {
             policy.reset(&instruction)?;
-            let expert = ScriptedExpert::new(task.goal.clone(), NoiseConfig::none(), seed);
+            let expert = push_distance(ScriptedExpert::new(
+                task.goal.clone(),
+                NoiseConfig::none(),
+                seed,
+            ));
             Some(match options.dagger_lower_near_spot_m {
                 Some(radius_m) => expert.with_lower_near_spot(radius_m),
                 None => expert,
             })
         }
-        Driver::Decoy { .. } => Some(ScriptedExpert::new(
+        Driver::Decoy { .. } => Some(push_distance(ScriptedExpert::new(
             task.goal.clone(),
             NoiseConfig::none(),
             seed,
-        )),
+        ))),
     };
     let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xda66_e500);
     // The decoy expert, when it starts and how many steps it drives

@@ -51,8 +51,9 @@ const PUSH_CLEARANCE_M: f64 = 0.032;
 const OPEN_HAND_HALF_SPAN_M: f64 = 0.06;
 /// Half-thickness of the fingers across the finger axis, metres.
 const FINGER_HALF_WIDTH_M: f64 = 0.012;
-/// Distance pushed, metres (success needs 0.10).
-const PUSH_TARGET_M: f64 = 0.14;
+/// Distance pushed by default, metres (success needs 0.10);
+/// [`ScriptedExpert::with_push_distance`] changes it.
+pub const DEFAULT_PUSH_DISTANCE_M: f64 = 0.14;
 
 fn default_near_object_radius_m() -> f64 {
     0.05
@@ -210,6 +211,7 @@ pub struct ScriptedExpert {
     world_from_tcp_home: Option<UnitQuaternion<f64>>,
     place_xy: Option<[f64; 2]>,
     lower_near_spot_m: Option<f64>,
+    push_distance_m: f64,
 }
 
 fn clamp_vec(v: Vector3<f64>, max: f64) -> Vector3<f64> {
@@ -245,7 +247,20 @@ impl ScriptedExpert {
             world_from_tcp_home: None,
             place_xy: None,
             lower_near_spot_m: None,
+            push_distance_m: DEFAULT_PUSH_DISTANCE_M,
         }
+    }
+
+    /// An expert that pushes objects `distance_m` along the named direction
+    /// from where they started (default [`DEFAULT_PUSH_DISTANCE_M`]; the
+    /// success check asks for 0.10 m). A learned policy cannot see how far
+    /// a push has gone in one frame and stops it at about the distance of
+    /// its demonstrations, sometimes short of 0.10 m; a longer expert push
+    /// moves that guess up (`vla collect --push-distance-m`,
+    /// policies/default/README.md, session 41).
+    pub fn with_push_distance(mut self, distance_m: f64) -> Self {
+        self.push_distance_m = distance_m;
+        self
     }
 
     /// An expert that, finding the goal's object in the hand below carry
@@ -690,7 +705,7 @@ impl ScriptedExpert {
         let start = obj.start_pose.translation.vector;
         let d0 = push_dir_world(world.scene(), direction.unit_in_base());
         let d0 = Vector3::new(d0[0], d0[1], 0.0);
-        let goal_xy = start + d0 * PUSH_TARGET_M;
+        let goal_xy = start + d0 * self.push_distance_m;
         let to_goal = Vector3::new(goal_xy.x - oc.x, goal_xy.y - oc.y, 0.0);
         let d = to_goal.try_normalize(1e-6).unwrap_or(d0);
         let reach = obj.geometry.half_width_m() + PUSH_CLEARANCE_M;
@@ -727,7 +742,7 @@ impl ScriptedExpert {
                 }
                 Phase::Push => {
                     let along = (oc - start).dot(&d0);
-                    if along >= PUSH_TARGET_M - 0.005 {
+                    if along >= self.push_distance_m - 0.005 {
                         self.set_phase(Phase::PushRetreat);
                         continue;
                     }

@@ -1115,3 +1115,76 @@ fn a_policy_that_reads_the_wrist_camera_gets_its_frame_every_step() {
     .to_string();
     assert!(err.contains("wrist_camera"), "{err}");
 }
+
+/// How far the goal's object ended from where it started, metres (x y),
+/// after the expert's episode.
+struct LastMove {
+    object: ObjectRef,
+    start: Option<nalgebra::Vector3<f64>>,
+    moved_m: f64,
+}
+
+impl vla_sim::StepObserver for LastMove {
+    fn wants_frames(&self) -> bool {
+        false
+    }
+
+    fn on_episode_start(&mut self, start: &vla_sim::EpisodeStart<'_>) {
+        let i = start.world.index_of(&self.object).unwrap();
+        self.start = Some(start.world.pose(i).translation.vector);
+    }
+
+    fn on_step(&mut self, view: &vla_sim::StepView<'_>) {
+        let i = view.world.index_of(&self.object).unwrap();
+        let d = view.world.pose(i).translation.vector - self.start.unwrap();
+        self.moved_m = d.x.hypot(d.y);
+    }
+}
+
+#[test]
+fn the_expert_pushes_as_far_as_it_is_told() {
+    let s = suite();
+    let object = ObjectRef::new("red", "cube");
+    let task = task_for_goal(
+        Goal::Push {
+            object: object.clone(),
+            direction: vla_sim::Direction::Left,
+        },
+        "push the red cube left",
+        0,
+        4,
+    );
+    let pushed = |distance_m: Option<f64>| {
+        let mut o = opts(&s, false);
+        o.expert_push_distance_m = distance_m;
+        let mut observer = LastMove {
+            object: object.clone(),
+            start: None,
+            moved_m: 0.0,
+        };
+        let ep = vla_sim::episode::run_episode_observed(
+            &s.scene,
+            &task,
+            &[],
+            Driver::Expert(NoiseConfig::none()),
+            &o,
+            4,
+            Some(&mut observer),
+        )
+        .unwrap();
+        assert!(ep.outcome.success, "{}", ep.outcome.reason);
+        observer.moved_m
+    };
+    let default_m = pushed(None);
+    let longer_m = pushed(Some(0.18));
+    // The expert stops within half a centimetre of its distance, plus what
+    // the object slides after the last step.
+    assert!(
+        (0.13..0.155).contains(&default_m),
+        "default push {default_m} m"
+    );
+    assert!(
+        (0.17..0.195).contains(&longer_m),
+        "0.18 m push {longer_m} m"
+    );
+}

@@ -63,6 +63,15 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         }
         options.dagger_lower_near_spot_m = Some(radius_m);
     }
+    if let Some(distance_m) = args.push_distance_m {
+        if !(distance_m.is_finite() && (0.10..=0.30).contains(&distance_m)) {
+            bail!(
+                "--push-distance-m must be between 0.10 m (what success needs) and 0.30 m, \
+                 got {distance_m}"
+            );
+        }
+        options.expert_push_distance_m = Some(distance_m);
+    }
     options.keep_depth = args.depth;
     options.wrist = args.wrist_camera;
     if args.randomize {
@@ -111,6 +120,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
         } else {
             None
         },
+        push_distance_m: args.push_distance_m,
     };
     if !(0.0..=1.0).contains(&args.expert_prob) {
         bail!(
