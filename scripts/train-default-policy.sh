@@ -98,16 +98,23 @@ vla="$CARGO_TARGET_DIR/release/vla"
 #    pixels), and 2 400 whose sideways approach speed varies per episode
 #    with sideways drifts near the object (sim/README.md); both at once.
 # (`wait PID` returns each job's status, so a failure stops the script.)
+# $VLA_COLLECT_FLAGS, if set, is appended to every `vla collect` of the
+# recipe, demonstrations and DAgger rollouts (split into words on purpose;
+# e.g. "--push-distance-m 0.17", sim/README.md). Work folders already
+# collected are reused as they are: use a fresh $VLA_WORK_DIR with it.
 jobs_=()
 demos="$work/demos2400"
 if [ ! -f "$demos/dataset.json" ]; then
-  "$vla" collect --suite default --split train --episodes 2400 --noise --seed 0 --out "$demos" &
+  # shellcheck disable=SC2086
+  "$vla" collect --suite default --split train --episodes 2400 --noise --seed 0 --out "$demos" \
+    ${VLA_COLLECT_FLAGS:-} &
   jobs_+=($!)
 fi
 varied="$work/va2400"
 if [ ! -f "$varied/dataset.json" ]; then
+  # shellcheck disable=SC2086
   "$vla" collect --suite default --split train --episodes 2400 --noise --varied-approach --seed 300000 \
-    --out "$varied" &
+    --out "$varied" ${VLA_COLLECT_FLAGS:-} &
   jobs_+=($!)
 fi
 for j in "${jobs_[@]}"; do wait "$j"; done
@@ -172,8 +179,9 @@ collect_round() {
     dir="$work/round$1-$half"
     rollouts+=(--data "$dir")
     if [ ! -f "$dir/dataset.json" ]; then
+      # shellcheck disable=SC2086
       "$vla" collect --suite default --split train --episodes 400 --seed $(($2 + half)) \
-        --dagger "$3" --expert-prob 0.3 --max-steps 40 --out "$dir" &
+        --dagger "$3" --expert-prob 0.3 --max-steps 40 --out "$dir" ${VLA_COLLECT_FLAGS:-} &
       jobs_+=($!)
     fi
   done
