@@ -153,6 +153,12 @@ stage 4: behaviour cloning
 #    ($VLA_PREV_ACTION_FLAGS, unset: --prev-action-parts vertical_closed;
 #    set and empty: no previous action, the recipe of sessions 34-37,
 #    policies/refined-six). The rounds inherit it through --init-from.
+#    Since session 41 it also reads the goal and target keypoints
+#    projected through the calibrated camera onto the table, minus the
+#    TCP, in units of 10 cm and as tanh(offset / 1 cm) for the last
+#    centimetre ($VLA_PLANE_FLAGS, unset: --table-plane
+#    --table-plane-fine-m 0.01; set and empty: the recipe of sessions
+#    38-40). The rounds inherit them through --init-from.
 # $VLA_BC_FLAGS, if set, is appended to this stage's `vla train` (split
 # into words on purpose; the rounds inherit what it adds through
 # --init-from): session 36's prev-six was VLA_PREV_ACTION_FLAGS=--prev-action.
@@ -161,7 +167,8 @@ bc="$work/bc"
 "$vla" train --data "$demos" --data "$varied" --out "$bc" --init-from "$perception" \
   --instruction-queries 4 --keypoint-hidden 64 --lr 5e-4 --steps "$bc_steps" --batch 64 \
   --seed 0 --shift-px 4 --tcp-urdf urdf/panda.urdf --workers "$workers" --no-val \
-  ${VLA_PREV_ACTION_FLAGS---prev-action-parts vertical_closed} ${VLA_BC_FLAGS:-}
+  ${VLA_PREV_ACTION_FLAGS---prev-action-parts vertical_closed} \
+  ${VLA_PLANE_FLAGS---table-plane --table-plane-fine-m 0.01} ${VLA_BC_FLAGS:-}
 
 # 5-6. Two DAgger rounds (sessions 10 and 11): the previous policy drives
 #    800 episodes of the train split for at most 40 steps each (the expert's
