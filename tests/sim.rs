@@ -255,6 +255,37 @@ fn eval_json_has_overall_and_per_family_success() {
 }
 
 #[test]
+fn eval_with_same_colour_pairs_draws_only_such_tasks() {
+    let out = run_ok(&[
+        "eval",
+        "--policy",
+        "scripted",
+        "--split",
+        "train",
+        "--episodes",
+        "4",
+        "--seed",
+        "100000",
+        "--same-colour-pairs",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["episodes"], 4);
+    assert_eq!(v["same_colour_pairs"], true);
+    // Only families with a target can name two objects of one colour.
+    for family in v["per_family"].as_object().unwrap().keys() {
+        assert!(
+            ["put_in", "move_next_to", "stack"].contains(&family.as_str()),
+            "{family}: {out}"
+        );
+    }
+    for failure in v["failures"].as_array().unwrap() {
+        let goal = &failure["goal"];
+        assert_eq!(goal["object"]["color"], goal["target"]["color"], "{out}");
+    }
+}
+
+#[test]
 fn eval_takes_instructions_with_goals() {
     let dir = std::env::temp_dir().join(format!("vla-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

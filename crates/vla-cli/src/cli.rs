@@ -124,6 +124,13 @@ pub struct CollectArgs {
     /// fails most (policies/default/README.md, session 14).
     #[arg(long)]
     pub same_colour_distractors: bool,
+    /// Only tasks whose target shares the manipulated object's colour
+    /// ("stack the red cube on the red cylinder"; families with a target):
+    /// episode seeds whose task does not are skipped. The bundled policy
+    /// swaps the two roles in most such stacks (policies/default/README.md,
+    /// session 43).
+    #[arg(long)]
+    pub same_colour_pairs: bool,
     /// Decoy approaches: for the first 8 to STEPS steps a second expert
     /// moves the hand towards and down to another object (one sharing the
     /// goal object's colour when there is one), stopping before it would
@@ -493,6 +500,13 @@ pub struct EvalArgs {
     /// fails most (policies/default/README.md, session 14).
     #[arg(long)]
     pub same_colour_distractors: bool,
+    /// Only tasks whose target shares the manipulated object's colour
+    /// ("stack the red cube on the red cylinder"; families with a target):
+    /// episode seeds whose task does not are skipped. The bundled policy
+    /// swaps the two roles in most such stacks (policies/default/README.md,
+    /// session 43).
+    #[arg(long)]
+    pub same_colour_pairs: bool,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,

@@ -17,6 +17,15 @@
 //! estimate passes through unchanged. A tracking filter over a detector's
 //! output, the network is untouched; `config.json` `keypoint_memory`
 //! turns it on, `Policy::reset` (a new instruction) forgets.
+//!
+//! With `max_dev` set the filter is a gate instead (session 43): each
+//! frame's own estimate passes unless it lies more than `max_dev` from the
+//! memory, and only frames within the gate update the memory. The
+//! per-frame estimate is the more precise one (session 31: replacing it
+//! by the mean lost stacks); the gate only catches the frames where the
+//! keypoint jumped onto something else, which `keypoint_probe` counts
+//! (session 42: 10 % of the target's frames once the hand is over it,
+//! 2 % before).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +39,11 @@ pub struct KeypointMemorySpec {
     /// Frames where the remembered keypoint is nearer the hand's than this
     /// (keypoint map units: 1.0 is half the image) do not update the memory.
     pub min_hand_dist: f32,
+    /// The gate (map units): a frame's estimate farther than this from
+    /// the memory is replaced by the memory, a nearer one passes unchanged
+    /// and updates it. Absent: the memory replaces every frame's estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dev: Option<f32>,
 }
 
 impl KeypointMemorySpec {
@@ -49,6 +63,13 @@ impl KeypointMemorySpec {
                 "keypoint_memory: min_hand_dist {} must be finite and ≥ 0",
                 self.min_hand_dist
             ));
+        }
+        if let Some(d) = self.max_dev {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(format!(
+                    "keypoint_memory: max_dev {d} must be finite and > 0"
+                ));
+            }
         }
         Ok(())
     }
@@ -95,14 +116,29 @@ impl KeypointMemory {
             return;
         }
         let dist = (p[0] - hand[0]).hypot(p[1] - hand[1]);
-        if dist >= self.spec.min_hand_dist {
+        let mean = (self.frames > 0).then(|| {
+            let n = self.frames as f64;
+            [(self.sum[0] / n) as f32, (self.sum[1] / n) as f32]
+        });
+        let within = match (self.spec.max_dev, mean) {
+            (Some(max_dev), Some(m)) => (p[0] - m[0]).hypot(p[1] - m[1]) <= max_dev,
+            _ => true,
+        };
+        if dist >= self.spec.min_hand_dist && within {
             self.sum[0] += f64::from(p[0]);
             self.sum[1] += f64::from(p[1]);
             self.frames += 1;
         }
-        if self.frames > 0 {
-            let n = self.frames as f64;
-            xy[k] = [(self.sum[0] / n) as f32, (self.sum[1] / n) as f32];
+        match (self.spec.max_dev, mean) {
+            // Gate: the frame's own estimate unless it jumped away.
+            (Some(_), Some(m)) if !within => xy[k] = m,
+            (Some(_), _) => {}
+            // Memory: the mean of the remembered frames, this one included.
+            (None, _) if self.frames > 0 => {
+                let n = self.frames as f64;
+                xy[k] = [(self.sum[0] / n) as f32, (self.sum[1] / n) as f32];
+            }
+            (None, _) => {}
         }
     }
 }
@@ -116,7 +152,37 @@ mod tests {
             keypoint: 1,
             hand_keypoint: 2,
             min_hand_dist,
+            max_dev: None,
         }
+    }
+
+    #[test]
+    fn the_gate_passes_near_estimates_and_replaces_jumps() {
+        let mut m = KeypointMemory::new(KeypointMemorySpec {
+            max_dev: Some(0.1),
+            ..spec(0.2)
+        });
+        let mut a = [[0.0, 0.0], [0.5, 0.5], [-0.5, -0.5]];
+        m.apply(&mut a);
+        assert_eq!(a[1], [0.5, 0.5], "the first estimate passes");
+        let mut b = [[0.0, 0.0], [0.54, 0.5], [-0.5, -0.5]];
+        m.apply(&mut b);
+        assert_eq!(
+            b[1],
+            [0.54, 0.5],
+            "within the gate: the frame's own estimate"
+        );
+        assert_eq!(m.frames(), 2);
+        // Jumped onto the hand: replaced by the memory, which it does not update.
+        let mut c = [[0.0, 0.0], [0.1, 0.1], [0.1, 0.1]];
+        m.apply(&mut c);
+        assert!((c[1][0] - 0.52).abs() < 1e-6 && (c[1][1] - 0.5).abs() < 1e-6);
+        assert_eq!(m.frames(), 2);
+        // Near the hand but within the gate: passes, does not update.
+        let mut d = [[0.0, 0.0], [0.5, 0.45], [0.45, 0.4]];
+        m.apply(&mut d);
+        assert_eq!(d[1], [0.5, 0.45]);
+        assert_eq!(m.frames(), 2);
     }
 
     #[test]
@@ -160,6 +226,13 @@ mod tests {
         assert!(spec(0.2).validate(16).is_ok());
         assert!(spec(0.2).validate(2).unwrap_err().contains("model has 2"));
         assert!(spec(f32::NAN).validate(16).is_err());
+        let gate = |d| KeypointMemorySpec {
+            max_dev: Some(d),
+            ..spec(0.2)
+        };
+        assert!(gate(0.1).validate(16).is_ok());
+        assert!(gate(0.0).validate(16).unwrap_err().contains("max_dev"));
+        assert!(gate(f32::INFINITY).validate(16).is_err());
         let same = KeypointMemorySpec {
             hand_keypoint: 1,
             ..spec(0.2)

@@ -22,6 +22,7 @@ fn spec(min_hand_dist: f32) -> KeypointMemorySpec {
         keypoint: 1,
         hand_keypoint: 2,
         min_hand_dist,
+        max_dev: None,
     }
 }
 

@@ -187,6 +187,14 @@ impl Goal {
         }
     }
 
+    /// Whether the goal names a target of the manipulated object's own
+    /// colour ("stack the red cube on the red cylinder"), so that only the
+    /// two shapes and the word order tell which is which.
+    pub fn target_shares_colour(&self) -> bool {
+        self.target()
+            .is_some_and(|t| t.color == self.object().color)
+    }
+
     /// Every object the goal names, object first.
     pub fn named_objects(&self) -> Vec<&ObjectRef> {
         let mut v = vec![self.object()];

@@ -431,6 +431,38 @@ impl TaskSuite {
         lo + episode_seed % (hi - lo)
     }
 
+    /// The task at episode seed `*next_seed`, which then moves past it
+    /// (the episode's seed and task are returned). With
+    /// `same_colour_pairs`, seeds whose task does not name a target of the
+    /// object's own colour ([`Goal::target_shares_colour`]) are skipped:
+    /// the layouts where the policy swaps the two roles most
+    /// (policies/default/README.md, session 43). Without it this is
+    /// [`Self::sample_task`] on consecutive seeds. An error if
+    /// [`MAX_SKIPPED_SEEDS`] seeds in a row are skipped (a suite without
+    /// such tasks).
+    pub fn draw_task(
+        &self,
+        split: Split,
+        next_seed: &mut u64,
+        same_colour_pairs: bool,
+    ) -> Result<(u64, Task), SimError> {
+        for _ in 0..=MAX_SKIPPED_SEEDS {
+            let seed = *next_seed;
+            *next_seed = seed.wrapping_add(1);
+            let task = self.sample_task(split, seed)?;
+            if !same_colour_pairs || task.goal.target_shares_colour() {
+                return Ok((seed, task));
+            }
+        }
+        Err(SimError::invalid(
+            format!("suite {:?}", self.config.name),
+            format!(
+                "no task naming two objects of one colour in {MAX_SKIPPED_SEEDS} seeds of the {} split",
+                split.as_str()
+            ),
+        ))
+    }
+
     /// Draws the task of one episode. In the train split, templates and every
     /// named object come from train data; in the eval split, templates are
     /// eval templates and the manipulated object is a held-out combination
@@ -502,6 +534,9 @@ impl TaskSuite {
         ))
     }
 }
+
+/// Seeds [`TaskSuite::draw_task`] skips in a row before giving up.
+pub const MAX_SKIPPED_SEEDS: usize = 10_000;
 
 /// Assembles a goal of `family` from its parts (`target` ignored where the
 /// family has none, `direction` used by push only).

@@ -38,6 +38,46 @@ fn every_sampled_instruction_parses_back_to_its_goal() {
 }
 
 #[test]
+fn draw_task_keeps_consecutive_seeds_or_only_same_colour_pairs() {
+    let suite = suite();
+    // Without the filter: sample_task on consecutive seeds.
+    let mut next = 500;
+    for seed in 500..520 {
+        let (drawn, task) = suite.draw_task(Split::Train, &mut next, false).unwrap();
+        assert_eq!(drawn, seed);
+        assert_eq!(task, suite.sample_task(Split::Train, seed).unwrap());
+    }
+    assert_eq!(next, 520);
+    // With it: the qualifying seeds in order, none skipped that qualifies.
+    for split in [Split::Train, Split::Eval] {
+        let mut next = 0;
+        let mut last = None;
+        for _ in 0..20 {
+            let (seed, task) = suite.draw_task(split, &mut next, true).unwrap();
+            assert!(task.goal.target_shares_colour(), "{:?}", task.instruction);
+            assert_eq!(task.goal.object().color, task.goal.target().unwrap().color);
+            let from = last.map_or(0, |s: u64| s + 1);
+            for skipped in from..seed {
+                let t = suite.sample_task(split, skipped).unwrap();
+                assert!(!t.goal.target_shares_colour(), "seed {skipped} was skipped");
+            }
+            assert_eq!(next, seed + 1);
+            last = Some(seed);
+        }
+    }
+    let red = |shape: &str| ObjectRef::new("red", shape);
+    let stack = Goal::Stack {
+        object: red("cube"),
+        target: red("cylinder"),
+    };
+    assert!(stack.target_shares_colour());
+    assert!(!Goal::PickUp {
+        object: red("cube")
+    }
+    .target_shares_colour());
+}
+
+#[test]
 fn splits_keep_templates_and_combos_apart() {
     let suite = suite();
     for seed in 0..200 {

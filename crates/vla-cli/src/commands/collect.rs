@@ -159,6 +159,7 @@ pub fn run(args: &CollectArgs) -> Result<()> {
     let max_attempts = args.episodes * if args.after_lift { 4 } else { 2 } + 10;
     let (mut attempts, mut written, mut frames, mut failed) = (0usize, 0usize, 0usize, 0usize);
     let mut no_carry = 0usize;
+    let mut next_seed = args.seed;
     while written < args.episodes {
         if attempts >= max_attempts {
             bar.abandon();
@@ -167,9 +168,10 @@ pub fn run(args: &CollectArgs) -> Result<()> {
                 args.episodes
             );
         }
-        let seed = args.seed.wrapping_add(attempts as u64);
+        // Consecutive seeds from --seed (with --same-colour-pairs, the
+        // qualifying ones among them).
+        let (seed, task) = suite.draw_task(split, &mut next_seed, args.same_colour_pairs)?;
         attempts += 1;
-        let task = suite.sample_task(split, seed)?;
         let mut pool = suite.distractor_pool(task.distractor_split);
         if args.same_colour_distractors {
             pool = TaskSuite::same_colour_pool(&pool, &task.goal);

@@ -68,9 +68,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let mut recorder = SimRecorder::from_args(&args.viz, &format!("vla eval: {}", args.suite))?;
     let mut outcomes = Vec::with_capacity(args.episodes);
     let mut failures = Vec::new();
+    // Consecutive seeds from --seed (with --same-colour-pairs, the
+    // qualifying ones among them).
+    let mut next_seed = args.seed;
     for i in 0..args.episodes {
-        let seed = args.seed.wrapping_add(i as u64);
-        let mut task = suite.sample_task(split, seed)?;
+        let (seed, mut task) = suite.draw_task(split, &mut next_seed, args.same_colour_pairs)?;
         if let Some(lines) = &given {
             let line = &lines[i % lines.len()];
             task = Task {
@@ -122,6 +124,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             "same_colour_distractors".into(),
             json!(args.same_colour_distractors),
         );
+        obj.insert("same_colour_pairs".into(), json!(args.same_colour_pairs));
         obj.insert(
             "instructions".into(),
             json!(args.instructions.as_ref().map(|p| p.display().to_string())),
