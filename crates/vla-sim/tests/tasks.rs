@@ -165,6 +165,50 @@ fn layouts_are_seeded_and_spaced() {
     }
 }
 
+/// `stack-only` is `default`'s stacking family alone: same settings,
+/// splits, layout seeds and words, the family copied as it is.
+#[test]
+fn the_stack_only_suite_is_defaults_stack_family_alone() {
+    let default = suite();
+    let stack = TaskSuite::load("stack-only", &root()).unwrap();
+    let (a, b) = (&default.config, &stack.config);
+    assert_eq!(b.name, "stack-only");
+    assert_eq!(
+        (a.scene.as_str(), a.max_steps, a.distractors),
+        (b.scene.as_str(), b.max_steps, b.distractors)
+    );
+    for (x, y) in [
+        (
+            format!("{:?}", a.layout_seeds),
+            format!("{:?}", b.layout_seeds),
+        ),
+        (format!("{:?}", a.combos), format!("{:?}", b.combos)),
+        (format!("{:?}", a.words), format!("{:?}", b.words)),
+    ] {
+        assert_eq!(x, y);
+    }
+    let only: Vec<_> = a
+        .families
+        .iter()
+        .filter(|f| f.name == Family::Stack)
+        .map(|f| format!("{f:?}"))
+        .collect();
+    let theirs: Vec<_> = b.families.iter().map(|f| format!("{f:?}")).collect();
+    assert_eq!(only, theirs);
+    for split in [Split::Train, Split::Eval] {
+        let mut next = 0;
+        for seed in 0..50 {
+            assert_eq!(
+                stack.sample_task(split, seed).unwrap().goal.family(),
+                Family::Stack
+            );
+            let (_, pair) = stack.draw_task(split, &mut next, true).unwrap();
+            assert!(matches!(pair.goal, Goal::Stack { .. }));
+            assert!(pair.goal.target_shares_colour());
+        }
+    }
+}
+
 /// `swapped-phrasings` is `default` with every template's split swapped:
 /// same settings, same goal and layout seed per episode seed, the phrasing
 /// drawn from the other split (and the distractor count, drawn after it,
