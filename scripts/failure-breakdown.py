@@ -20,7 +20,11 @@ within 1.2 cm of its top):
 - slid off beside: grasped, centre within 6 cm of the target's axis but
   not on its top (released over the edge, fell or slid off);
 - elsewhere: grasped, further away;
-- never grasped.
+- roles swapped: never grasped, and the target ended on top of the goal
+  object (its bottom 3 cm or more below the target's top, centred within
+  3 cm): the policy stacked the target on the object (session 43: most of
+  the failed stacks of two objects of one colour);
+- never grasped (otherwise).
 
 And the push failures (sim/README.md, "push": at least 10 cm along the
 named direction, under 5 cm sideways; the expert pushes 13.5 cm):
@@ -54,10 +58,14 @@ def summaries(path):
 
 def stack_class(x):
     m = STACK_REASON.search(x["reason"])
-    if x["held_steps"] == 0 or m is None:
+    if m is None:
         return "never grasped", None
     dx, dy, dz = map(float, m.groups())
     r = (dx * dx + dy * dy) ** 0.5
+    if x["held_steps"] == 0:
+        if dz < -0.03 and abs(dx) < 0.03 and abs(dy) < 0.03:
+            return "roles swapped", r
+        return "never grasped", None
     if abs(dz) < Z_TOL_M:
         return "on top, off-centre", r
     if r < 0.06:
