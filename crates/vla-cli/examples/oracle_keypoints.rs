@@ -11,6 +11,10 @@
 //! to the network: for policies that read the first frame's keypoints
 //! (`first_keypoints`), what a perfect first look would be worth. Without
 //! either nothing is pinned, which must reproduce `vla eval`'s figures.
+//! `ORACLE_PIN_BEYOND_PX=X` pins a keypoint only on frames where the
+//! network's own estimate is more than X px from the truth (its gross
+//! errors fixed, its precision kept); `ORACLE_PIN_WITHIN_PX=X` only where
+//! it is within X px (the converse). Each costs one more encoder pass a step.
 //! Prints successes per family (stdout) and one line per failed episode
 //! with its reason (stderr).
 //!
@@ -39,6 +43,15 @@ struct Pinned {
     inner: VlaPolicy,
     pins: Shared,
     which: Vec<usize>,
+    /// Pin only frames where the network's own estimate is farther than
+    /// this from the true pixel (`ORACLE_PIN_BEYOND_PX`): what fixing its
+    /// gross errors alone would be worth.
+    beyond_px: Option<f32>,
+    /// Pin only frames where it is within this (`ORACLE_PIN_WITHIN_PX`):
+    /// what sharper estimates alone would be worth.
+    within_px: Option<f32>,
+    /// Frames pinned and frames seen, per listed keypoint.
+    counts: Vec<(usize, usize)>,
 }
 
 impl Policy for Pinned {
@@ -53,9 +66,32 @@ impl Policy for Pinned {
 
     fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError> {
         let pins = *self.pins.borrow();
-        for &k in &self.which {
+        let own = if self.beyond_px.is_some() || self.within_px.is_some() {
+            for &k in &self.which {
+                self.inner
+                    .pin_keypoint_px(k, None)
+                    .map_err(PolicyError::from_source)?;
+            }
             self.inner
-                .pin_keypoint_px(k, pins[k])
+                .keypoints_px(frame, Some(joints))
+                .map_err(PolicyError::from_source)?
+        } else {
+            None
+        };
+        for (i, &k) in self.which.iter().enumerate() {
+            let mut pin = pins[k];
+            if let (Some(truth), Some(own)) = (pin, own.as_ref().and_then(|o| o.get(k))) {
+                let err_px = (truth[0] - own[0]).hypot(truth[1] - own[1]);
+                let keep = self.beyond_px.is_none_or(|b| err_px > b)
+                    && self.within_px.is_none_or(|w| err_px <= w);
+                if !keep {
+                    pin = None;
+                }
+            }
+            self.counts[i].0 += usize::from(pin.is_some());
+            self.counts[i].1 += 1;
+            self.inner
+                .pin_keypoint_px(k, pin)
                 .map_err(PolicyError::from_source)?;
         }
         self.inner.act(frame, joints)
@@ -198,6 +234,13 @@ fn main() -> Result<()> {
         inner,
         pins: pins.clone(),
         which: which.clone(),
+        beyond_px: std::env::var("ORACLE_PIN_BEYOND_PX")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        within_px: std::env::var("ORACLE_PIN_WITHIN_PX")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        counts: vec![(0, 0); which.len()],
     };
     let mut per_family: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for seed in first..first + count {
@@ -260,5 +303,18 @@ fn main() -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if policy.beyond_px.is_some() || policy.within_px.is_some() {
+        println!(
+            "pinned frames (beyond {:?} px, within {:?} px): {}",
+            policy.beyond_px,
+            policy.within_px,
+            which
+                .iter()
+                .zip(&policy.counts)
+                .map(|(k, (p, n))| format!("keypoint {k} {p}/{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }

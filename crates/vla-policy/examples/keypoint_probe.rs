@@ -16,7 +16,9 @@
 //! (`vla collect --dagger POLICY --expert-prob 0`) — to see whether colour
 //! confounds are a perception failure. With `KEYPOINT_PROBE_FRAMES=1` it
 //! also prints every probed frame's goal error first,
-//! `{"episode": i, "step": t, "goal_err_px": e, "goal_expected_err_px": m}`
+//! `{"episode": i, "step": t, "goal_err_px": e, "goal_expected_err_px": m,
+//! "expected_px": [[u, v], [u, v]], "true_px": [[u, v], null], "tcp_px": [u, v]}`
+//! (expected and recorded pixels of the goal and target keypoints)
 //! (episode = line of the
 //! folder's `episodes.jsonl`), to join with `vla eval`'s failures by seed.
 //!
@@ -44,6 +46,10 @@ fn main() {
     // Per keypoint (goal, target): one probe per frame.
     let mut probes: [Vec<Probe>; 2] = [Vec::new(), Vec::new()];
     let per_frame = std::env::var_os("KEYPOINT_PROBE_FRAMES").is_some();
+    let window: usize = std::env::var("KEYPOINT_PROBE_WINDOW")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let mut step = 0usize;
     for (i, s) in ds.samples.iter().enumerate() {
         // Step within the episode: samples of one episode are consecutive.
@@ -88,6 +94,14 @@ fn main() {
                 [xy[0] / total, xy[1] / total]
             })
             .collect();
+        // The same mean over only the cells within `window` cells of the
+        // most likely one (a local soft-argmax, which does not average two
+        // modes): `KEYPOINT_PROBE_WINDOW`, default 2 (a 5×5 window).
+        let local: Vec<[f32; 2]> = rows
+            .iter()
+            .zip(&best)
+            .map(|(row, &b)| local_mean_px(row, b as usize, g, window, cell_px))
+            .collect();
         let tcp_px = s.keypoint_px[2];
         for (k, out) in probes.iter_mut().enumerate() {
             let (Some(truth), Some(&cell)) = (s.keypoint_px[k], best.get(k)) else {
@@ -106,6 +120,12 @@ fn main() {
                     "step": step,
                     "goal_err_px": err_px,
                     "goal_expected_err_px": dist(expected[k], truth),
+                    // Expected positions and recorded pixels of the goal
+                    // and target (null where the task has no target).
+                    "expected_px": &expected[..expected.len().min(2)],
+                    "true_px": [s.keypoint_px[0], s.keypoint_px[1]],
+                    "tcp_px": tcp_px,
+                    "local_px": &local[..local.len().min(2)],
                 });
                 println!("{line}");
             }
@@ -172,6 +192,25 @@ struct Probe {
     expected_err_px: f32,
     /// Whether the chosen cell is nearer the TCP's pixel than the object is.
     nearer_hand: Option<bool>,
+}
+
+/// Softmax-weighted mean of the cell centres (pixels) over the cells of a
+/// `g × g` map within `window` cells (Chebyshev) of cell `best`.
+fn local_mean_px(row: &[f32], best: usize, g: usize, window: usize, cell_px: f32) -> [f32; 2] {
+    let (bx, by) = (best % g, best / g);
+    let lo = |c: usize| c.saturating_sub(window);
+    let hi = |c: usize| (c + window).min(g - 1);
+    let max = row[best];
+    let (mut xy, mut total) = ([0f32; 2], 0f32);
+    for y in lo(by)..=hi(by) {
+        for x in lo(bx)..=hi(bx) {
+            let w = (row[y * g + x] - max).exp();
+            xy[0] += w * ((x as f32 + 0.5) * cell_px - 0.5);
+            xy[1] += w * ((y as f32 + 0.5) * cell_px - 0.5);
+            total += w;
+        }
+    }
+    [xy[0] / total, xy[1] / total]
 }
 
 fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {

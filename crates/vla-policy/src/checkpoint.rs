@@ -97,6 +97,12 @@ pub struct PolicyConfig {
     /// ([`crate::keypoint_memory`]); absent: every frame's own estimate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keypoint_memory: Option<crate::keypoint_memory::KeypointMemorySpec>,
+    /// Inference only: each camera keypoint's expected position over the
+    /// cells within this many cells of its most likely one (a local
+    /// soft-argmax, [`crate::model::VlaModel::set_keypoint_window`]);
+    /// absent: over the whole map, as in training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoint_window: Option<crate::keypoint_window::KeypointWindow>,
 }
 
 /// The joint-position input of a policy: names in the order the model reads
@@ -237,6 +243,7 @@ impl PolicyConfig {
             decoding: Decoding::default(),
             ensemble: Vec::new(),
             keypoint_memory: None,
+            keypoint_window: None,
         }
     }
 
@@ -267,6 +274,11 @@ impl PolicyConfig {
                         .into(),
                 ));
             }
+        }
+        if let Some(window) = &self.keypoint_window {
+            window
+                .validate(self.model.keypoints, self.model.keypoint_side())
+                .map_err(VlaPolicyError::Config)?;
         }
         match (&self.state, self.model.state_dim) {
             (None, 0) => {}

@@ -36,6 +36,7 @@ pub(crate) mod grounding;
 pub mod image;
 pub mod init;
 pub mod keypoint_memory;
+pub mod keypoint_window;
 pub mod model;
 pub mod neighbourhood;
 pub mod nn;

@@ -601,6 +601,12 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// The camera keypoints' positions `(B, K, 2)` in [−1, 1] as the
+    /// network read them (after any filter, pin or window), if it has any.
+    pub fn keypoint_xy(&self) -> Option<&Tensor> {
+        self.keypoint_xy.as_ref()
+    }
+
     /// The auxiliary head's prediction `(B, aux_outputs)`, if the model has one.
     pub fn aux_prediction(&self) -> Option<&Tensor> {
         self.aux.as_ref()
@@ -801,6 +807,13 @@ impl VlaModel {
         state: Option<&Tensor>,
     ) -> Result<Memory> {
         self.encode_all(images, None, text, text_mask, state)
+    }
+
+    /// Inference only: a local soft-argmax for the camera stem's keypoints
+    /// (`config.json` `keypoint_window`; [`crate::stem`]'s
+    /// `set_keypoint_window`). `None`: the whole map, as trained.
+    pub fn set_keypoint_window(&mut self, window: Option<crate::keypoint_window::KeypointWindow>) {
+        self.stem.set_keypoint_window(window);
     }
 
     /// [`Self::encode_with_state`] plus the hand crops `(B, 3, c, c)` in

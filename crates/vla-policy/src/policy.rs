@@ -99,7 +99,10 @@ impl VlaPolicy {
         policy.tcp = tcp;
         policy.members = members
             .into_iter()
-            .map(|(_, model)| Member::new(model, &policy.config, device))
+            .map(|(_, mut model)| {
+                model.set_keypoint_window(policy.config.keypoint_window.clone());
+                Member::new(model, &policy.config, device)
+            })
             .collect();
         Ok(policy)
     }
@@ -131,6 +134,8 @@ impl VlaPolicy {
         // Copying the weights only fails for a model without decoder
         // cross-attention, which `VlaModel::new` never builds; candle's
         // decoder gives the same tokens then, only slower.
+        let mut model = model;
+        model.set_keypoint_window(config.keypoint_window.clone());
         let fast = fast_decoder(&model, &config, device);
         let memory = config
             .keypoint_memory

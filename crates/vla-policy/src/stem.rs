@@ -10,6 +10,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::broadcast;
+use crate::keypoint_window::KeypointWindow;
 use crate::model::XyHook;
 use crate::neighbourhood::neighbourhood_3x3;
 use crate::nn::{softmax_last, LayerNorm, Linear};
@@ -147,6 +148,7 @@ impl Stem {
                     "embed",
                     small,
                 )?,
+                window: None,
             })
         } else {
             None
@@ -158,6 +160,15 @@ impl Stem {
             keypoints,
             keypoint_stage: shape.keypoint_stage,
         })
+    }
+
+    /// Inference only: a local soft-argmax ([`crate::keypoint_window`]) for
+    /// the keypoints `window` lists; `None`: the whole map (as trained). A
+    /// stem without keypoints ignores it.
+    pub fn set_keypoint_window(&mut self, window: Option<KeypointWindow>) {
+        if let Some(kp) = self.keypoints.as_mut() {
+            kp.window = window;
+        }
     }
 
     /// Images `(B, 3, S, S)` in [0, 1] and the mean instruction token
@@ -250,6 +261,9 @@ struct Keypoints {
     to_token: Linear,
     /// `(keypoints, d_model)`.
     embed: Tensor,
+    /// Inference only: the listed keypoints' expected positions over a
+    /// window around their most likely cell ([`Stem::set_keypoint_window`]).
+    window: Option<KeypointWindow>,
 }
 
 impl Keypoints {
@@ -289,7 +303,10 @@ impl Keypoints {
             .reshape((b, g * g, k))?
             .transpose(1, 2)?
             .contiguous()?;
-        let weights = softmax_last(&logits)?;
+        let mut weights = softmax_last(&logits)?;
+        if let Some(window) = &self.window {
+            weights = window_weights(&self.grid, &weights, &logits, g, window)?;
+        }
         let xy = weights
             .reshape((b * k, g * g))?
             .matmul(&self.grid)?
@@ -301,6 +318,40 @@ impl Keypoints {
         let tokens = broadcast::add(&self.to_token.forward(&xy)?, &self.embed)?;
         Ok((tokens, logits, xy))
     }
+}
+
+/// `weights` `(B, K, g²)` over the cells of a `g × g` map whose centres
+/// are `grid` `(g², 2)`: for the keypoints `window` lists, kept only within
+/// `window.cells` cells (Chebyshev distance) of the row's most likely cell
+/// by `logits` and renormalised to sum to 1; the other rows unchanged.
+fn window_weights(
+    grid: &Tensor,
+    weights: &Tensor,
+    logits: &Tensor,
+    g: usize,
+    window: &KeypointWindow,
+) -> Result<Tensor> {
+    let (b, k, cells) = weights.dims3()?;
+    let best = logits.argmax_keepdim(2)?.flatten_all()?; // (B·K)
+    let best_xy = grid.index_select(&best, 0)?; // (B·K, 2)
+                                                // Cell centres are 2/g apart in map units; half a cell of slack.
+    let reach = (2.0 * window.cells as f64 + 1.0) / g as f64;
+    let far = grid
+        .unsqueeze(0)?
+        .broadcast_sub(&best_xy.unsqueeze(1)?)?
+        .abs()?
+        .max(2)?; // (B·K, g²)
+    let inside = far.le(reach)?.to_dtype(weights.dtype())?;
+    // Rows of unlisted keypoints keep every cell: mask = inside·on + (1 − on).
+    let on: Vec<f32> = (0..b * k)
+        .map(|row| f32::from(u8::from(window.keypoints.contains(&(row % k)))))
+        .collect();
+    let on = Tensor::from_vec(on, (b * k, 1), weights.device())?.to_dtype(weights.dtype())?;
+    let off = on.affine(-1.0, 1.0)?;
+    let mask = inside.broadcast_mul(&on)?.broadcast_add(&off)?;
+    let kept = (weights.reshape((b * k, cells))? * mask)?;
+    let total = kept.sum_keepdim(1)?;
+    kept.broadcast_div(&total)?.reshape((b, k, cells))
 }
 
 /// Channels each cell's features are reduced to before the keypoint head's
@@ -409,4 +460,83 @@ pub(crate) fn bilinear_cells(
         (cell(i0, j1), (1.0 - fx) * fy),
         (cell(i1, j1), fx * fy),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected positions `(K, 2)` of `weights` `(1, K, g²)` on `grid`.
+    fn expected(weights: &Tensor, grid: &Tensor) -> Vec<Vec<f32>> {
+        weights
+            .get(0)
+            .unwrap()
+            .matmul(grid)
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_window_keeps_the_stronger_mode_and_leaves_one_mode_alone() {
+        let dev = Device::Cpu;
+        let g = 4;
+        let grid = position_grid(g, &dev).unwrap();
+        // Keypoint 0: two modes, cell 0 (top left) a little stronger than
+        // cell 15 (bottom right). Keypoint 1: one mode spread over cells 5,
+        // 6 and 9.
+        let mut rows = vec![vec![-10f32; g * g], vec![-10f32; g * g]];
+        rows[0][0] = 2.0;
+        rows[0][15] = 1.9;
+        rows[1][5] = 2.0;
+        rows[1][6] = 1.5;
+        rows[1][9] = 1.0;
+        let logits = Tensor::new(rows, &dev).unwrap().unsqueeze(0).unwrap();
+        let weights = softmax_last(&logits).unwrap();
+        let global = expected(&weights, &grid);
+        let both = KeypointWindow {
+            cells: 1,
+            keypoints: vec![0, 1],
+        };
+        let local = expected(
+            &window_weights(&grid, &weights, &logits, g, &both).unwrap(),
+            &grid,
+        );
+        // The whole map averages the two modes into the middle…
+        assert!(
+            global[0][0].abs() < 0.1 && global[0][1].abs() < 0.1,
+            "{global:?}"
+        );
+        // …the window keeps cell 0's centre (−0.75, −0.75).
+        assert!(
+            (local[0][0] + 0.75).abs() < 1e-3 && (local[0][1] + 0.75).abs() < 1e-3,
+            "{local:?}"
+        );
+        // One mode within the window: unchanged.
+        for a in 0..2 {
+            assert!(
+                (local[1][a] - global[1][a]).abs() < 1e-3,
+                "{local:?} {global:?}"
+            );
+        }
+        let sums: Vec<f32> = window_weights(&grid, &weights, &logits, g, &both)
+            .unwrap()
+            .sum(2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5), "{sums:?}");
+        // A keypoint the window does not list keeps the whole map.
+        let goal_only = KeypointWindow {
+            cells: 1,
+            keypoints: vec![1],
+        };
+        let partial = expected(
+            &window_weights(&grid, &weights, &logits, g, &goal_only).unwrap(),
+            &grid,
+        );
+        assert_eq!(partial[0], global[0]);
+    }
 }
