@@ -490,6 +490,8 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
         "panda_joint1,panda_joint2,panda_joint3,panda_joint4,panda_joint5,panda_joint6,panda_joint7",
         "--keypoint-stage",
         "0",
+        "--keypoint-window",
+        "1:0",
     ]);
     assert!(out.contains("trained steps 0..2"), "{out}");
     assert!(policy.join("robot.urdf").is_file());
@@ -500,6 +502,43 @@ fn a_policy_with_tcp_input_trains_on_collected_demos_and_drives_the_sim() {
     assert_eq!(cfg["model"]["state_dim"], 7);
     assert_eq!(cfg["model"]["keypoint_stage"], 0);
     assert_eq!(cfg["tcp"]["tip_link"], "panda_hand_tcp");
+    // --keypoint-window is written for inference.
+    assert_eq!(
+        cfg["keypoint_window"],
+        serde_json::json!({"cells": 1, "keypoints": [0]})
+    );
+    // `vla eval` can override it, and refuses a window the model cannot take.
+    let eval_with = |window: &str| {
+        vla()
+            .args([
+                "eval",
+                "--policy",
+                policy.to_str().unwrap(),
+                "--split",
+                "train",
+                "--episodes",
+                "1",
+                "--keypoint-window",
+                window,
+            ])
+            .output()
+            .unwrap()
+    };
+    let none = eval_with("none");
+    assert!(
+        none.status.success(),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    for (window, words) in [("1:99", "keypoint 99"), ("1", "CELLS:K")] {
+        let out = eval_with(window);
+        assert!(
+            !out.status.success(),
+            "--keypoint-window {window} was accepted"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{window}: {err}");
+    }
     let out = run_ok(&[
         "eval",
         "--policy",

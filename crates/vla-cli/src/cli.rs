@@ -377,6 +377,12 @@ pub struct TrainArgs {
     /// `median`; why median: crates/vla-policy/src/decoding.rs).
     #[arg(long, default_value = "median")]
     pub decoding: vla_policy::Decoding,
+    /// Inference-time keypoint window written into the policy's
+    /// config.json, `CELLS:K[,K...]` (e.g. `2:0`: the goal keypoint's
+    /// position over the 5 × 5 cells around its most likely cell;
+    /// crates/vla-policy/src/keypoint_window.rs). Training ignores it.
+    #[arg(long, value_name = "CELLS:K")]
+    pub keypoint_window: Option<vla_policy::keypoint_window::KeypointWindow>,
     /// Standard deviation, in bins, of the Gaussian soft targets for the six
     /// end-effector deltas' tokens (0: one-hot targets, plain cross-entropy).
     #[arg(long, default_value_t = vla_policy::TrainOptions::default().label_sigma_bins)]
@@ -476,6 +482,11 @@ pub struct EvalArgs {
     /// policy's `config.json`.
     #[arg(long)]
     pub decoding: Option<vla_policy::Decoding>,
+    /// Overrides the policy's inference-time keypoint window:
+    /// `CELLS:K[,K...]` (e.g. `2:0`) or `none` (the whole map). Default:
+    /// the policy's `config.json` (crates/vla-policy/src/keypoint_window.rs).
+    #[arg(long, value_name = "CELLS:K|none")]
+    pub keypoint_window: Option<String>,
     /// Task suite name (under sim/suites/) or file.
     #[arg(long, default_value = "default")]
     pub suite: String,

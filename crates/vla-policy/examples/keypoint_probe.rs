@@ -46,6 +46,7 @@ fn main() {
     // Per keypoint (goal, target): one probe per frame.
     let mut probes: [Vec<Probe>; 2] = [Vec::new(), Vec::new()];
     let per_frame = std::env::var_os("KEYPOINT_PROBE_FRAMES").is_some();
+    let tta = std::env::var_os("KEYPOINT_PROBE_TTA").is_some();
     let window: usize = std::env::var("KEYPOINT_PROBE_WINDOW")
         .ok()
         .and_then(|w| w.parse().ok())
@@ -102,6 +103,28 @@ fn main() {
             .zip(&best)
             .map(|(row, &b)| local_mean_px(row, b as usize, g, window, cell_px))
             .collect();
+        // Test-time shifts (`KEYPOINT_PROBE_TTA`): the whole-map expected
+        // positions of the frame shifted by −1, 0, +1 px on each axis (edge
+        // pixels repeated), each shifted back, averaged.
+        let tta: Option<Vec<[f32; 2]>> = tta.then(|| {
+            let mut sum = vec![[0f32; 2]; rows.len().min(2)];
+            for dy in -1i32..=1 {
+                for dx in -1i32..=1 {
+                    let shifted = shift_image(&img, dx, dy);
+                    let l = model
+                        .keypoint_logits(&shifted, &tokens, &mask)
+                        .unwrap()
+                        .unwrap();
+                    let r: Vec<Vec<f32>> = l.get(0).unwrap().to_vec2().unwrap();
+                    for (k, acc) in sum.iter_mut().enumerate() {
+                        let e = expected_px(&r[k], g, cell_px);
+                        acc[0] += (e[0] - dx as f32) / 9.0;
+                        acc[1] += (e[1] - dy as f32) / 9.0;
+                    }
+                }
+            }
+            sum
+        });
         let tcp_px = s.keypoint_px[2];
         for (k, out) in probes.iter_mut().enumerate() {
             let (Some(truth), Some(&cell)) = (s.keypoint_px[k], best.get(k)) else {
@@ -126,6 +149,7 @@ fn main() {
                     "true_px": [s.keypoint_px[0], s.keypoint_px[1]],
                     "tcp_px": tcp_px,
                     "local_px": &local[..local.len().min(2)],
+                    "tta_px": tta,
                 });
                 println!("{line}");
             }
@@ -192,6 +216,41 @@ struct Probe {
     expected_err_px: f32,
     /// Whether the chosen cell is nearer the TCP's pixel than the object is.
     nearer_hand: Option<bool>,
+}
+
+/// Softmax-weighted mean of the cell centres (pixels) of one keypoint's
+/// logits over a `g × g` map.
+fn expected_px(row: &[f32], g: usize, cell_px: f32) -> [f32; 2] {
+    let best = row
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    local_mean_px(row, best, g, g, cell_px)
+}
+
+/// `(1, 3, S, S)` image with its content moved `dx` px right and `dy` px
+/// down, edge pixels repeated.
+fn shift_image(img: &Tensor, dx: i32, dy: i32) -> Tensor {
+    let side = img.dim(3).unwrap();
+    let along = |t: Tensor, dim: usize, d: i32| -> Tensor {
+        let n = d.unsigned_abs() as usize;
+        if n == 0 {
+            return t;
+        }
+        if d > 0 {
+            t.pad_with_same(dim, n, 0)
+                .unwrap()
+                .narrow(dim, 0, side)
+                .unwrap()
+        } else {
+            t.pad_with_same(dim, 0, n)
+                .unwrap()
+                .narrow(dim, n, side)
+                .unwrap()
+        }
+    };
+    along(along(img.clone(), 3, dx), 2, dy)
 }
 
 /// Softmax-weighted mean of the cell centres (pixels) over the cells of a

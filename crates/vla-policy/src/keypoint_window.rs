@@ -46,9 +46,50 @@ impl KeypointWindow {
     }
 }
 
+/// `CELLS:K[,K…]`, e.g. `2:0` (a 5 × 5-cell window on the goal keypoint),
+/// as `vla train --keypoint-window` and `vla eval --keypoint-window` take it.
+impl std::str::FromStr for KeypointWindow {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let bad = || format!("keypoint window {s:?}: expected CELLS:K[,K...], e.g. 2:0");
+        let (cells, keypoints) = s.split_once(':').ok_or_else(bad)?;
+        let cells = cells.trim().parse().map_err(|_| bad())?;
+        let keypoints = keypoints
+            .split(',')
+            .map(|k| k.trim().parse().map_err(|_| bad()))
+            .collect::<std::result::Result<Vec<usize>, String>>()?;
+        Ok(Self { cells, keypoints })
+    }
+}
+
+impl std::fmt::Display for KeypointWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keypoints: Vec<String> = self.keypoints.iter().map(ToString::to_string).collect();
+        write!(f, "{}:{}", self.cells, keypoints.join(","))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_form_round_trips_and_bad_forms_are_refused() {
+        let w: KeypointWindow = "2:0,1".parse().unwrap();
+        assert_eq!(
+            w,
+            KeypointWindow {
+                cells: 2,
+                keypoints: vec![0, 1]
+            }
+        );
+        assert_eq!(w.to_string(), "2:0,1");
+        for bad in ["2", "x:0", "2:", "2:a", ""] {
+            let err = bad.parse::<KeypointWindow>().unwrap_err();
+            assert!(err.contains("CELLS:K"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn validation_names_what_is_wrong() {

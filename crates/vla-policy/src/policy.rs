@@ -257,6 +257,28 @@ impl VlaPolicy {
         self.tcp = Some(tcp);
     }
 
+    /// Sets (or, with `None`, removes) the camera keypoints' inference-time
+    /// window from now on, overriding `config.json`'s `keypoint_window`
+    /// ([`crate::keypoint_window`]), for every ensemble member too.
+    pub fn set_keypoint_window(
+        &mut self,
+        window: Option<crate::keypoint_window::KeypointWindow>,
+    ) -> Result<()> {
+        if let Some(w) = &window {
+            w.validate(
+                self.config.model.keypoints,
+                self.config.model.keypoint_side(),
+            )
+            .map_err(VlaPolicyError::Config)?;
+        }
+        self.model.set_keypoint_window(window.clone());
+        for member in &mut self.members {
+            member.model.set_keypoint_window(window.clone());
+        }
+        self.config.keypoint_window = window;
+        Ok(())
+    }
+
     /// Chooses how bins are picked from now on (overrides `config.json`'s
     /// `decoding`).
     pub fn set_decoding(&mut self, decoding: Decoding) {

@@ -96,6 +96,9 @@ pub struct TrainOptions {
     pub keypoint_bilinear: bool,
     /// Decoding rule written into the policy's `config.json`.
     pub decoding: Decoding,
+    /// Inference-time keypoint window written into the policy's
+    /// `config.json` ([`crate::keypoint_window`]; training ignores it).
+    pub keypoint_window: Option<crate::keypoint_window::KeypointWindow>,
     /// Warm start (fresh runs only): a policy folder whose action tokenizer
     /// and joint-state normalisation are reused (the joint input is dropped
     /// when `use_state` is false) and whose tensors are copied wherever
@@ -212,6 +215,7 @@ impl Default for TrainOptions {
             keypoint_targets: KEYPOINT_TARGETS,
             keypoint_bilinear: true,
             decoding: Decoding::Median,
+            keypoint_window: None,
             init_from: None,
             label_sigma_bins: 0.0,
             tcp: None,
@@ -1031,6 +1035,7 @@ pub fn train(
         prev_action_dropout: opts.prev_action_dropout,
     };
     cfg.decoding = opts.decoding;
+    cfg.keypoint_window = opts.keypoint_window.clone();
     let soft_table = (opts.label_sigma_bins > 0.0)
         .then(|| gaussian_table(cfg.model.num_bins, opts.label_sigma_bins));
     let mut opt = AdamW::new(&varmap, opts.adamw)?;

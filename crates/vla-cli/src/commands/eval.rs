@@ -11,7 +11,7 @@ use vla_sim::StepObserver;
 use vla_sim::{Goal, NoiseConfig, Split, SuccessReport, Task, TaskSuite};
 
 use super::record::{warn_dropped, SimRecorder};
-use super::shared::{choose_policy, repo_root};
+use super::shared::{choose_policy, repo_root, PolicyChoice};
 use crate::cli::EvalArgs;
 
 /// One line of an `--instructions` file.
@@ -53,6 +53,21 @@ fn read_instructions(path: &Path, suite: &TaskSuite) -> Result<Vec<InstructionLi
 /// Runs `vla eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let mut choice = choose_policy(&args.policy, args.decoding)?;
+    if let Some(spec) = &args.keypoint_window {
+        let window = match spec.as_str() {
+            "none" => None,
+            s => Some(
+                s.parse()
+                    .map_err(|e: String| anyhow::anyhow!("--keypoint-window: {e}"))?,
+            ),
+        };
+        match &mut choice {
+            PolicyChoice::Learned(policy) => policy
+                .set_keypoint_window(window)
+                .map_err(|e| anyhow::anyhow!("--keypoint-window {spec}: {e}"))?,
+            PolicyChoice::Scripted => bail!("--keypoint-window needs a learned policy"),
+        }
+    }
     let split: Split = args.split.parse()?;
     let root = repo_root()?;
     let suite = TaskSuite::load(&args.suite, &root)?;

@@ -122,6 +122,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         use_state: !args.no_state,
         decoding: args.decoding,
+        keypoint_window: args.keypoint_window.clone(),
         stop_at: args.stop_at,
         keypoint_targets: usize::from(args.keypoint_targets),
         keypoint_bilinear: !args.keypoint_one_hot,
