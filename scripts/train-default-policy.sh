@@ -214,6 +214,17 @@ val_flags "$round1"
 
 round2="$out"
 [ "$rounds" -gt 2 ] && round2="$work/round2"
+# The final round writes the inference-time keypoint window into the
+# shipped config.json (session 44: the goal and target keypoints' positions
+# over the 5x5 cells around their most likely cell; training ignores it,
+# so the rounds' networks and rollouts are unchanged). $VLA_KEYPOINT_WINDOW
+# (unset: 2:0,1; set and empty: none, the whole map as before session 44).
+final_window=()
+if [ -n "${VLA_KEYPOINT_WINDOW-2:0,1}" ]; then
+  final_window=(--keypoint-window "${VLA_KEYPOINT_WINDOW-2:0,1}")
+fi
+fw=()
+[ "$round2" = "$out" ] && fw=("${final_window[@]}")
 stage 6: DAgger round 2
 collect_round 2 610000 "$round1"
 val_flags "$round2"
@@ -229,7 +240,7 @@ round_text=(--shift-px 1 --steps 2400 --text-dropout 0.3 --text-dropout-keep "$k
 # (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
 "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
-  "${round_flags[@]}" "${round_text[@]}" "${vf[@]}"
+  "${round_flags[@]}" "${round_text[@]}" "${vf[@]}" "${fw[@]}"
 
 # 7-9. Rounds 3, 4 and 5 (session 17's r7n-2400, session 19's r4, session
 #    22's r5): the round-2 flags on both demonstration sets and this
@@ -244,8 +255,10 @@ for ((r = 3; r <= rounds; r++)); do
   rollouts=()
   collect_round "$r" $((600000 + 10000 * (r - 1))) "$prev"
   val_flags "$dest"
+  fw=()
+  [ "$dest" = "$out" ] && fw=("${final_window[@]}")
   "$vla" train --data "$demos" --data "$varied" "${rollouts[@]}" --out "$dest" --init-from "$prev" \
-    "${round_flags[@]}" "${round_text[@]}" "${vf[@]}"
+    "${round_flags[@]}" "${round_text[@]}" "${vf[@]}" "${fw[@]}"
   prev="$dest"
 done
 # The earlier rounds' logs go beside the final policy (which now exists).

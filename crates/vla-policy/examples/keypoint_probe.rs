@@ -103,6 +103,12 @@ fn main() {
             .zip(&best)
             .map(|(row, &b)| local_mean_px(row, b as usize, g, window, cell_px))
             .collect();
+        // The share of each map's softmax mass inside that window.
+        let mass: Vec<f32> = rows
+            .iter()
+            .zip(&best)
+            .map(|(row, &b)| window_mass(row, b as usize, g, window))
+            .collect();
         // Test-time shifts (`KEYPOINT_PROBE_TTA`): the whole-map expected
         // positions of the frame shifted by −1, 0, +1 px on each axis (edge
         // pixels repeated), each shifted back, averaged.
@@ -150,6 +156,7 @@ fn main() {
                     "tcp_px": tcp_px,
                     "local_px": &local[..local.len().min(2)],
                     "tta_px": tta,
+                    "window_mass": &mass[..mass.len().min(2)],
                 });
                 println!("{line}");
             }
@@ -216,6 +223,21 @@ struct Probe {
     expected_err_px: f32,
     /// Whether the chosen cell is nearer the TCP's pixel than the object is.
     nearer_hand: Option<bool>,
+}
+
+/// The share of a `g × g` map's softmax mass within `window` cells of cell
+/// `best`.
+fn window_mass(row: &[f32], best: usize, g: usize, window: usize) -> f32 {
+    let max = row[best];
+    let total: f32 = row.iter().map(|&l| (l - max).exp()).sum();
+    let (bx, by) = (best % g, best / g);
+    let mut inside = 0f32;
+    for y in by.saturating_sub(window)..=(by + window).min(g - 1) {
+        for x in bx.saturating_sub(window)..=(bx + window).min(g - 1) {
+            inside += (row[y * g + x] - max).exp();
+        }
+    }
+    inside / total
 }
 
 /// Softmax-weighted mean of the cell centres (pixels) of one keypoint's
