@@ -383,6 +383,11 @@ pub struct TrainArgs {
     /// crates/vla-policy/src/keypoint_window.rs). Training ignores it.
     #[arg(long, value_name = "CELLS:K")]
     pub keypoint_window: Option<vla_policy::keypoint_window::KeypointWindow>,
+    /// With --keypoint-window: train with the window too, so that the
+    /// network reads windowed keypoints in training as at inference (the
+    /// keypoint loss still sees the whole map).
+    #[arg(long, requires = "keypoint_window")]
+    pub keypoint_window_in_training: bool,
     /// Standard deviation, in bins, of the Gaussian soft targets for the six
     /// end-effector deltas' tokens (0: one-hot targets, plain cross-entropy).
     #[arg(long, default_value_t = vla_policy::TrainOptions::default().label_sigma_bins)]

@@ -99,6 +99,9 @@ pub struct TrainOptions {
     /// Inference-time keypoint window written into the policy's
     /// `config.json` ([`crate::keypoint_window`]; training ignores it).
     pub keypoint_window: Option<crate::keypoint_window::KeypointWindow>,
+    /// Also apply `keypoint_window` to the keypoints the network reads in
+    /// training (the keypoint loss still sees the whole map's logits).
+    pub keypoint_window_in_training: bool,
     /// Warm start (fresh runs only): a policy folder whose action tokenizer
     /// and joint-state normalisation are reused (the joint input is dropped
     /// when `use_state` is false) and whose tensors are copied wherever
@@ -216,6 +219,7 @@ impl Default for TrainOptions {
             keypoint_bilinear: true,
             decoding: Decoding::Median,
             keypoint_window: None,
+            keypoint_window_in_training: false,
             init_from: None,
             label_sigma_bins: 0.0,
             tcp: None,
@@ -823,7 +827,7 @@ pub fn train(
         None
     };
     let mut warm = None;
-    let (mut cfg, varmap, model, start_step) = match &resumed {
+    let (mut cfg, varmap, mut model, start_step) = match &resumed {
         Some(state) => {
             let (cfg, varmap, model) = checkpoint::load(out, &device)?;
             if state.seed != opts.seed || state.batch != opts.batch {
@@ -1036,6 +1040,11 @@ pub fn train(
     };
     cfg.decoding = opts.decoding;
     cfg.keypoint_window = opts.keypoint_window.clone();
+    if opts.keypoint_window_in_training {
+        // The network reads the windowed keypoints in training too
+        // (the keypoint loss still sees the whole map's logits).
+        model.set_keypoint_window(cfg.keypoint_window.clone());
+    }
     let soft_table = (opts.label_sigma_bins > 0.0)
         .then(|| gaussian_table(cfg.model.num_bins, opts.label_sigma_bins));
     let mut opt = AdamW::new(&varmap, opts.adamw)?;

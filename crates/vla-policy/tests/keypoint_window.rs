@@ -1,17 +1,20 @@
 //! The camera keypoints' inference-time window (`config.json`
 //! `keypoint_window`, `vla_policy::keypoint_window`): a narrow window pulls
 //! a spread map's keypoint to its most likely cell, leaves the keypoints it
-//! does not list alone, a window as wide as the map changes nothing, and a
-//! bad window is refused when the folder loads.
+//! does not list alone, a window as wide as the map changes nothing, a
+//! bad window is refused when the folder loads, and `vla train` writes it
+//! without changing the training unless told to train with it.
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use candle_core::{DType, Device, Tensor};
 use vla_core::tokenizer::ActionTokenizer;
 use vla_policy::checkpoint::{self, PolicyConfig};
 use vla_policy::keypoint_window::KeypointWindow;
 use vla_policy::model::VlaModel;
-use vla_policy::{ModelConfig, TEXT_HIDDEN};
+use vla_policy::{ModelConfig, TextEncoder, TrainOptions, TEXT_HIDDEN};
 
 #[test]
 fn a_narrow_window_moves_only_the_keypoints_it_lists() {
@@ -110,4 +113,52 @@ fn a_folder_with_a_bad_keypoint_window_fails_to_load() {
         assert!(err.to_string().contains(words), "{err}");
         assert!(err.to_string().contains("keypoint_window"), "{err}");
     }
+}
+
+#[test]
+fn training_writes_the_window_and_only_trains_with_it_when_told() {
+    let text = TextEncoder::from_default_location(None, &Device::Cpu).unwrap();
+    let data = common::panda_toy_data();
+    let window = KeypointWindow {
+        cells: 1,
+        keypoints: vec![0],
+    };
+    let run = |window: Option<KeypointWindow>, in_training: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TrainOptions {
+            steps: 3,
+            batch: 8,
+            warmup_steps: 1,
+            val_every: 3,
+            checkpoint_every: 0,
+            model: ModelConfig::tiny(),
+            progress: false,
+            keypoint_window: window,
+            keypoint_window_in_training: in_training,
+            ..TrainOptions::default()
+        };
+        vla_policy::train(&data, &text, dir.path(), &opts).unwrap();
+        let (cfg, _) = checkpoint::load_for_inference(dir.path(), &Device::Cpu).unwrap();
+        let tensors: std::collections::BTreeMap<String, Vec<f32>> =
+            candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu)
+                .unwrap()
+                .into_iter()
+                .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
+                .collect();
+        (cfg.keypoint_window, tensors)
+    };
+    let (none, plain) = run(None, false);
+    let (written, same) = run(Some(window.clone()), false);
+    let (trained, windowed) = run(Some(window.clone()), true);
+    assert_eq!(none, None);
+    assert_eq!(written, Some(window.clone()));
+    assert_eq!(trained, Some(window));
+    assert_eq!(
+        plain, same,
+        "a window only written into config.json trains the same weights"
+    );
+    assert_ne!(
+        plain, windowed,
+        "training with the window reads other keypoints"
+    );
 }

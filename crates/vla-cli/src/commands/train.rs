@@ -123,6 +123,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         use_state: !args.no_state,
         decoding: args.decoding,
         keypoint_window: args.keypoint_window.clone(),
+        keypoint_window_in_training: args.keypoint_window_in_training,
         stop_at: args.stop_at,
         keypoint_targets: usize::from(args.keypoint_targets),
         keypoint_bilinear: !args.keypoint_one_hot,
