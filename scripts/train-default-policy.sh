@@ -214,14 +214,15 @@ val_flags "$round1"
 
 round2="$out"
 [ "$rounds" -gt 2 ] && round2="$work/round2"
-# The final round writes the inference-time keypoint window into the
+# The final round trains with the keypoint window and writes it into the
 # shipped config.json (session 44: the goal and target keypoints' positions
-# over the 5x5 cells around their most likely cell; training ignores it,
-# so the rounds' networks and rollouts are unchanged). $VLA_KEYPOINT_WINDOW
-# (unset: 2:0,1; set and empty: none, the whole map as before session 44).
+# over the 5x5 cells around their most likely cell, in training and at
+# inference; the earlier rounds and their rollouts are unchanged).
+# $VLA_KEYPOINT_WINDOW (unset: 2:0,1; set and empty: none, the whole map as
+# before session 44).
 final_window=()
 if [ -n "${VLA_KEYPOINT_WINDOW-2:0,1}" ]; then
-  final_window=(--keypoint-window "${VLA_KEYPOINT_WINDOW-2:0,1}")
+  final_window=(--keypoint-window "${VLA_KEYPOINT_WINDOW-2:0,1}" --keypoint-window-in-training)
 fi
 fw=()
 [ "$round2" = "$out" ] && fw=("${final_window[@]}")
