@@ -380,7 +380,8 @@ pub struct TrainArgs {
     /// Inference-time keypoint window written into the policy's
     /// config.json, `CELLS:K[,K...]` (e.g. `2:0`: the goal keypoint's
     /// position over the 5 × 5 cells around its most likely cell;
-    /// crates/vla-policy/src/keypoint_window.rs). Training ignores it.
+    /// crates/vla-policy/src/keypoint_window.rs). Training ignores it
+    /// unless --keypoint-window-in-training is given.
     #[arg(long, value_name = "CELLS:K")]
     pub keypoint_window: Option<vla_policy::keypoint_window::KeypointWindow>,
     /// With --keypoint-window: train with the window too, so that the

@@ -8,8 +8,10 @@
 //! neither (session 44's `keypoint_probe`). With a window, each listed
 //! keypoint's mean is taken over the cells within `cells` cells (Chebyshev
 //! distance) of its most likely cell only: the stronger mode's position. A
-//! map with one mode is hardly changed. Training always uses the whole map;
-//! the network is untouched.
+//! map with one mode is hardly changed. Training uses the whole map unless
+//! told to read the windowed keypoints too (`vla train
+//! --keypoint-window-in-training`, `TrainOptions::keypoint_window_in_training`;
+//! the shipped policy's last round was, session 44).
 
 use serde::{Deserialize, Serialize};
 
