@@ -52,6 +52,12 @@ struct Pinned {
     within_px: Option<f32>,
     /// Frames pinned and frames seen, per listed keypoint.
     counts: Vec<(usize, usize)>,
+    /// Set by the observer while it traces an episode.
+    trace_keypoints: Rc<std::cell::Cell<bool>>,
+    /// Set by the observer while it traces an episode with `ORACLE_TRACE_TOKENS`.
+    trace_tokens: Rc<std::cell::Cell<bool>>,
+    /// This frame's true pixels (whether or not they are pinned).
+    truth: Shared,
 }
 
 impl Policy for Pinned {
@@ -66,6 +72,74 @@ impl Policy for Pinned {
 
     fn act(&mut self, frame: &RgbFrame, joints: &JointState) -> Result<PolicyStep, PolicyError> {
         let pins = *self.pins.borrow();
+        if self.trace_tokens.get() {
+            // Δx, Δy, Δz: the probability of a move below −3 mm, within
+            // ±3 mm and above +3 mm, and the most likely bin's value (cm).
+            if let Some(logits) = self
+                .inner
+                .token_logits(frame, Some(joints))
+                .map_err(PolicyError::from_source)?
+            {
+                let tokenizer = self.inner.tokenizer();
+                let summary: Vec<String> = (1..=3)
+                    .map(|pos| {
+                        let l = &logits[pos];
+                        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let w: Vec<f64> = l.iter().map(|&x| f64::from(x - max).exp()).collect();
+                        let total: f64 = w.iter().sum();
+                        let (mut neg, mut zero, mut pos_) = (0.0, 0.0, 0.0);
+                        let mut best = (0usize, 0.0f64);
+                        for (bin, &wi) in w.iter().enumerate() {
+                            let v = tokenizer.value_of(pos - 1, bin as u32);
+                            let p = wi / total;
+                            if v < -0.003 {
+                                neg += p;
+                            } else if v > 0.003 {
+                                pos_ += p;
+                            } else {
+                                zero += p;
+                            }
+                            if p > best.1 {
+                                best = (bin, p);
+                            }
+                        }
+                        format!(
+                            "{}[-{:.2} 0{:.2} +{:.2} mode {:+.2}]",
+                            ["dx", "dy", "dz"][pos - 1],
+                            neg,
+                            zero,
+                            pos_,
+                            tokenizer.value_of(pos - 1, best.0 as u32) * 100.0
+                        )
+                    })
+                    .collect();
+                eprintln!(
+                    "    token mass (<-3 mm, ±3 mm, >3 mm): {}",
+                    summary.join(" ")
+                );
+            }
+        }
+        if self.trace_keypoints.get() {
+            // The true pixels of this frame are the pins' (unpinned runs
+            // compute them too); print the network's own read against them.
+            let truth = *self.truth.borrow();
+            if let Some(own) = self
+                .inner
+                .read_keypoints_px(frame, Some(joints))
+                .map_err(PolicyError::from_source)?
+            {
+                let err = |k: usize| match (truth[k], own.get(k)) {
+                    (Some(t), Some(o)) => format!("({:+.1}, {:+.1})", o[0] - t[0], o[1] - t[1]),
+                    _ => "-".into(),
+                };
+                eprintln!(
+                    "    keypoint error px (read - true): goal {} target {} tcp {}",
+                    err(0),
+                    err(1),
+                    err(2)
+                );
+            }
+        }
         let own = if self.beyond_px.is_some() || self.within_px.is_some() {
             for &k in &self.which {
                 self.inner
@@ -108,10 +182,24 @@ struct TruePixels {
     first_only: bool,
     /// Print the object's offset from the target and the action every step.
     trace: bool,
+    /// The objects the gripper held at some step of the episode (colour
+    /// and shape), to tell a missed grasp from a grasp of the wrong object.
+    held: std::collections::BTreeSet<String>,
+    /// Shared with the policy: on while this episode is traced.
+    trace_keypoints: Rc<std::cell::Cell<bool>>,
+    /// Shared with the policy: on while this episode's tokens are traced.
+    trace_tokens: Rc<std::cell::Cell<bool>>,
+    /// Shared with the policy: the true pixels, pinned or not.
+    truth: Shared,
 }
 
 impl StepObserver for TruePixels {
     fn on_episode_start(&mut self, start: &EpisodeStart<'_>) {
+        self.trace_keypoints
+            .set(self.trace && std::env::var_os("ORACLE_TRACE_KEYPOINTS").is_some());
+        self.trace_tokens
+            .set(self.trace && std::env::var_os("ORACLE_TRACE_TOKENS").is_some());
+        *self.truth.borrow_mut() = [None; 3];
         let mut pins = [None; 3];
         if self.first_only {
             let camera = vla_sim::render::scene_camera(start.scene);
@@ -141,6 +229,10 @@ impl StepObserver for TruePixels {
     }
 
     fn on_step(&mut self, view: &StepView<'_>) {
+        if let Some(i) = view.world.held() {
+            let o = &view.world.objects()[i].object;
+            self.held.insert(format!("{} {}", o.color, o.shape));
+        }
         let Some(camera) = view.camera else {
             return;
         };
@@ -165,14 +257,30 @@ impl StepObserver for TruePixels {
                     .index_of(o)
                     .map(|i| view.world.pose(i).translation.vector)
             };
-            if let (Some(o), Some(t)) = (pos(&self.object), self.target.as_ref().and_then(pos)) {
+            // Offsets in cm: the object from the target (when there is
+            // one) and the TCP from the object, then the executed move.
+            let cm = |v: nalgebra::Vector3<f64>| {
+                format!(
+                    "({:+.1}, {:+.1}, {:+.1})",
+                    v.x * 100.0,
+                    v.y * 100.0,
+                    v.z * 100.0
+                )
+            };
+            if let Some(o) = pos(&self.object) {
+                let target = self.target.as_ref().and_then(pos).map(|t| cm(o - t));
+                let tcp = view
+                    .world
+                    .world_from_tcp()
+                    .ok()
+                    .map(|p| cm(p.translation.vector - o));
                 let a = &view.action;
                 eprintln!(
-                    "  step {:3} obj-target ({:+.1}, {:+.1}, {:+.1}) cm  action ({:+.2}, {:+.2}, {:+.2}) cm grip {:.1} term {}",
+                    "  step {:3} obj-target {} tcp-obj {} held {} action ({:+.2}, {:+.2}, {:+.2}) cm grip {:.1} term {}",
                     view.step,
-                    (o.x - t.x) * 100.0,
-                    (o.y - t.y) * 100.0,
-                    (o.z - t.z) * 100.0,
+                    target.unwrap_or_else(|| "-".into()),
+                    tcp.unwrap_or_else(|| "-".into()),
+                    view.world.held().is_some(),
                     a.translation_m[0] * 100.0,
                     a.translation_m[1] * 100.0,
                     a.translation_m[2] * 100.0,
@@ -181,15 +289,13 @@ impl StepObserver for TruePixels {
                 );
             }
         }
-        *self.pins.borrow_mut() = if self.first_only {
-            [None; 3]
-        } else {
-            [
-                centre(&self.object),
-                self.target.as_ref().and_then(centre),
-                tcp,
-            ]
-        };
+        let truth = [
+            centre(&self.object),
+            self.target.as_ref().and_then(centre),
+            tcp,
+        ];
+        *self.truth.borrow_mut() = truth;
+        *self.pins.borrow_mut() = if self.first_only { [None; 3] } else { truth };
     }
 }
 
@@ -218,10 +324,11 @@ fn main() -> Result<()> {
         other => bail!("split {other:?}: use train or eval"),
     };
     let first: u64 = first.parse().context("FIRST_SEED")?;
-    // ORACLE_TRACE=SEED prints that episode step by step on stderr.
-    let trace_seed: Option<u64> = std::env::var("ORACLE_TRACE")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    // ORACLE_TRACE=SEED[,SEED...] prints those episodes step by step on stderr.
+    // A comma-separated list traces each listed episode.
+    let trace_seeds: Vec<u64> = std::env::var("ORACLE_TRACE")
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_default();
     let count: u64 = count.parse().context("COUNT")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let suite = TaskSuite::load("default", &root)?;
@@ -230,6 +337,9 @@ fn main() -> Result<()> {
     // The camera renders at its own size; keypoint pixels are the model's.
     let scale = model_px / f64::from(suite.scene.camera.width_px);
     let pins: Shared = Rc::new(RefCell::new([None; 3]));
+    let truth: Shared = Rc::new(RefCell::new([None; 3]));
+    let trace_keypoints = Rc::new(std::cell::Cell::new(false));
+    let trace_tokens = Rc::new(std::cell::Cell::new(false));
     let mut policy = Pinned {
         inner,
         pins: pins.clone(),
@@ -241,6 +351,9 @@ fn main() -> Result<()> {
             .ok()
             .and_then(|v| v.parse().ok()),
         counts: vec![(0, 0); which.len()],
+        trace_keypoints: trace_keypoints.clone(),
+        trace_tokens: trace_tokens.clone(),
+        truth: truth.clone(),
     };
     let mut per_family: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     for seed in first..first + count {
@@ -254,7 +367,11 @@ fn main() -> Result<()> {
             pins: pins.clone(),
             scale,
             first_only,
-            trace: trace_seed == Some(seed),
+            trace: trace_seeds.contains(&seed),
+            held: Default::default(),
+            trace_keypoints: trace_keypoints.clone(),
+            trace_tokens: trace_tokens.clone(),
+            truth: truth.clone(),
         };
         let episode = run_episode_observed(
             &suite.scene,
@@ -269,12 +386,13 @@ fn main() -> Result<()> {
         if !episode.outcome.success {
             // One line per failure on stderr, to tell aim from grasp.
             eprintln!(
-                "seed {seed} {}: held {} steps, {} steps, terminated {}: {}",
+                "seed {seed} {}: held {} steps, {} steps, terminated {}: {}; objects held: {:?}",
                 task.goal.family().as_str(),
                 episode.outcome.held_steps,
                 episode.outcome.steps,
                 episode.outcome.terminated,
-                episode.outcome.reason
+                episode.outcome.reason,
+                observer.held
             );
         }
         let entry = per_family.entry(task.goal.family().as_str()).or_default();

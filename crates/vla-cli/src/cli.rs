@@ -118,6 +118,12 @@ pub struct CollectArgs {
     /// so sideways corrections appear at every height.
     #[arg(long, requires = "noise")]
     pub varied_approach: bool,
+    /// With --noise: drift the held object 0.4–1.5 cm sideways per step
+    /// while it is carried over or lowered onto its place, so the
+    /// demonstrations show the expert's last correction before a release
+    /// (the stacks a learned policy releases 1–1.5 cm off-centre).
+    #[arg(long, requires = "noise", conflicts_with_all = ["recovery", "varied_approach"])]
+    pub near_place: bool,
     /// Draw the distractors only among objects that share a colour with an
     /// object the task names (when there are any), so that the named
     /// objects must be told apart by shape: the layouts the bundled policy

@@ -390,6 +390,52 @@ impl VlaPolicy {
         ))
     }
 
+    /// The camera keypoints as the network reads them, pixels `(u, v)` of
+    /// the model's input frame (pixel centres at integers): like
+    /// [`Self::keypoints_px`] but after the stem's keypoint window, if
+    /// any (not the keypoint filter or pins, which act later). For
+    /// diagnostics (`vla-cli/examples/oracle_keypoints.rs`).
+    pub fn read_keypoints_px(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<Option<Vec<[f32; 2]>>> {
+        let memory = self.encode_observation(frame, joints)?;
+        let Some(xy) = memory.keypoint_xy() else {
+            return Ok(None);
+        };
+        let side = self.config.model.image_size_px as f32;
+        let to_px = |m: f32| (m + 1.0) * side / 2.0 - 0.5;
+        let rows: Vec<Vec<f32>> = xy.get(0)?.to_dtype(DType::F32)?.to_vec2()?;
+        Ok(Some(
+            rows.iter().map(|r| [to_px(r[0]), to_px(r[1])]).collect(),
+        ))
+    }
+
+    /// Each of the 8 token positions' logits over its valid bins along the
+    /// path this policy's decoding takes, for one observation, without
+    /// stepping (the keypoint filter, pins and ensemble members are not
+    /// applied; the previous action is read, not written); `None` without
+    /// the fast decoder. For diagnostics (`vla-cli/examples/oracle_keypoints.rs`).
+    pub fn token_logits(
+        &self,
+        frame: &RgbFrame,
+        joints: Option<&JointState>,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(fast) = &self.fast else {
+            return Ok(None);
+        };
+        let memory = self.encode_observation(frame, joints)?;
+        let (_, logits) = fast.generate_with_logits(&memory)?;
+        Ok(Some(
+            logits
+                .into_iter()
+                .enumerate()
+                .map(|(pos, l)| l[..crate::model::valid_bins(pos) as usize].to_vec())
+                .collect(),
+        ))
+    }
+
     /// The encoder's memory for one observation (frame, joint state, the
     /// current instruction).
     fn encode_observation(

@@ -104,6 +104,23 @@ pub struct NoiseConfig {
     /// executed action).
     #[serde(default)]
     pub varied_approach: bool,
+    /// Probability per step, while the goal's object is in the hand within
+    /// `near_place_radius_m` (horizontally) of where it is to be put down
+    /// (carrying or lowering it; stack, put in, move next to), of starting
+    /// a sideways drift for `duration_steps` steps, of a size drawn from
+    /// 25–100 % of `near_place_m` per step: the 0.5–1.5 cm misalignments
+    /// a learned policy releases stacked objects with, with the expert's
+    /// last correction as the label (policies/default/README.md, session
+    /// 45). 0 in files written before it existed.
+    #[serde(default)]
+    pub near_place_prob: f64,
+    /// Largest horizontal translation per step of a near-place drift, metres.
+    #[serde(default)]
+    pub near_place_m: f64,
+    /// How far (horizontally) from its place a held object counts as near
+    /// it, metres.
+    #[serde(default)]
+    pub near_place_radius_m: f64,
 }
 
 impl NoiseConfig {
@@ -119,6 +136,9 @@ impl NoiseConfig {
             early_close_prob: 0.0,
             early_close_steps: 0,
             varied_approach: false,
+            near_place_prob: 0.0,
+            near_place_m: 0.0,
+            near_place_radius_m: 0.0,
         }
     }
 
@@ -165,8 +185,27 @@ impl NoiseConfig {
         }
     }
 
+    /// The demonstrations' drifts, and while a held object is within 4 cm
+    /// of its place (carried over it or lowered onto it) a 25 % chance per
+    /// step of a 3-step sideways drift of 0.375–1.5 cm per step
+    /// (`vla collect --noise --near-place`): the hand keeps the object that
+    /// far off until the drift ends, and the labels show the last
+    /// sub-centimetre correction before a release, which the plain
+    /// demonstrations hold about once per placement.
+    pub fn near_place() -> Self {
+        Self {
+            near_place_prob: 0.25,
+            near_place_m: 0.015,
+            near_place_radius_m: 0.04,
+            ..Self::demonstrations()
+        }
+    }
+
     fn is_active(&self) -> bool {
-        self.start_prob > 0.0 || self.near_object_prob > 0.0 || self.early_close_prob > 0.0
+        self.start_prob > 0.0
+            || self.near_object_prob > 0.0
+            || self.early_close_prob > 0.0
+            || self.near_place_prob > 0.0
     }
 }
 
@@ -350,8 +389,16 @@ impl ScriptedExpert {
             executed.gripper = 1.0;
             return Ok(());
         }
+        let near_place = self.noise.near_place_prob > 0.0 && self.near_place(world)?;
         if self.perturb_left == 0 {
-            if near_object
+            if near_place && self.rng.gen::<f64>() < self.noise.near_place_prob {
+                self.perturb_left = self.noise.duration_steps.max(1);
+                let angle = self.rng.gen_range(0.0..std::f64::consts::TAU);
+                let size_m = self.noise.near_place_m * self.rng.gen_range(0.25..=1.0);
+                let world_from_base = world.arm().world_from_base();
+                let drift_world = Vector3::new(angle.cos(), angle.sin(), 0.0) * size_m;
+                self.perturb_m = world_from_base.rotation.inverse() * drift_world;
+            } else if near_object
                 && self.noise.near_object_prob > 0.0
                 && self.rng.gen::<f64>() < self.noise.near_object_prob
             {
@@ -381,6 +428,28 @@ impl ScriptedExpert {
             executed.translation_m = [t.x, t.y, t.z];
         }
         Ok(())
+    }
+
+    /// Whether the goal's object is in the hand, carried or lowered, within
+    /// `near_place_radius_m` (horizontally) of its place.
+    fn near_place(&mut self, world: &World) -> Result<bool, SimError> {
+        if !matches!(self.phase, Phase::Carry | Phase::Lower)
+            || !matches!(
+                self.goal,
+                Goal::PutIn { .. } | Goal::Stack { .. } | Goal::MoveNextTo { .. }
+            )
+        {
+            return Ok(false);
+        }
+        let Some(oi) = world.index_of(self.goal.object()) else {
+            return Ok(false);
+        };
+        if world.held() != Some(oi) {
+            return Ok(false);
+        }
+        let place = self.place_xy(world, oi)?;
+        let oc = world.pose(oi).translation.vector;
+        Ok((place[0] - oc.x).hypot(place[1] - oc.y) < self.noise.near_place_radius_m)
     }
 
     /// When the expert is about to grasp (descending onto its object, or

@@ -775,6 +775,54 @@ fn recovery_noise_puts_grasp_failures_and_the_experts_way_out_into_demonstration
     assert_eq!(demo_early_closes, 0, "plain --noise closes early");
 }
 
+/// `--noise --near-place`: while the object is carried over or lowered
+/// onto its place, drifts push it 0.4–1.5 cm off, and the labels hold
+/// many more of the small sideways corrections (3 mm–2 cm, object in
+/// the hand) that a release needs than the plain demonstrations do,
+/// while the expert still finishes its placements.
+#[test]
+fn near_place_noise_puts_the_last_correction_before_a_release_into_demonstrations() {
+    let s = suite();
+    let count = |noise: NoiseConfig| {
+        let (mut small_corrections, mut outcomes) = (0, Vec::new());
+        for seed in 0..40 {
+            let task = s.sample_task(Split::Train, 1100 + seed).unwrap();
+            if !matches!(
+                task.goal.family(),
+                vla_sim::goal::Family::Stack | vla_sim::goal::Family::PutIn
+            ) {
+                continue;
+            }
+            let pool = s.distractor_pool(task.distractor_split);
+            let ep = run_episode(
+                &s.scene,
+                &task,
+                &pool,
+                Driver::Expert(noise),
+                &opts(&s, false),
+                seed,
+            )
+            .unwrap();
+            outcomes.push(ep.outcome);
+            small_corrections += ep
+                .records
+                .iter()
+                .filter(|r| {
+                    let [x, y, _] = r.action.translation_m;
+                    r.holding && (0.003..0.02).contains(&x.hypot(y))
+                })
+                .count();
+        }
+        (small_corrections, SuccessReport::from_outcomes(&outcomes))
+    };
+    let (plain, plain_report) = count(NoiseConfig::demonstrations());
+    let (near, near_report) = count(NoiseConfig::near_place());
+    eprintln!("small held corrections: plain {plain} ({plain_report:?}), near-place {near} ({near_report:?})");
+    assert!(near_report.episodes >= 10, "{near_report:?}");
+    assert!(near_report.success_rate >= 0.8, "{near_report:?}");
+    assert!(near >= 3 * plain.max(1), "near-place {near}, plain {plain}");
+}
+
 #[test]
 fn a_varied_approach_puts_sideways_corrections_low_on_the_way_down() {
     let s = suite();

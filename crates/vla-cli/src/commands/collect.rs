@@ -33,6 +33,8 @@ pub fn run(args: &CollectArgs) -> Result<()> {
                 ..NoiseConfig::recovery()
             },
         }
+    } else if args.near_place {
+        NoiseConfig::near_place()
     } else if args.noise {
         NoiseConfig::demonstrations()
     } else {
