@@ -13,7 +13,8 @@
 # into metrics.json. Since session 44 the last round trains with the
 # keypoint window, and since session 45 on a third demonstration set in
 # place of the plain one: the same seeds with the held object drifted
-# 0.4-1.5 cm off near its place (`vla collect --noise --near-place`).
+# 0.4-1.5 cm off near its place (`vla collect --noise --near-place`);
+# since session 46 the last round trains 3 600 steps ($VLA_FINAL_STEPS).
 # The transformer has 2 encoder layers with MLPs 2x its width (session 28:
 # `--encoder-layers 2 --mlp-ratio 2` on the base stage, which the later
 # stages inherit; ~1.33x the samples per second of 3 layers with 4x MLPs,
@@ -265,11 +266,20 @@ val_flags "$round2"
 # 227/177). The earlier stages keep ±4 px: ±1 px there too gave 237/174.)
 keep=red,green,blue,yellow,orange,purple,cube,cylinder,sphere,bowl,plate
 keep+=,left,right,forward,back,away,towards,in,into,on,onto,next,beside,near,top
-round_text=(--shift-px 1 --steps 2400 --text-dropout 0.3 --text-dropout-keep "$keep")
+round_text=(--shift-px 1 --text-dropout 0.3 --text-dropout-keep "$keep")
+# Rounds 2 to N-1 train 2 400 steps; the final round $VLA_FINAL_STEPS
+# (unset: 3 600, session 46: 1 804 / 2 000 train-split episodes against
+# 1 792 with 2 400, ~5 more minutes; 2400 gives session 45's policy).
+final_steps=${VLA_FINAL_STEPS:-3600}
+# round_steps DEST: sets rs to the --steps flags of the run that writes DEST.
+round_steps() {
+  if [ "$1" = "$out" ]; then rs=(--steps "$final_steps"); else rs=(--steps 2400); fi
+}
 # (A fresh run: drop the log of the policy being replaced.)
 [ -f "$out/train_state.json" ] || rm -f "$out/train_log.jsonl"
+round_steps "$round2"
 "$vla" train --data "$rd" --data "$varied" "${rollouts[@]}" --out "$round2" --init-from "$round1" \
-  "${round_flags[@]}" "${round_text[@]}" "${vf[@]}" "${fw[@]}"
+  "${round_flags[@]}" "${round_text[@]}" "${rs[@]}" "${vf[@]}" "${fw[@]}"
 
 # 7-9. Rounds 3, 4 and 5 (session 17's r7n-2400, session 19's r4, session
 #    22's r5): the round-2 flags on both demonstration sets and this
@@ -285,8 +295,9 @@ for ((r = 3; r <= rounds; r++)); do
   collect_round "$r" $((600000 + 10000 * (r - 1))) "$prev"
   val_flags "$dest"
   late_flags "$r"
+  round_steps "$dest"
   "$vla" train --data "$rd" --data "$varied" "${rollouts[@]}" --out "$dest" --init-from "$prev" \
-    "${round_flags[@]}" "${round_text[@]}" "${vf[@]}" "${fw[@]}"
+    "${round_flags[@]}" "${round_text[@]}" "${rs[@]}" "${vf[@]}" "${fw[@]}"
   prev="$dest"
 done
 # The earlier rounds' logs go beside the final policy (which now exists).
